@@ -1,0 +1,601 @@
+//! The producer side: [`AsyncStream`], its [`Put`] future and [`PutSink`].
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_util::Sink;
+
+use super::error::{Closed, TryPutError};
+use super::receiver::Consumer;
+use super::shared::{Shared, Wake};
+use crate::sync::Arc;
+
+/// A lossless broadcast stream: every [`Consumer`] receives every value, in
+/// put order, and producers wait for the slowest consumer.
+///
+/// `AsyncStream` is the producer handle. Clone it for more producers; call
+/// [`subscribe`](Self::subscribe) for consumers. The stream closes when
+/// [`close`](Self::close) is called or the last producer handle is dropped;
+/// consumers then receive what was already put, and end.
+///
+/// Backpressure is global. [`new`](Self::new) builds a rendezvous stream: a
+/// [`put`](Self::put) returns once every consumer has taken the value.
+/// [`with_capacity(n)`](Self::with_capacity) lets producers run `n` values
+/// ahead of the slowest consumer. A put with no consumer subscribed waits for
+/// the first one, so no value is ever put for nobody.
+///
+/// # Examples
+///
+/// The streamx example: a producer that is faster than its consumer is
+/// held back to the consumer's pace.
+///
+/// ```
+/// use timecast::AsyncStream;
+/// use futures::{join, StreamExt};
+///
+/// # futures::executor::block_on(async {
+/// let stream = AsyncStream::<u32>::new();
+/// let mut consumer = stream.subscribe();
+///
+/// let producer = async {
+///     for i in 0..5 {
+///         stream.put(i).await?;
+///     }
+///     stream.close();
+///     Ok::<_, timecast::Closed<u32>>(())
+/// };
+/// let consumer = async {
+///     let mut seen = Vec::new();
+///     while let Some(v) = consumer.next().await {
+///         seen.push(v);
+///     }
+///     seen
+/// };
+/// let (produced, seen) = join!(producer, consumer);
+/// produced?;
+/// assert_eq!(seen, [0, 1, 2, 3, 4]);
+/// # Ok::<_, timecast::Closed<u32>>(()) }).unwrap();
+/// ```
+pub struct AsyncStream<T> {
+    pub(crate) shared: Arc<Shared<T>>,
+}
+
+impl<T> AsyncStream<T> {
+    /// Builds a rendezvous stream (capacity 0), the strict streamx mode: a
+    /// [`put`](Self::put) returns once every consumer has taken the value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let stream = timecast::AsyncStream::<String>::new();
+    /// assert_eq!(stream.capacity(), 0);
+    /// ```
+    pub fn new() -> Self {
+        Self::with_capacity(0)
+    }
+
+    /// Builds a stream whose producers may run `capacity` values ahead of
+    /// the slowest consumer. Capacity 0 is a rendezvous, as [`new`](Self::new).
+    ///
+    /// The buffer is allocated here, once; putting and receiving allocate
+    /// nothing afterwards.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use timecast::AsyncStream;
+    ///
+    /// let stream = AsyncStream::with_capacity(2);
+    /// let mut consumer = stream.subscribe();
+    /// stream.try_put(1)?;
+    /// stream.try_put(2)?;
+    /// assert!(stream.try_put(3).unwrap_err().is_full());
+    /// assert_eq!(consumer.try_recv(), Ok(1));
+    /// # Ok::<_, timecast::TryPutError<i32>>(())
+    /// ```
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            shared: Arc::new(Shared::new(capacity)),
+        }
+    }
+
+    /// Returns a consumer that receives every value put after this call.
+    ///
+    /// A consumer subscribed to a closed stream ends at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let stream = timecast::AsyncStream::with_capacity(4);
+    /// let mut early = stream.subscribe();
+    /// stream.try_put(1)?;
+    /// let mut late = stream.subscribe();
+    /// stream.try_put(2)?;
+    /// assert_eq!(early.try_recv(), Ok(1));
+    /// assert_eq!(late.try_recv(), Ok(2));
+    /// # Ok::<_, timecast::TryPutError<i32>>(())
+    /// ```
+    pub fn subscribe(&self) -> Consumer<T> {
+        let mut state = self.shared.state.lock();
+        let pos = state.subscribe();
+        self.shared.release(state, Wake::PRODUCERS);
+        Consumer::new(self.shared.clone(), pos)
+    }
+
+    /// Puts `value` into the stream, waiting for room.
+    ///
+    /// With capacity 0 the returned future completes once every consumer has
+    /// taken the value; with capacity `n` once the value is buffered and the
+    /// slowest consumer is at most `n` values behind. With no consumer
+    /// subscribed it waits for the first one.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] with the value if the stream is closed before the value
+    /// could be put.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it completes delivers the value to no one
+    /// and leaves the stream as it was. The one exception is a rendezvous
+    /// put some consumer has already received: the value then stays in the
+    /// stream, so that every consumer sees the same sequence.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let stream = timecast::AsyncStream::with_capacity(8);
+    /// let mut consumer = stream.subscribe();
+    /// stream.put("hello").await?;
+    /// assert_eq!(consumer.recv().await, Some("hello"));
+    /// # Ok::<_, timecast::Closed<&str>>(()) }).unwrap();
+    /// ```
+    pub fn put(&self, value: T) -> Put<'_, T> {
+        Put {
+            shared: &self.shared,
+            op: PutOp::new(value),
+        }
+    }
+
+    /// Puts `value` if there is room now, without waiting.
+    ///
+    /// On a rendezvous stream the value is accepted when no other value is
+    /// in flight and at least one consumer is subscribed; `try_put` then
+    /// returns without waiting for the consumers to take it.
+    ///
+    /// # Errors
+    ///
+    /// [`TryPutError::Full`] when there is no room (or no consumer);
+    /// [`TryPutError::Closed`] when the stream is closed. Both hand the
+    /// value back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use timecast::{AsyncStream, TryPutError};
+    ///
+    /// let stream = AsyncStream::with_capacity(1);
+    /// let mut consumer = stream.subscribe();
+    /// assert_eq!(stream.try_put('a'), Ok(()));
+    /// assert_eq!(stream.try_put('b'), Err(TryPutError::Full('b')));
+    /// assert_eq!(consumer.try_recv(), Ok('a'));
+    /// assert_eq!(stream.try_put('b'), Ok(()));
+    /// ```
+    pub fn try_put(&self, value: T) -> Result<(), TryPutError<T>> {
+        let mut state = self.shared.state.lock();
+        let result = state.try_push(value, self.shared.limit());
+        let wake = if result.is_ok() {
+            Wake::CONSUMERS
+        } else {
+            Wake::NONE
+        };
+        self.shared.release(state, wake);
+        result.map(drop)
+    }
+
+    /// Puts `value`, blocking the current thread until [`put`](Self::put)
+    /// would complete.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] with the value if the stream is closed first.
+    ///
+    /// # Blocking
+    ///
+    /// Parks the calling thread. Use it from plain threads, not from inside
+    /// an async task, where [`put`](Self::put) lets other tasks run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let stream = timecast::AsyncStream::new();
+    /// let mut consumer = stream.subscribe();
+    /// let reader = std::thread::spawn(move || consumer.recv_blocking());
+    /// stream.put_blocking(42)?;
+    /// assert_eq!(reader.join().unwrap(), Some(42));
+    /// # Ok::<_, timecast::Closed<i32>>(())
+    /// ```
+    pub fn put_blocking(&self, value: T) -> Result<(), Closed<T>> {
+        crate::sync::block_on(self.put(value))
+    }
+
+    /// Polls a put of `value` in flight in `op`; the building block of
+    /// [`Put`] and [`PutSink`] for users who write their own futures.
+    fn poll_op(&self, op: &mut PutOp<T>, cx: &mut Context<'_>) -> Poll<Result<(), Closed<T>>> {
+        op.poll(&self.shared, cx)
+    }
+
+    /// Closes the stream. Later puts fail with the value handed back; pending
+    /// puts that have not buffered their value fail likewise; consumers
+    /// receive every value already put, then end.
+    ///
+    /// Returns `true` if this call closed the stream, `false` if it was
+    /// closed already.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let stream = timecast::AsyncStream::with_capacity(2);
+    /// let mut consumer = stream.subscribe();
+    /// stream.try_put(1)?;
+    /// assert!(stream.close());
+    /// assert!(!stream.close());
+    /// assert_eq!(consumer.recv_blocking(), Some(1));
+    /// assert_eq!(consumer.recv_blocking(), None);
+    /// # Ok::<_, timecast::TryPutError<i32>>(())
+    /// ```
+    pub fn close(&self) -> bool {
+        self.shared.close()
+    }
+
+    /// Whether the stream is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let stream = timecast::AsyncStream::<()>::new();
+    /// assert!(!stream.is_closed());
+    /// stream.close();
+    /// assert!(stream.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.shared.state.lock().closed
+    }
+
+    /// Number of consumers subscribed now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let stream = timecast::AsyncStream::<()>::new();
+    /// let consumer = stream.subscribe();
+    /// assert_eq!(stream.consumer_count(), 1);
+    /// drop(consumer);
+    /// assert_eq!(stream.consumer_count(), 0);
+    /// ```
+    pub fn consumer_count(&self) -> usize {
+        self.shared.state.lock().consumers
+    }
+
+    /// Number of producer handles alive (this one included).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let stream = timecast::AsyncStream::<()>::new();
+    /// let other = stream.clone();
+    /// assert_eq!(stream.producer_count(), 2);
+    /// ```
+    pub fn producer_count(&self) -> usize {
+        self.shared.state.lock().producers
+    }
+
+    /// The capacity the stream was built with (0: rendezvous).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(timecast::AsyncStream::<u8>::with_capacity(64).capacity(), 64);
+    /// ```
+    pub fn capacity(&self) -> usize {
+        self.shared.capacity
+    }
+
+    /// Number of values buffered that some consumer has yet to take.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let stream = timecast::AsyncStream::with_capacity(4);
+    /// let mut consumer = stream.subscribe();
+    /// stream.try_put(1)?;
+    /// assert_eq!(stream.len(), 1);
+    /// consumer.try_recv().unwrap();
+    /// assert!(stream.is_empty());
+    /// # Ok::<_, timecast::TryPutError<i32>>(())
+    /// ```
+    pub fn len(&self) -> usize {
+        self.shared.state.lock().len()
+    }
+
+    /// Whether every consumer has taken every value put.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(timecast::AsyncStream::<u8>::new().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Returns a [`Sink`] that puts into this stream, for use with
+    /// `futures`' `SinkExt` (`send`, `send_all`, `forward`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::{SinkExt, StreamExt};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let stream = timecast::AsyncStream::with_capacity(4);
+    /// let consumer = stream.subscribe();
+    /// let mut sink = stream.sink();
+    /// sink.send(1).await?;
+    /// sink.send(2).await?;
+    /// drop((sink, stream)); // the last producer handle: the stream closes
+    /// assert_eq!(consumer.collect::<Vec<_>>().await, [1, 2]);
+    /// # Ok::<_, timecast::Closed<i32>>(()) }).unwrap();
+    /// ```
+    pub fn sink(&self) -> PutSink<T> {
+        PutSink {
+            stream: Some(self.clone()),
+            op: None,
+        }
+    }
+}
+
+impl<T> Default for AsyncStream<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Clone for AsyncStream<T> {
+    /// Returns another producer handle to the same stream.
+    fn clone(&self) -> Self {
+        self.shared.state.lock().producers += 1;
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<T> Drop for AsyncStream<T> {
+    fn drop(&mut self) {
+        let mut state = self.shared.state.lock();
+        state.producers -= 1;
+        if state.producers == 0 && !state.closed {
+            drop(state);
+            self.shared.close();
+        }
+    }
+}
+
+impl<T> fmt::Debug for AsyncStream<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.shared.state.lock();
+        f.debug_struct("AsyncStream")
+            .field("capacity", &self.shared.capacity)
+            .field("len", &state.len())
+            .field("consumers", &state.consumers)
+            .field("producers", &state.producers)
+            .field("closed", &state.closed)
+            .finish()
+    }
+}
+
+/// A put in progress: the value, and where the put stands.
+pub(crate) struct PutOp<T> {
+    stage: Stage<T>,
+    /// This put's key in the producers' waiter list.
+    key: Option<usize>,
+}
+
+enum Stage<T> {
+    /// Waiting for room (or a consumer); the value is still ours.
+    Waiting(T),
+    /// Rendezvous: buffered as this sequence number, waiting to be taken.
+    Buffered(u64),
+    Done,
+}
+
+impl<T> PutOp<T> {
+    fn new(value: T) -> Self {
+        Self {
+            stage: Stage::Waiting(value),
+            key: None,
+        }
+    }
+
+    fn poll(&mut self, shared: &Shared<T>, cx: &mut Context<'_>) -> Poll<Result<(), Closed<T>>> {
+        let mut state = shared.state.lock();
+        let (outcome, wake) = match std::mem::replace(&mut self.stage, Stage::Done) {
+            Stage::Waiting(value) => match state.try_push(value, shared.limit()) {
+                Ok(seq) if shared.capacity == 0 => {
+                    self.stage = Stage::Buffered(seq);
+                    (Poll::Pending, Wake::CONSUMERS)
+                }
+                Ok(_) => (Poll::Ready(Ok(())), Wake::CONSUMERS),
+                Err(TryPutError::Closed(value)) => (Poll::Ready(Err(Closed(value))), Wake::NONE),
+                Err(TryPutError::Full(value)) => {
+                    self.stage = Stage::Waiting(value);
+                    (Poll::Pending, Wake::NONE)
+                }
+            },
+            Stage::Buffered(seq) if state.is_taken(seq) => (Poll::Ready(Ok(())), Wake::NONE),
+            Stage::Buffered(seq) => {
+                self.stage = Stage::Buffered(seq);
+                (Poll::Pending, Wake::NONE)
+            }
+            Stage::Done => panic!("`Put` polled after it completed"),
+        };
+        let old_waker = if outcome.is_pending() {
+            state.put_waiters.register(&mut self.key, cx.waker());
+            None
+        } else {
+            state.put_waiters.remove(&mut self.key)
+        };
+        shared.release(state, wake);
+        drop(old_waker);
+        outcome
+    }
+
+    /// Undoes a put that will not complete: releases its waiter slot and
+    /// withdraws a rendezvous value nobody has received.
+    fn cancel(&mut self, shared: &Shared<T>) {
+        if self.key.is_none() && !matches!(self.stage, Stage::Buffered(_)) {
+            return;
+        }
+        let mut state = shared.state.lock();
+        let old_waker = state.put_waiters.remove(&mut self.key);
+        let withdrawn = match std::mem::replace(&mut self.stage, Stage::Done) {
+            Stage::Buffered(seq) => state.withdraw(seq),
+            _ => None,
+        };
+        // Consumers skip a withdrawn value: wake them so the slot frees soon.
+        let wake = if withdrawn.is_some() {
+            Wake::CONSUMERS
+        } else {
+            Wake::NONE
+        };
+        shared.release(state, wake);
+        drop((old_waker, withdrawn));
+    }
+
+    fn is_done(&self) -> bool {
+        matches!(self.stage, Stage::Done)
+    }
+}
+
+/// The future returned by [`AsyncStream::put`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Put<'a, T> {
+    shared: &'a Shared<T>,
+    op: PutOp<T>,
+}
+
+// `Put` never pins its value: it moves it in and out freely.
+impl<T> Unpin for Put<'_, T> {}
+
+impl<T> Future for Put<'_, T> {
+    type Output = Result<(), Closed<T>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        this.op.poll(this.shared, cx)
+    }
+}
+
+impl<T> Drop for Put<'_, T> {
+    fn drop(&mut self) {
+        if !self.op.is_done() {
+            self.op.cancel(self.shared);
+        }
+    }
+}
+
+impl<T> fmt::Debug for Put<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Put")
+            .field("done", &self.op.is_done())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A [`Sink`] into an [`AsyncStream`], from [`AsyncStream::sink`].
+///
+/// `poll_ready` completes the previous put; `start_send` starts the next;
+/// `poll_flush` waits until the last value is put (for a rendezvous
+/// stream: taken by every consumer). `poll_close` flushes, then releases this
+/// producer handle: when it was the last one, the stream closes.
+pub struct PutSink<T> {
+    stream: Option<AsyncStream<T>>,
+    op: Option<PutOp<T>>,
+}
+
+impl<T> Unpin for PutSink<T> {}
+
+impl<T> PutSink<T> {
+    fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Closed<T>>> {
+        let Some(stream) = &self.stream else {
+            return match self.op.take() {
+                Some(mut op) => match std::mem::replace(&mut op.stage, Stage::Done) {
+                    Stage::Waiting(value) => Poll::Ready(Err(Closed(value))),
+                    _ => Poll::Ready(Ok(())),
+                },
+                None => Poll::Ready(Ok(())),
+            };
+        };
+        let Some(op) = &mut self.op else {
+            return Poll::Ready(Ok(()));
+        };
+        let result = std::task::ready!(stream.poll_op(op, cx));
+        self.op = None;
+        Poll::Ready(result)
+    }
+}
+
+impl<T> Sink<T> for PutSink<T> {
+    type Error = Closed<T>;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.get_mut().poll_pending(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: T) -> Result<(), Self::Error> {
+        let this = self.get_mut();
+        match &this.stream {
+            None => Err(Closed(item)),
+            Some(stream) if stream.shared.state.lock().closed => Err(Closed(item)),
+            Some(_) => {
+                debug_assert!(this.op.is_none(), "start_send without poll_ready");
+                this.op = Some(PutOp::new(item));
+                Ok(())
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.get_mut().poll_pending(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        let this = self.get_mut();
+        let result = std::task::ready!(this.poll_pending(cx));
+        this.stream = None;
+        Poll::Ready(result)
+    }
+}
+
+impl<T> Drop for PutSink<T> {
+    fn drop(&mut self) {
+        if let (Some(stream), Some(op)) = (&self.stream, &mut self.op) {
+            if !op.is_done() {
+                op.cancel(&stream.shared);
+            }
+        }
+    }
+}
+
+impl<T> fmt::Debug for PutSink<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PutSink")
+            .field("open", &self.stream.is_some())
+            .field("sending", &self.op.is_some())
+            .finish()
+    }
+}

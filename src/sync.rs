@@ -1,0 +1,139 @@
+//! The synchronization primitives timecast is built on.
+//!
+//! This is the only module that names `parking_lot`, atomics or `loom`: under
+//! `--cfg loom` every lock and atomic is loom's, so the models in
+//! `tests/loom.rs` explore every interleaving of the real code.
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::Arc;
+
+#[cfg(loom)]
+pub(crate) use loom::sync::Arc;
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Instant;
+
+/// A mutual-exclusion lock whose `lock` cannot fail (no poisoning).
+#[derive(Debug, Default)]
+pub(crate) struct Mutex<T>(
+    #[cfg(not(loom))] parking_lot::Mutex<T>,
+    #[cfg(loom)] loom::sync::Mutex<T>,
+);
+
+#[cfg(not(loom))]
+pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+#[cfg(loom)]
+pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
+impl<T> Mutex<T> {
+    pub(crate) fn new(value: T) -> Self {
+        #[cfg(not(loom))]
+        return Self(parking_lot::Mutex::new(value));
+        #[cfg(loom)]
+        return Self(loom::sync::Mutex::new(value));
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+        #[cfg(not(loom))]
+        return self.0.lock();
+        #[cfg(loom)]
+        return self.0.lock().unwrap_or_else(|e| e.into_inner());
+    }
+}
+
+/// Wakes the thread that created it.
+struct ThreadWaker {
+    thread: std::thread::Thread,
+    notified: std::sync::atomic::AtomicBool,
+}
+
+impl Wake for ThreadWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.notified
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.thread.unpark();
+    }
+}
+
+thread_local! {
+    static PARKER: (std::sync::Arc<ThreadWaker>, std::cell::Cell<bool>) = (
+        ThreadWaker::for_current_thread(),
+        std::cell::Cell::new(false),
+    );
+}
+
+impl ThreadWaker {
+    fn for_current_thread() -> std::sync::Arc<Self> {
+        std::sync::Arc::new(ThreadWaker {
+            thread: std::thread::current(),
+            notified: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+}
+
+/// Runs `fut` to completion on the current thread, parking it while the
+/// future is pending. `deadline` is asked after every pending poll: `Some(t)`
+/// parks at most until `t`, `None` until a wake-up.
+///
+/// The waker is cached per thread, so a blocking call allocates nothing; a
+/// nested call (a blocking call made from inside a future that is itself
+/// being blocked on) gets a parker of its own, so no wake-up is swallowed.
+pub(crate) fn block_on_with<F: Future>(
+    fut: F,
+    mut deadline: impl FnMut() -> Option<Instant>,
+) -> F::Output {
+    let (parker, nested) = PARKER.with(|(parker, in_use)| {
+        if in_use.replace(true) {
+            (ThreadWaker::for_current_thread(), true)
+        } else {
+            (parker.clone(), false)
+        }
+    });
+    struct Release(bool);
+    impl Drop for Release {
+        fn drop(&mut self) {
+            if !self.0 {
+                PARKER.with(|(_, in_use)| in_use.set(false));
+            }
+        }
+    }
+    let _release = Release(nested);
+    let waker = Waker::from(parker.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = pin!(fut);
+    parker
+        .notified
+        .store(false, std::sync::atomic::Ordering::Release);
+    loop {
+        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+        let until = deadline();
+        while !parker
+            .notified
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            match until {
+                None => std::thread::park(),
+                Some(t) => {
+                    let now = Instant::now();
+                    if now >= t {
+                        break;
+                    }
+                    std::thread::park_timeout(t - now);
+                }
+            }
+        }
+    }
+}
+
+/// Runs `fut` to completion on the current thread.
+pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
+    block_on_with(fut, || None)
+}
