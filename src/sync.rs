@@ -5,10 +5,17 @@
 //! `tests/loom.rs` explore every interleaving of the real code.
 
 #[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicBool, Ordering};
+#[cfg(not(loom))]
 pub(crate) use std::sync::Arc;
 
 #[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicBool, Ordering};
+#[cfg(loom)]
 pub(crate) use loom::sync::Arc;
+
+/// Primitives of the time layer's timer thread, which loom does not model.
+pub(crate) use std::sync::{Condvar, Mutex as StdMutex, OnceLock};
 
 use std::future::Future;
 use std::pin::pin;

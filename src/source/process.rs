@@ -1,0 +1,348 @@
+//! [`process_stream`]: a handler bound to a past iterator and a live stream.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::{pin, Pin};
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_core::Stream;
+use futures_util::StreamExt;
+
+use crate::time::{Core, EventHandler, Key, Sleep, Timestamp};
+
+/// What a stream does with a late live event: one stamped before an event
+/// or timer the loop has already dispatched. Every late event is counted in
+/// [`EventLoop::late_events`](crate::EventLoop::late_events) whatever the
+/// policy.
+pub enum LatePolicy<T> {
+    /// Deliver it to the handler with its own timestamp, at once (the
+    /// default). [`lateness`](crate::lateness) tells the handler how late.
+    Deliver,
+    /// Drop it.
+    Drop,
+    /// Hand it to this closure instead of the handler.
+    Divert(Box<dyn FnMut(Timestamp, T)>),
+}
+
+impl<T> LatePolicy<T> {
+    /// [`LatePolicy::Divert`] to `f`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let policy = timecast::LatePolicy::divert(|ts, v: u32| eprintln!("late: {v} at {ts}"));
+    /// ```
+    pub fn divert(f: impl FnMut(Timestamp, T) + 'static) -> Self {
+        Self::Divert(Box::new(f))
+    }
+}
+
+impl<T> fmt::Debug for LatePolicy<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Deliver => "Deliver",
+            Self::Drop => "Drop",
+            Self::Divert(_) => "Divert(..)",
+        })
+    }
+}
+
+type Past<T> = std::iter::Empty<(Timestamp, T)>;
+type Live<T> = futures_util::stream::Empty<(Timestamp, T)>;
+
+/// Binds `handler` to a stream of timestamped events: first a past iterator,
+/// replayed in time order with every other source of the loop, then a live
+/// stream. Returns a builder that is itself the future to spawn.
+///
+/// The handler is `FnMut(Timestamp, T)` or `FnMut(Timestamp, T) -> impl
+/// Future<Output = ()>`; it receives the event time first. Its argument types
+/// must be written out (`|ts: Timestamp, name: &str|`).
+///
+/// Past events are pulled lazily, one at a time, so memory stays
+/// proportional to the number of streams, not events. A past out of time
+/// order is dispatched as it comes, without moving the clock back.
+///
+/// # Examples
+///
+/// ASP's first example: greeting past visitors, replayed instantly.
+///
+/// ```
+/// use std::{cell::RefCell, collections::HashSet, rc::Rc, time::Duration};
+/// use timecast::{now, process_stream, EventLoop, Timestamp};
+///
+/// let start = Timestamp::from_ymd_hms(2025, 1, 1, 0, 0, 0).unwrap();
+/// let names = ["Jane", "John", "Sarah", "Paul", "Jane"];
+/// let past = names.iter().enumerate().map(move |(i, n)| (start + Duration::from_secs(i as u64), *n));
+///
+/// let log = Rc::new(RefCell::new(Vec::new()));
+/// let seen = RefCell::new(HashSet::new());
+/// let out = log.clone();
+/// let greet = move |ts: Timestamp, name: &'static str| {
+///     assert_eq!(now(), ts);
+///     let again = !seen.borrow_mut().insert(name);
+///     out.borrow_mut().push(if again { format!("{ts} Hello again {name}!") } else { format!("{ts} Hello {name}.") });
+/// };
+///
+/// let el = EventLoop::starting_at(start);
+/// el.spawn(process_stream(greet).past(past));
+/// el.run()?;
+/// assert_eq!(log.borrow()[4], "2025-01-01T00:00:04Z Hello again Jane!");
+/// # Ok::<_, timecast::TaskError>(())
+/// ```
+pub fn process_stream<T, M, H>(handler: H) -> ProcessStream<T, M, H>
+where
+    H: EventHandler<T, M>,
+{
+    ProcessStream {
+        config: Some(Config {
+            handler,
+            past: std::iter::empty(),
+            live: futures_util::stream::empty(),
+            on_live_start: None,
+            late: LatePolicy::Deliver,
+        }),
+        running: None,
+        _marker: PhantomData,
+    }
+}
+
+struct Config<T, H, P, L> {
+    handler: H,
+    past: P,
+    live: L,
+    on_live_start: Option<Box<dyn FnOnce()>>,
+    late: LatePolicy<T>,
+}
+
+/// The builder and future returned by [`process_stream`]. Spawn it on an
+/// [`EventLoop`](crate::EventLoop) (or await it inside one); it completes
+/// when the past is exhausted and the live stream has ended.
+#[must_use = "futures do nothing unless spawned or awaited"]
+pub struct ProcessStream<T, M, H, P = Past<T>, L = Live<T>> {
+    config: Option<Config<T, H, P, L>>,
+    running: Option<Pin<Box<dyn Future<Output = ()>>>>,
+    _marker: PhantomData<fn() -> M>,
+}
+
+impl<T, M, H, P, L> ProcessStream<T, M, H, P, L> {
+    fn config(&mut self) -> &mut Config<T, H, P, L> {
+        self.config
+            .as_mut()
+            .expect("configure a process_stream before it runs")
+    }
+
+    fn map<P2, L2>(
+        mut self,
+        f: impl FnOnce(Config<T, H, P, L>) -> Config<T, H, P2, L2>,
+    ) -> ProcessStream<T, M, H, P2, L2> {
+        let config = self
+            .config
+            .take()
+            .expect("configure a process_stream before it runs");
+        ProcessStream {
+            config: Some(f(config)),
+            running: None,
+            _marker: PhantomData,
+        }
+    }
+
+    /// The past: `(timestamp, value)` pairs in time order, replayed as fast
+    /// as the loop goes (ASP's `past`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use timecast::{process_stream, Timestamp};
+    /// let past = (0..3).map(|i| (Timestamp::from_unix_secs(i), i));
+    /// let task = process_stream(|_ts: Timestamp, _v: i64| {}).past(past);
+    /// timecast::EventLoop::new().simulated().block_on(task);
+    /// ```
+    pub fn past<I>(self, past: I) -> ProcessStream<T, M, H, I::IntoIter, L>
+    where
+        I: IntoIterator<Item = (Timestamp, T)>,
+    {
+        self.map(|c| Config {
+            handler: c.handler,
+            past: past.into_iter(),
+            live: c.live,
+            on_live_start: c.on_live_start,
+            late: c.late,
+        })
+    }
+
+    /// The live stream, read once the past is exhausted (ASP's `future`):
+    /// any `Stream` of `(timestamp, value)`, for instance an
+    /// [`AsyncStream`](crate::AsyncStream) consumer fed from another thread.
+    /// Each event is dispatched at its own timestamp.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use timecast::{process_stream, AsyncStream, Timestamp};
+    ///
+    /// let feed = AsyncStream::with_capacity(16);
+    /// let live = feed.subscribe();
+    /// std::thread::spawn(move || {
+    ///     for i in 0..3 {
+    ///         feed.put_blocking((Timestamp::now(), i)).unwrap();
+    ///     }
+    /// });
+    /// let el = timecast::EventLoop::new();
+    /// el.block_on(process_stream(|_ts: Timestamp, _v: i32| {}).live(live));
+    /// ```
+    pub fn live<S>(self, live: S) -> ProcessStream<T, M, H, P, S>
+    where
+        S: Stream<Item = (Timestamp, T)>,
+    {
+        self.map(|c| Config {
+            handler: c.handler,
+            past: c.past,
+            live,
+            on_live_start: c.on_live_start,
+            late: c.late,
+        })
+    }
+
+    /// Runs `callback` once, when the past is exhausted, before the first
+    /// live event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use timecast::{process_stream, Timestamp};
+    /// let task = process_stream(|_ts: Timestamp, _v: ()| {}).on_live_start(|| println!("** Running live **"));
+    /// timecast::EventLoop::new().simulated().block_on(task);
+    /// ```
+    pub fn on_live_start(mut self, callback: impl FnOnce() + 'static) -> Self {
+        self.config().on_live_start = Some(Box::new(callback));
+        self
+    }
+
+    /// What to do with late live events (default: [`LatePolicy::Deliver`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use timecast::{process_stream, LatePolicy, Timestamp};
+    /// let task = process_stream(|_ts: Timestamp, _v: u8| {}).on_late(LatePolicy::Drop);
+    /// ```
+    pub fn on_late(mut self, policy: LatePolicy<T>) -> Self {
+        self.config().late = policy;
+        self
+    }
+}
+
+impl<T, M, H, P, L> Future for ProcessStream<T, M, H, P, L>
+where
+    T: 'static,
+    M: 'static,
+    H: EventHandler<T, M>,
+    P: Iterator<Item = (Timestamp, T)> + 'static,
+    L: Stream<Item = (Timestamp, T)> + 'static,
+{
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.running.is_none() {
+            let config = self
+                .config
+                .take()
+                .expect("process_stream polled after it completed");
+            let core = crate::time::current_core("process_stream");
+            self.running = Some(Box::pin(run(core, config)));
+        }
+        let running = self.running.as_mut().expect("just set");
+        let outcome = running.as_mut().poll(cx);
+        if outcome.is_ready() {
+            self.running = None;
+        }
+        outcome
+    }
+}
+
+// The builder holds no pinned state: the running future is boxed.
+impl<T, M, H, P, L> Unpin for ProcessStream<T, M, H, P, L> {}
+
+impl<T, M, H, P, L> fmt::Debug for ProcessStream<T, M, H, P, L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProcessStream")
+            .field("running", &self.running.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counts the source as replaying until dropped or marked done.
+struct PastOpen(Option<Rc<Core>>);
+
+impl PastOpen {
+    fn close(&mut self) {
+        if let Some(core) = self.0.take() {
+            core.past_done();
+        }
+    }
+}
+
+impl Drop for PastOpen {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+async fn run<T, M, H, P, L>(core: Rc<Core>, config: Config<T, H, P, L>)
+where
+    H: EventHandler<T, M>,
+    P: Iterator<Item = (Timestamp, T)>,
+    L: Stream<Item = (Timestamp, T)>,
+{
+    let Config {
+        mut handler,
+        past,
+        live,
+        on_live_start,
+        mut late,
+    } = config;
+    let rank = core.register_source();
+    let mut open = PastOpen(Some(core.clone()));
+    let mut seq = 0;
+    let mut key = |time| {
+        seq += 1;
+        Key {
+            time,
+            class: Key::DATA,
+            rank,
+            seq,
+        }
+    };
+    for (time, value) in past {
+        Sleep::new(core.clone(), key(time)).await;
+        handler.call(time, value).await;
+    }
+    open.close();
+    if let Some(callback) = on_live_start {
+        callback();
+    }
+    let mut live = pin!(live);
+    while let Some((time, value)) = live.next().await {
+        let last = core.last_dispatch.get();
+        let lateness = (time < last).then(|| last.duration_since(time));
+        if lateness.is_some() {
+            core.count_late();
+            match &mut late {
+                LatePolicy::Deliver => {}
+                LatePolicy::Drop => continue,
+                LatePolicy::Divert(divert) => {
+                    divert(time, value);
+                    continue;
+                }
+            }
+        }
+        Sleep::new(core.clone(), key(time)).await;
+        core.set_lateness(lateness);
+        handler.call(time, value).await;
+        core.set_lateness(None::<Duration>);
+    }
+}

@@ -1,0 +1,140 @@
+//! [`timer`]: a stream of periodic ticks on the loop's clock.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_core::{FusedStream, Stream};
+
+use crate::time::{Sleep, Timestamp};
+
+/// A stream of ticks every `period` of the loop's time, at `start + k·period`
+/// for k = 1, 2, …, never drifting. `start` defaults to the clock when the
+/// timer is first polled; [`until`](Timer::until) ends it.
+///
+/// Map it to `(tick, value)` pairs to use it as the live source of a
+/// [`process_stream`](crate::process_stream).
+///
+/// # Panics
+///
+/// If `period` is zero. Polling it outside an [`EventLoop`](crate::EventLoop)
+/// panics too.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use futures::StreamExt;
+/// use timecast::{timer, EventLoop, Timestamp};
+///
+/// let el = EventLoop::starting_at(Timestamp::UNIX_EPOCH).simulated();
+/// let ticks: Vec<_> = el.block_on(
+///     timer(Duration::from_secs(1))
+///         .until(Timestamp::from_unix_secs(3))
+///         .collect(),
+/// );
+/// assert_eq!(ticks, [1, 2, 3].map(Timestamp::from_unix_secs));
+/// ```
+pub fn timer(period: Duration) -> Timer {
+    assert!(!period.is_zero(), "timecast::timer needs a non-zero period");
+    Timer {
+        period,
+        start: None,
+        until: None,
+        ticks: 0,
+        sleep: None,
+        done: false,
+    }
+}
+
+/// The stream returned by [`timer`].
+#[must_use = "streams do nothing unless polled"]
+pub struct Timer {
+    period: Duration,
+    start: Option<Timestamp>,
+    until: Option<Timestamp>,
+    ticks: u32,
+    sleep: Option<Sleep>,
+    done: bool,
+}
+
+impl Timer {
+    /// Ticks at `start + k·period` instead of from the clock at first poll.
+    /// A start in the past replays the missed ticks first, in order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use timecast::{timer, Timestamp};
+    /// let t = timer(Duration::from_secs(1)).starting_at(Timestamp::from_unix_secs(100));
+    /// ```
+    pub fn starting_at(mut self, start: Timestamp) -> Self {
+        self.start = Some(start);
+        self
+    }
+
+    /// Ends the stream after the last tick at or before `until`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use timecast::{timer, Timestamp};
+    /// let t = timer(Duration::from_secs(1)).until(Timestamp::from_unix_secs(5));
+    /// ```
+    pub fn until(mut self, until: Timestamp) -> Self {
+        self.until = Some(until);
+        self
+    }
+}
+
+impl Stream for Timer {
+    type Item = Timestamp;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Timestamp>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if self.sleep.is_none() {
+            let start = *self.start.get_or_insert_with(crate::now);
+            let tick = self
+                .period
+                .checked_mul(self.ticks.saturating_add(1))
+                .and_then(|offset| start.checked_add(offset));
+            match tick {
+                Some(tick) if self.until.is_none_or(|until| tick <= until) => {
+                    self.sleep = Some(crate::sleep_until(tick));
+                }
+                _ => {
+                    self.done = true;
+                    return Poll::Ready(None);
+                }
+            }
+        }
+        let sleep = self.sleep.as_mut().expect("just set");
+        std::task::ready!(Pin::new(sleep).poll(cx));
+        let tick = self.sleep.take().expect("polled").deadline();
+        self.ticks += 1;
+        Poll::Ready(Some(tick))
+    }
+}
+
+impl FusedStream for Timer {
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}
+
+impl fmt::Debug for Timer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timer")
+            .field("period", &self.period)
+            .field("start", &self.start)
+            .field("until", &self.until)
+            .field("ticks", &self.ticks)
+            .finish()
+    }
+}

@@ -1,0 +1,110 @@
+//! [`Sleep`]: waiting for the loop's clock to reach a key.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use super::executor::Core;
+use super::timers::{Key, Target, TimerId};
+use super::Timestamp;
+
+/// The future returned by [`sleep`](crate::sleep) and
+/// [`sleep_until`](crate::sleep_until): completes when the loop's clock is
+/// dispatched at its deadline.
+#[must_use = "futures do nothing unless polled"]
+pub struct Sleep {
+    core: Rc<Core>,
+    key: Key,
+    timer: Option<TimerId>,
+    done: bool,
+}
+
+impl Sleep {
+    pub(crate) fn new(core: Rc<Core>, key: Key) -> Self {
+        Self {
+            core,
+            key,
+            timer: None,
+            done: false,
+        }
+    }
+
+    /// The time this sleep ends at.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use timecast::{EventLoop, Timestamp};
+    ///
+    /// let el = EventLoop::starting_at(Timestamp::UNIX_EPOCH).simulated();
+    /// let deadline = el.block_on(async { timecast::sleep(Duration::from_secs(2)).deadline() });
+    /// assert_eq!(deadline, Timestamp::from_unix_secs(2));
+    /// ```
+    pub fn deadline(&self) -> Timestamp {
+        self.key.time
+    }
+
+    fn target(&self, cx: &Context<'_>) -> Target {
+        if let Some(index) = self.core.current.get() {
+            if self.core.is_task_waker(index, cx.waker()) {
+                return Target::Task(index);
+            }
+        }
+        Target::Waker(cx.waker().clone())
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.done {
+            return Poll::Ready(());
+        }
+        match self.timer {
+            None => {
+                if self.core.can_dispatch_inline(self.key) {
+                    self.core.dispatch(self.key);
+                    self.done = true;
+                    return Poll::Ready(());
+                }
+                let target = self.target(cx);
+                let id = self.core.timers.borrow_mut().insert(self.key, target);
+                self.timer = Some(id);
+                Poll::Pending
+            }
+            Some(id) => {
+                if self.core.timers.borrow().is_fired(id) {
+                    self.core.timers.borrow_mut().remove(id);
+                    self.timer = None;
+                    self.done = true;
+                    return Poll::Ready(());
+                }
+                let target = self.target(cx);
+                self.core.timers.borrow_mut().retarget(id, target);
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some(id) = self.timer.take() {
+            let target = self.core.timers.borrow_mut().remove(id);
+            drop(target);
+        }
+    }
+}
+
+impl fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sleep")
+            .field("deadline", &self.key.time)
+            .field("done", &self.done)
+            .finish()
+    }
+}
