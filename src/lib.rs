@@ -3,9 +3,11 @@
 
 mod sync;
 
+pub mod time;
 pub mod channel;
 pub mod source;
-pub mod time;
+pub mod ops;
+pub mod sink;
 
 pub use channel::{AsyncStream, Closed, Consumer, TryPutError, TryRecvError};
 pub use source::{process_stream, timer, LatePolicy};

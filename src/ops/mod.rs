@@ -1,0 +1,1 @@
+//! Layer 4, ops: combinators on streams, one file per combinator.

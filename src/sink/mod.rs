@@ -1,0 +1,1 @@
+//! Layer 5, sinks: where the results of a pipeline go.
