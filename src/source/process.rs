@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures_core::Stream;
 use futures_util::StreamExt;
 
-use crate::time::{Core, EventHandler, Key, Sleep, Timestamp};
+use crate::time::{spawn_on, Core, EventHandler, JoinHandle, Key, Sleep, Timestamp};
 
 /// What a stream does with a late live event: one stamped before an event
 /// or timer the loop has already dispatched. Every late event is counted in
@@ -32,8 +32,27 @@ impl<T> LatePolicy<T> {
     ///
     /// # Examples
     ///
+    /// A live event stamped 5 s that arrives once the loop has dispatched
+    /// 10 s goes to the closure, not to the handler:
+    ///
     /// ```
-    /// let policy = timecast::LatePolicy::divert(|ts, v: u32| eprintln!("late: {v} at {ts}"));
+    /// use std::{cell::RefCell, rc::Rc};
+    /// use futures::stream;
+    /// use timecast::{process_stream, sleep_until, EventLoop, LatePolicy, Timestamp};
+    ///
+    /// let (t5, t10) = (Timestamp::from_unix_secs(5), Timestamp::from_unix_secs(10));
+    /// let live = stream::once(async move {
+    ///     sleep_until(t10).await;
+    ///     (t5, 7)
+    /// });
+    /// let late = Rc::new(RefCell::new(Vec::new()));
+    /// let diverted = late.clone();
+    /// let policy = LatePolicy::divert(move |ts, v: u32| diverted.borrow_mut().push((ts, v)));
+    ///
+    /// let el = EventLoop::starting_at(Timestamp::UNIX_EPOCH).simulated();
+    /// el.block_on(process_stream(|_ts: Timestamp, _v: u32| {}).live(live).on_late(policy));
+    /// assert_eq!(*late.borrow(), [(t5, 7)]);
+    /// assert_eq!(el.late_events(), 1);
     /// ```
     pub fn divert(f: impl FnMut(Timestamp, T) + 'static) -> Self {
         Self::Divert(Box::new(f))
@@ -75,7 +94,7 @@ type Live<T> = futures_util::stream::Empty<(Timestamp, T)>;
 ///
 /// let start = Timestamp::from_ymd_hms(2025, 1, 1, 0, 0, 0).unwrap();
 /// let names = ["Jane", "John", "Sarah", "Paul", "Jane"];
-/// let past = names.iter().enumerate().map(move |(i, n)| (start + Duration::from_secs(i as u64), *n));
+/// let past = names.into_iter().enumerate().map(move |(i, n)| (start + Duration::from_secs(i as u64), n));
 ///
 /// let log = Rc::new(RefCell::new(Vec::new()));
 /// let seen = RefCell::new(HashSet::new());
@@ -104,7 +123,7 @@ where
             on_live_start: None,
             late: LatePolicy::Deliver,
         }),
-        running: None,
+        task: None,
         _marker: PhantomData,
     }
 }
@@ -119,12 +138,26 @@ struct Config<T, H, P, L> {
 
 /// The builder and future returned by [`process_stream`]. Spawn it on an
 /// [`EventLoop`](crate::EventLoop) (or await it inside one); it completes
-/// when the past is exhausted and the live stream has ended.
+/// when the past is exhausted and the live stream has ended. Dropping it
+/// before then stops the source: no further event is handled.
 #[must_use = "futures do nothing unless spawned or awaited"]
 pub struct ProcessStream<T, M, H, P = Past<T>, L = Live<T>> {
     config: Option<Config<T, H, P, L>>,
-    running: Option<Pin<Box<dyn Future<Output = ()>>>>,
+    /// Once polled: the source's own task, which this future awaits.
+    task: Option<SourceTask>,
     _marker: PhantomData<fn() -> M>,
+}
+
+/// The task a [`ProcessStream`] runs its source in.
+///
+/// A source runs as a task of its own so that nothing is polled beside
+/// its event loop in the same task: its waits for the next event can then
+/// take the inline fast path ([`Sleep::source_event`]) and keep the exact
+/// dispatch order even when the `ProcessStream` itself is awaited inside a
+/// `join` or `select`.
+struct SourceTask {
+    core: Rc<Core>,
+    handle: JoinHandle<()>,
 }
 
 impl<T, M, H, P, L> ProcessStream<T, M, H, P, L> {
@@ -144,7 +177,7 @@ impl<T, M, H, P, L> ProcessStream<T, M, H, P, L> {
             .expect("configure a process_stream before it runs");
         ProcessStream {
             config: Some(f(config)),
-            running: None,
+            task: None,
             _marker: PhantomData,
         }
     }
@@ -181,7 +214,8 @@ impl<T, M, H, P, L> ProcessStream<T, M, H, P, L> {
     /// # Examples
     ///
     /// ```
-    /// use futures::StreamExt;
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
     /// use timecast::{process_stream, AsyncStream, Timestamp};
     ///
     /// let feed = AsyncStream::with_capacity(16);
@@ -191,8 +225,12 @@ impl<T, M, H, P, L> ProcessStream<T, M, H, P, L> {
     ///         feed.put_blocking((Timestamp::now(), i)).unwrap();
     ///     }
     /// });
+    /// let sum = Rc::new(Cell::new(0));
+    /// let total = sum.clone();
     /// let el = timecast::EventLoop::new();
-    /// el.block_on(process_stream(|_ts: Timestamp, _v: i32| {}).live(live));
+    /// // Ends when the thread is done: dropping `feed` closes the stream.
+    /// el.block_on(process_stream(move |_ts: Timestamp, v: i32| total.set(total.get() + v)).live(live));
+    /// assert_eq!(sum.get(), 3); // 0 + 1 + 2
     /// ```
     pub fn live<S>(self, live: S) -> ProcessStream<T, M, H, P, S>
     where
@@ -227,8 +265,15 @@ impl<T, M, H, P, L> ProcessStream<T, M, H, P, L> {
     /// # Examples
     ///
     /// ```
-    /// use timecast::{process_stream, LatePolicy, Timestamp};
-    /// let task = process_stream(|_ts: Timestamp, _v: u8| {}).on_late(LatePolicy::Drop);
+    /// use timecast::{process_stream, AsyncStream, EventLoop, LatePolicy, Timestamp};
+    ///
+    /// let feed = AsyncStream::with_capacity(1);
+    /// let live = feed.subscribe();
+    /// let el = EventLoop::new();
+    /// el.spawn(process_stream(|_ts: Timestamp, _v: u8| {}).live(live).on_late(LatePolicy::Drop));
+    /// feed.close();
+    /// el.run()?;
+    /// # Ok::<_, timecast::TaskError>(())
     /// ```
     pub fn on_late(mut self, policy: LatePolicy<T>) -> Self {
         self.config().late = policy;
@@ -247,30 +292,39 @@ where
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.running.is_none() {
+        if self.task.is_none() {
             let config = self
                 .config
                 .take()
                 .expect("process_stream polled after it completed");
             let core = crate::time::current_core("process_stream");
-            self.running = Some(Box::pin(run(core, config)));
+            // Named after the task awaiting it, for its `TaskError`s.
+            let handle = spawn_on(&core, core.current_name(), run(core.clone(), config));
+            self.task = Some(SourceTask { core, handle });
         }
-        let running = self.running.as_mut().expect("just set");
-        let outcome = running.as_mut().poll(cx);
-        if outcome.is_ready() {
-            self.running = None;
-        }
-        outcome
+        let task = self.task.as_mut().expect("just set");
+        std::task::ready!(Pin::new(&mut task.handle).poll(cx));
+        self.task = None;
+        Poll::Ready(())
     }
 }
 
-// The builder holds no pinned state: the running future is boxed.
+impl<T, M, H, P, L> Drop for ProcessStream<T, M, H, P, L> {
+    /// Cancels the source: dropping the future stops its task.
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.core.abort(task.handle.id());
+        }
+    }
+}
+
+// The builder holds no pinned state: the source runs in a task of its own.
 impl<T, M, H, P, L> Unpin for ProcessStream<T, M, H, P, L> {}
 
 impl<T, M, H, P, L> fmt::Debug for ProcessStream<T, M, H, P, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProcessStream")
-            .field("running", &self.running.is_some())
+            .field("running", &self.task.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -318,7 +372,7 @@ where
         }
     };
     for (time, value) in past {
-        Sleep::new(core.clone(), key(time)).await;
+        Sleep::source_event(core.clone(), key(time)).await;
         handler.call(time, value).await;
     }
     open.close();
@@ -340,7 +394,7 @@ where
                 }
             }
         }
-        Sleep::new(core.clone(), key(time)).await;
+        Sleep::source_event(core.clone(), key(time)).await;
         core.set_lateness(lateness);
         handler.call(time, value).await;
         core.set_lateness(None::<Duration>);

@@ -55,7 +55,8 @@ pub struct Timer {
     period: Duration,
     start: Option<Timestamp>,
     until: Option<Timestamp>,
-    ticks: u32,
+    /// Ticks yielded so far: the next is at `start + (ticks + 1)·period`.
+    ticks: u64,
     sleep: Option<Sleep>,
     done: bool,
 }
@@ -68,8 +69,17 @@ impl Timer {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use timecast::{timer, Timestamp};
-    /// let t = timer(Duration::from_secs(1)).starting_at(Timestamp::from_unix_secs(100));
+    /// use futures::StreamExt;
+    /// use timecast::{timer, EventLoop, Timestamp};
+    ///
+    /// let el = EventLoop::starting_at(Timestamp::from_unix_secs(100)).simulated();
+    /// let ticks: Vec<_> = el.block_on(
+    ///     timer(Duration::from_secs(10))
+    ///         .starting_at(Timestamp::from_unix_secs(75))
+    ///         .take(3)
+    ///         .collect(),
+    /// );
+    /// assert_eq!(ticks, [85, 95, 105].map(Timestamp::from_unix_secs));
     /// ```
     pub fn starting_at(mut self, start: Timestamp) -> Self {
         self.start = Some(start);
@@ -82,8 +92,16 @@ impl Timer {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use timecast::{timer, Timestamp};
-    /// let t = timer(Duration::from_secs(1)).until(Timestamp::from_unix_secs(5));
+    /// use futures::StreamExt;
+    /// use timecast::{timer, EventLoop, Timestamp};
+    ///
+    /// let el = EventLoop::starting_at(Timestamp::UNIX_EPOCH).simulated();
+    /// let ticks: Vec<_> = el.block_on(
+    ///     timer(Duration::from_secs(2))
+    ///         .until(Timestamp::from_unix_secs(5))
+    ///         .collect(),
+    /// );
+    /// assert_eq!(ticks, [2, 4].map(Timestamp::from_unix_secs));
     /// ```
     pub fn until(mut self, until: Timestamp) -> Self {
         self.until = Some(until);
@@ -100,12 +118,15 @@ impl Stream for Timer {
         }
         if self.sleep.is_none() {
             let start = *self.start.get_or_insert_with(crate::now);
+            // Computed from the start, not the previous tick: no drift.
             let tick = self
                 .period
-                .checked_mul(self.ticks.saturating_add(1))
-                .and_then(|offset| start.checked_add(offset));
+                .as_nanos()
+                .checked_mul(u128::from(self.ticks + 1))
+                .and_then(|offset| u64::try_from(offset).ok())
+                .and_then(|offset| start.checked_add(Duration::from_nanos(offset)));
             match tick {
-                Some(tick) if self.until.is_none_or(|until| tick <= until) => {
+                Some(tick) if self.until.map_or(true, |until| tick <= until) => {
                     self.sleep = Some(crate::sleep_until(tick));
                 }
                 _ => {

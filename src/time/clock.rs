@@ -75,7 +75,7 @@ impl Pace {
         let elapsed = a.instant.elapsed();
         let wall = a.wall.saturating_add(elapsed);
         let paced = match self.speed {
-            Some(speed) => a.virtual_start.saturating_add(elapsed.mul_f64(speed)),
+            Some(speed) => a.virtual_start.saturating_add(scale(elapsed, speed)),
             None => Timestamp::MAX,
         };
         let due = wall.min(paced);
@@ -89,13 +89,30 @@ impl Pace {
             return None;
         }
         let a = self.anchors.get().expect("pacing starts with the loop");
-        let by_wall = a.instant + time.duration_since(a.wall);
+        let by_wall = later(a.instant, time.duration_since(a.wall));
         let by_speed = match self.speed {
-            Some(speed) => a.instant + time.duration_since(a.virtual_start).div_f64(speed),
+            Some(speed) => later(
+                a.instant,
+                scale(time.duration_since(a.virtual_start), 1.0 / speed),
+            ),
             None => a.instant,
         };
         Some(by_wall.max(by_speed))
     }
+}
+
+/// `duration · factor`, saturating at [`Duration::MAX`] (any positive
+/// finite speed is allowed, so the product may not fit).
+fn scale(duration: Duration, factor: f64) -> Duration {
+    Duration::try_from_secs_f64(duration.as_secs_f64() * factor).unwrap_or(Duration::MAX)
+}
+
+/// `instant + duration`, capped at a century so that it cannot overflow: a
+/// wait that long is as good as forever, and the loop checks again
+/// whenever it wakes.
+fn later(instant: Instant, duration: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 86_400);
+    instant + duration.min(CENTURY)
 }
 
 /// Wakes `waker` at `at`, from a timer thread shared by all loops that are

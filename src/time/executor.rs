@@ -81,11 +81,21 @@ impl Remote {
         self.queue.lock().push((index, generation));
         self.pending.store(true, Ordering::SeqCst);
         if self.idle.load(Ordering::SeqCst) {
-            if let Some(waker) = self.outer.lock().clone() {
+            // Clone, release the lock, then wake: never wake under a lock.
+            let outer = self.outer.lock().clone();
+            if let Some(waker) = outer {
                 waker.wake();
             }
         }
     }
+}
+
+/// Identifies a task of a loop: its slot and the slot's generation, so that
+/// an id outlives its task harmlessly.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct TaskId {
+    index: usize,
+    generation: u32,
 }
 
 /// The waker of one task: queues the task on the loop.
@@ -148,8 +158,14 @@ pub(crate) struct Core {
     late_events: Cell<u64>,
     waited: Cell<bool>,
     running: Cell<bool>,
+    /// What ends the current run: this task finishing (`block_on`), or
+    /// every task finishing (`None`, `run`).
+    until: Cell<Option<TaskId>>,
     /// When the loop must next wake for the wall clock, if it waits.
     deadline: Cell<Option<Instant>>,
+    /// The deadline last handed to the timer thread with the current outer
+    /// waker, so that a loop woken early does not register it again.
+    registered: Cell<Option<Instant>>,
     /// An empty buffer to swap with the remote queue.
     spare: RefCell<Vec<(usize, u32)>>,
 }
@@ -217,7 +233,9 @@ impl Core {
             late_events: Cell::new(0),
             waited: Cell::new(false),
             running: Cell::new(false),
+            until: Cell::new(None),
             deadline: Cell::new(None),
+            registered: Cell::new(None),
             spare: RefCell::default(),
         }
     }
@@ -269,18 +287,40 @@ impl Core {
     }
 
     /// Whether `key` may be dispatched right away, by the future polling it,
-    /// without a round trip through the timer queue: nothing else can run
-    /// first and nothing pending comes before it.
+    /// without a round trip through the timer queue.
+    ///
+    /// The round trip would be: the task returns `Pending`; no other task is
+    /// ready; the run is not over; the smallest pending key is `key` and it
+    /// is due; so `key` is dispatched and the same task is polled again.
+    /// This checks exactly those conditions. It is only equivalent if
+    /// nothing else would run in the task between the sleep returning
+    /// `Pending` and the task returning `Pending`: the caller must be a
+    /// future awaited at the top of a task of its own, never inside a
+    /// `join` or `select` (see `Sleep::source_event`).
     pub(crate) fn can_dispatch_inline(&self, key: Key) -> bool {
         self.current.get().is_some()
             && self.ready.borrow().is_empty()
             && !self.remote.pending.load(Ordering::Relaxed)
+            && !self.done()
             && self
                 .timers
                 .borrow_mut()
                 .peek()
-                .is_none_or(|next| key < next)
+                .map_or(true, |next| key < next)
             && self.pace.due_at(key.time).is_none()
+    }
+
+    /// Whether the current run is over: its `block_on` task, or every task,
+    /// has finished.
+    fn done(&self) -> bool {
+        match self.until.get() {
+            Some(id) => !self.is_alive(id),
+            None => self.live_tasks() == 0,
+        }
+    }
+
+    fn is_alive(&self, id: TaskId) -> bool {
+        self.tasks.borrow().generations.get(id.index) == Some(&id.generation)
     }
 
     /// Advances the clock for the dispatch of `key`.
@@ -293,7 +333,7 @@ impl Core {
         }
     }
 
-    pub(crate) fn spawn_boxed(&self, name: Option<Rc<str>>, future: BoxFuture) -> usize {
+    pub(crate) fn spawn_boxed(&self, name: Option<Rc<str>>, future: BoxFuture) -> TaskId {
         let mut tasks = self.tasks.borrow_mut();
         let index = tasks.free.pop().unwrap_or_else(|| {
             tasks.slots.push(None);
@@ -319,7 +359,30 @@ impl Core {
         tasks.live += 1;
         drop(tasks);
         self.ready.borrow_mut().push_back(index);
-        index
+        TaskId { index, generation }
+    }
+
+    /// Ends task `id` without completing it: drops its future. Does nothing
+    /// if the task has finished, or is the one being polled (a task cannot
+    /// drop itself mid-poll; it runs on).
+    pub(crate) fn abort(&self, id: TaskId) {
+        if !self.is_alive(id) {
+            return;
+        }
+        let future = match self.tasks.borrow_mut().slots.get_mut(id.index) {
+            Some(Some(slot)) => slot.future.take(),
+            _ => None,
+        };
+        if let Some(future) = future {
+            self.finish_task(id.index);
+            drop(future);
+        }
+    }
+
+    /// The name of the task being polled, if it has one.
+    pub(crate) fn current_name(&self) -> Option<Rc<str>> {
+        let index = self.current.get()?;
+        self.tasks.borrow().slots.get(index)?.as_ref()?.name.clone()
     }
 
     /// Queues task `index` to be polled.
@@ -419,9 +482,14 @@ impl Core {
         self.tasks.borrow().live
     }
 
-    /// Runs the loop until `done()` or a task panics; `Pending` when it must
-    /// wait for the wall clock or a wake-up (`cx` is woken then).
-    fn turn(&self, cx: &mut Context<'_>, done: &dyn Fn() -> bool) -> Poll<Result<(), TaskError>> {
+    /// Runs the loop until the run is [`done`](Self::done) or a task
+    /// panics; `Pending` when it must wait for the wall clock or a wake-up
+    /// (`cx` is woken then). If `parks`, the caller parks until
+    /// [`deadline`](Self::deadline) itself; otherwise the timer thread wakes
+    /// `cx` at the deadline.
+    fn turn(&self, cx: &mut Context<'_>, parks: bool) -> Poll<Result<(), TaskError>> {
+        // Awake: wake-ups no longer need to wake the outer waker.
+        self.remote.idle.store(false, Ordering::SeqCst);
         if self.waited.replace(false) {
             self.follow_wall_clock();
         }
@@ -433,8 +501,14 @@ impl Core {
                 self.poll_task(index)?;
                 self.drain_remote();
             }
-            if done() {
-                return Poll::Ready(Ok(()));
+            if self.done() {
+                // A run that ends caught up has gone live, even if it never
+                // had to wait. The callbacks may spawn tasks: run them too.
+                self.check_live();
+                if self.done() {
+                    return Poll::Ready(Ok(()));
+                }
+                continue;
             }
             // Nothing can run: advance the clock to the next key, if due.
             let next = self.timers.borrow_mut().peek();
@@ -458,11 +532,18 @@ impl Core {
                 continue;
             }
             // Wait: for the deadline, or a wake-up from a waker.
-            {
+            let replaced = {
                 let mut outer = self.remote.outer.lock();
-                if !outer.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    *outer = Some(cx.waker().clone());
+                if outer.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    None
+                } else {
+                    Some(outer.replace(cx.waker().clone()))
                 }
+            };
+            if let Some(old) = replaced {
+                // A new outer waker: the timer thread holds only the old one.
+                self.registered.set(None);
+                drop(old);
             }
             self.remote.idle.store(true, Ordering::SeqCst);
             if self.remote.pending.load(Ordering::SeqCst) {
@@ -470,7 +551,9 @@ impl Core {
                 continue;
             }
             if let Some(at) = deadline {
-                super::clock::wake_at(at, cx.waker());
+                if !parks && self.registered.replace(Some(at)) != Some(at) {
+                    super::clock::wake_at(at, cx.waker());
+                }
             }
             self.waited.set(true);
             self.deadline.set(deadline);
@@ -499,6 +582,10 @@ impl Core {
     /// nothing is due.
     fn check_live(&self) {
         if self.live.get() || self.pasts_open.get() > 0 {
+            return;
+        }
+        let next = self.timers.borrow_mut().peek();
+        if next.is_some_and(|key| self.pace.due_at(key.time).is_none()) {
             return;
         }
         self.live.set(true);
@@ -579,7 +666,7 @@ impl EventLoop {
     /// use std::time::Duration;
     /// let el = timecast::EventLoop::new().simulated();
     /// let start = el.now();
-    /// el.block_on(timecast::sleep(Duration::from_secs(86_400)));
+    /// el.block_on(async { timecast::sleep(Duration::from_secs(86_400)).await });
     /// assert_eq!(el.now(), start + Duration::from_secs(86_400));
     /// ```
     pub fn simulated(mut self) -> Self {
@@ -598,7 +685,15 @@ impl EventLoop {
     /// # Examples
     ///
     /// ```
-    /// let el = timecast::EventLoop::new().speed(60.0); // a minute per second
+    /// use std::time::{Duration, Instant};
+    /// use timecast::{sleep, EventLoop, Timestamp};
+    ///
+    /// let start = Timestamp::from_ymd_hms(2020, 1, 1, 0, 0, 0).unwrap();
+    /// let el = EventLoop::starting_at(start).speed(1000.0); // a second per millisecond
+    /// let wall = Instant::now();
+    /// el.block_on(async { sleep(Duration::from_secs(2)).await });
+    /// assert_eq!(el.now(), start + Duration::from_secs(2));
+    /// assert!(wall.elapsed() >= Duration::from_millis(2));
     /// ```
     pub fn speed(mut self, speed: f64) -> Self {
         assert!(
@@ -663,8 +758,9 @@ impl EventLoop {
 
     /// Registers `callback` to run once, when the whole loop has gone live:
     /// every past is exhausted and every event or timer due before the
-    /// wall clock has run. (In simulated mode, once every past is exhausted
-    /// and nothing else is pending.)
+    /// wall clock has run. (In simulated mode, where everything is due:
+    /// once every past is exhausted and nothing else is pending, at the
+    /// latest when the run ends.)
     ///
     /// # Examples
     ///
@@ -744,7 +840,14 @@ impl EventLoop {
     /// # Ok::<_, timecast::TaskError>(())
     /// ```
     pub fn run(&self) -> Result<(), TaskError> {
-        crate::sync::block_on_with(self.run_async(), || self.core.deadline.get())
+        crate::sync::block_on_with(
+            RunFuture {
+                el: self,
+                until: None,
+                parks: true,
+            },
+            || self.core.deadline.get(),
+        )
     }
 
     /// Runs the loop until every task has finished, as a future: await it
@@ -769,6 +872,7 @@ impl EventLoop {
         RunFuture {
             el: self,
             until: None,
+            parks: false,
         }
     }
 
@@ -820,17 +924,38 @@ impl EventLoop {
         F: Future + 'static,
     {
         let handle = spawn_on(&self.core, Some("block_on".into()), future);
-        let state = handle.state.clone();
-        let done = move || state.borrow().finished;
         crate::sync::block_on_with(
             RunFuture {
                 el: self,
-                until: Some(Box::new(done)),
+                until: Some(handle.id),
+                parks: true,
             },
             || self.core.deadline.get(),
         )?;
         let output = handle.state.borrow_mut().output.take();
         Ok(output.expect("block_on's task finished"))
+    }
+}
+
+impl Drop for EventLoop {
+    /// Drops the tasks still on the loop (and `on_live` callbacks not run).
+    /// Their futures hold the loop's core (through sleeps and sources), so
+    /// without this the core and the tasks would keep each other alive.
+    fn drop(&mut self) {
+        let core = &self.core;
+        let _enter = Enter::new(core);
+        // A dropped future may spawn or register callbacks: repeat until
+        // nothing is left. The borrows end before anything is dropped.
+        loop {
+            let tasks = std::mem::take(&mut *core.tasks.borrow_mut());
+            let callbacks = std::mem::take(&mut *core.on_live.borrow_mut());
+            core.ready.borrow_mut().clear();
+            if tasks.live == 0 && callbacks.is_empty() {
+                break;
+            }
+            drop(tasks);
+            drop(callbacks);
+        }
     }
 }
 
@@ -855,7 +980,11 @@ impl fmt::Debug for EventLoop {
 #[must_use = "futures do nothing unless polled"]
 pub struct RunFuture<'a> {
     el: &'a EventLoop,
-    until: Option<Box<dyn Fn() -> bool + 'a>>,
+    /// The task whose end ends the run; `None`: every task's.
+    until: Option<TaskId>,
+    /// Whether the driver parks the thread until the loop's deadline
+    /// (`run`, `block_on`), so that no timer-thread wake-up is needed.
+    parks: bool,
 }
 
 impl Future for RunFuture<'_> {
@@ -867,15 +996,19 @@ impl Future for RunFuture<'_> {
             !core.running.replace(true),
             "EventLoop run from inside one of its own tasks: spawn the work instead"
         );
+        // Reset `running` even if an `on_live` callback panics.
+        struct Running<'a>(&'a Core);
+        impl Drop for Running<'_> {
+            fn drop(&mut self) {
+                self.0.running.set(false);
+                self.0.until.set(None);
+            }
+        }
+        let _running = Running(core);
+        core.until.set(self.until);
         core.pace.start(core.clock.get());
         let _enter = Enter::new(core);
-        let done = || match &self.until {
-            Some(until) => until(),
-            None => core.live_tasks() == 0,
-        };
-        let outcome = core.turn(cx, &done);
-        core.running.set(false);
-        outcome
+        core.turn(cx, self.parks)
     }
 }
 
@@ -907,6 +1040,7 @@ struct JoinState<T> {
 /// ```
 pub struct JoinHandle<T> {
     state: Rc<RefCell<JoinState<T>>>,
+    id: TaskId,
 }
 
 impl<T> JoinHandle<T> {
@@ -924,6 +1058,10 @@ impl<T> JoinHandle<T> {
     /// ```
     pub fn is_finished(&self) -> bool {
         self.state.borrow().finished
+    }
+
+    pub(crate) fn id(&self) -> TaskId {
+        self.id
     }
 }
 
@@ -969,7 +1107,7 @@ where
         waker: None,
     }));
     let task_state = state.clone();
-    core.spawn_boxed(
+    let id = core.spawn_boxed(
         name,
         Box::pin(async move {
             let output = future.await;
@@ -984,5 +1122,5 @@ where
             }
         }),
     );
-    JoinHandle { state }
+    JoinHandle { state, id }
 }

@@ -55,7 +55,7 @@ pub use executor::{EventLoop, JoinHandle, RunFuture, TaskError};
 pub use sleep::Sleep;
 pub use timestamp::Timestamp;
 
-pub(crate) use executor::{try_with_core, with_core, Core};
+pub(crate) use executor::{spawn_on, try_with_core, with_core, Core};
 pub(crate) use timers::Key;
 
 /// The clock of the loop running this code.

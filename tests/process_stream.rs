@@ -1,0 +1,390 @@
+//! Sources: `process_stream` over a past and a live stream, and their
+//! merge in time order, held to the rules of `timecast::time` (6 and 7
+//! especially).
+
+use std::cell::{Cell, RefCell};
+use std::pin::pin;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures::{stream, StreamExt};
+use timecast::{
+    is_live, lateness, now, process_stream, sleep, sleep_until, AsyncStream, EventLoop, LatePolicy,
+    Timestamp,
+};
+
+fn t(secs: i64) -> Timestamp {
+    Timestamp::from_unix_secs(secs)
+}
+
+fn secs(secs: u64) -> Duration {
+    Duration::from_secs(secs)
+}
+
+/// A loop in simulated mode with its clock at the Unix epoch.
+fn sim() -> EventLoop {
+    EventLoop::starting_at(Timestamp::UNIX_EPOCH).simulated()
+}
+
+type Log<T> = Rc<RefCell<Vec<T>>>;
+
+fn log<T>() -> Log<T> {
+    Rc::default()
+}
+
+// Rule 6: per stream, callbacks are serial; streams run concurrently.
+
+#[test]
+fn rule6_callbacks_of_a_stream_are_serial_and_streams_concurrent() {
+    let el = sim();
+    let events = log::<(String, i64)>();
+    let in_flight = Rc::new(Cell::new(0));
+    let (ev, busy) = (events.clone(), in_flight.clone());
+    // Events a second apart, each callback sleeping five.
+    el.spawn(
+        process_stream(move |_: Timestamp, i: u32| {
+            let (ev, busy) = (ev.clone(), busy.clone());
+            async move {
+                busy.set(busy.get() + 1);
+                assert_eq!(busy.get(), 1, "one callback of the stream at a time");
+                ev.borrow_mut()
+                    .push((format!("slow {i} start"), now().unix_secs()));
+                sleep(secs(5)).await;
+                ev.borrow_mut()
+                    .push((format!("slow {i} end"), now().unix_secs()));
+                busy.set(busy.get() - 1);
+            }
+        })
+        .past((0..3).map(|i| (t(i64::from(i)), i))),
+    );
+    // Another stream's events run while the slow callbacks sleep.
+    let ev = events.clone();
+    el.spawn(
+        process_stream(move |ts: Timestamp, ()| {
+            ev.borrow_mut().push(("fast".to_owned(), ts.unix_secs()));
+        })
+        .past([3, 7, 12].map(|s| (t(s), ()))),
+    );
+    el.run().unwrap();
+    let events: Vec<_> = events
+        .borrow()
+        .iter()
+        .map(|(what, at)| format!("{at} {what}"))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "0 slow 0 start",
+            "3 fast",
+            "5 slow 0 end",
+            "5 slow 1 start", // Event at 1 s, dispatched when the callback of 0 s ends.
+            "7 fast",
+            "10 slow 1 end",
+            "10 slow 2 start",
+            "12 fast",
+            "15 slow 2 end",
+        ]
+    );
+}
+
+// Rule 7: past then live.
+
+#[test]
+fn rule7_on_live_start_runs_once_per_stream_when_its_past_is_exhausted() {
+    let el = sim();
+    let events = log::<String>();
+    for (name, past, live) in [("a", vec![1, 2], vec![5, 6]), ("b", vec![1, 3, 4], vec![7])] {
+        let (ev, marker) = (events.clone(), events.clone());
+        el.spawn(
+            process_stream(move |ts: Timestamp, ()| {
+                ev.borrow_mut().push(format!("{name} {}", ts.unix_secs()));
+            })
+            .past(past.into_iter().map(|s| (t(s), ())))
+            .live(stream::iter(live).map(|s| (t(s), ())))
+            .on_live_start(move || marker.borrow_mut().push(format!("{name} live"))),
+        );
+    }
+    el.run().unwrap();
+    assert_eq!(
+        *events.borrow(),
+        ["a 1", "b 1", "a 2", "a live", "b 3", "b 4", "b live", "a 5", "a 6", "b 7"]
+    );
+}
+
+#[test]
+fn rule7_on_live_start_without_a_past_runs_before_the_first_live_event() {
+    let el = sim();
+    let events = log::<String>();
+    let (ev, marker) = (events.clone(), events.clone());
+    el.block_on(
+        process_stream(move |ts: Timestamp, ()| ev.borrow_mut().push(ts.to_string()))
+            .live(stream::iter([(t(1), ())]))
+            .on_live_start(move || marker.borrow_mut().push("live".to_owned())),
+    );
+    assert_eq!(*events.borrow(), ["live", "1970-01-01T00:00:01Z"]);
+}
+
+#[test]
+fn rule7_the_loop_goes_live_once_after_every_past() {
+    // Real time; the pasts are in 2020, so replayed at once. The live
+    // events come from a thread that starts when the loop reports it is
+    // live, so the order below does not depend on timing.
+    let el = EventLoop::new();
+    let events = log::<String>();
+    let feed = AsyncStream::with_capacity(4);
+    let live = feed.subscribe();
+    let (go, started) = std::sync::mpsc::channel();
+    let producer = std::thread::spawn(move || {
+        started.recv().unwrap();
+        for i in 0..3 {
+            feed.put_blocking((Timestamp::now(), i)).unwrap();
+        }
+    });
+    let y2020 = Timestamp::from_ymd_hms(2020, 1, 1, 0, 0, 0).unwrap();
+    let ev = events.clone();
+    el.spawn(
+        process_stream(move |_: Timestamp, i: i32| {
+            ev.borrow_mut().push(format!("a {i} live={}", is_live()));
+        })
+        .past((0..3).map(move |i| (y2020 + secs(i as u64), -i - 1)))
+        .live(live),
+    );
+    let ev = events.clone();
+    el.spawn(
+        process_stream(move |_: Timestamp, i: i32| {
+            ev.borrow_mut().push(format!("b {i} live={}", is_live()));
+        })
+        .past((0..2).map(move |i| (y2020 + secs(10 + i as u64), i))),
+    );
+    let ev = events.clone();
+    el.on_live(move || {
+        ev.borrow_mut().push("on_live".to_owned());
+        go.send(()).unwrap();
+    });
+    let ev = events.clone();
+    el.on_live(move || ev.borrow_mut().push("on_live, second callback".to_owned()));
+    assert!(!el.is_live());
+    el.run().unwrap();
+    producer.join().unwrap();
+    assert!(el.is_live());
+    assert_eq!(
+        *events.borrow(),
+        [
+            "a -1 live=false",
+            "a -2 live=false",
+            "a -3 live=false",
+            "b 0 live=false",
+            "b 1 live=false",
+            "on_live",
+            "on_live, second callback",
+            "a 0 live=true",
+            "a 1 live=true",
+            "a 2 live=true",
+        ]
+    );
+    // Registered once live: runs at once.
+    let ran = Rc::new(Cell::new(false));
+    let r = ran.clone();
+    el.on_live(move || r.set(true));
+    assert!(ran.get());
+}
+
+/// Stream "clock" dispatches an event at 10 s; then stream "late" receives
+/// a live event stamped 5 s, and one on time at 12 s.
+fn late_scenario(
+    el: &EventLoop,
+    seen: &Log<(&'static str, Timestamp, Timestamp, Option<Duration>)>,
+    policy: LatePolicy<&'static str>,
+) {
+    el.spawn(process_stream(|_: Timestamp, ()| {}).past([(t(10), ())]));
+    let live = stream::once(async {
+        sleep_until(t(10)).await; // A timer: runs after the event at 10 s.
+        (t(5), "late")
+    })
+    .chain(stream::iter([(t(12), "on time")]));
+    let seen = seen.clone();
+    el.spawn(
+        process_stream(move |ts: Timestamp, v: &'static str| {
+            let seen = seen.clone();
+            async move {
+                let late = lateness();
+                sleep(secs(1)).await;
+                assert_eq!(lateness(), late, "kept for the whole callback");
+                seen.borrow_mut().push((v, ts, now() - secs(1), late));
+            }
+        })
+        .live(live)
+        .on_late(policy),
+    );
+}
+
+#[test]
+fn rule7_late_live_events_are_delivered_flagged_and_counted_by_default() {
+    let el = sim();
+    let seen = log();
+    late_scenario(&el, &seen, LatePolicy::Deliver);
+    el.run().unwrap();
+    assert_eq!(
+        *seen.borrow(),
+        [
+            // Delivered with its own time, at once (the clock stays at 10 s).
+            ("late", t(5), t(10), Some(secs(5))),
+            ("on time", t(12), t(12), None),
+        ]
+    );
+    assert_eq!(el.late_events(), 1);
+}
+
+#[test]
+fn rule7_late_live_events_can_be_dropped() {
+    let el = sim();
+    let seen = log();
+    late_scenario(&el, &seen, LatePolicy::Drop);
+    el.run().unwrap();
+    assert_eq!(*seen.borrow(), [("on time", t(12), t(12), None)]);
+    assert_eq!(el.late_events(), 1, "counted all the same");
+}
+
+#[test]
+fn rule7_late_live_events_can_be_diverted() {
+    let el = sim();
+    let seen = log();
+    let diverted = log();
+    let d = diverted.clone();
+    let policy = LatePolicy::divert(move |ts, v| d.borrow_mut().push((v, ts, now())));
+    late_scenario(&el, &seen, policy);
+    el.run().unwrap();
+    assert_eq!(*seen.borrow(), [("on time", t(12), t(12), None)]);
+    assert_eq!(*diverted.borrow(), [("late", t(5), t(10))]);
+    assert_eq!(el.late_events(), 1);
+}
+
+// Rule 1 across live sources.
+
+#[test]
+fn live_sources_merge_in_time_order() {
+    let el = sim();
+    let events = log::<String>();
+    for (name, times) in [("a", vec![1, 3, 5]), ("b", vec![2, 3, 4])] {
+        let ev = events.clone();
+        el.spawn(
+            process_stream(move |ts: Timestamp, ()| {
+                assert_eq!(now(), ts);
+                ev.borrow_mut().push(format!("{name} {}", ts.unix_secs()));
+            })
+            .live(stream::iter(times).map(|s| (t(s), ()))),
+        );
+    }
+    el.run().unwrap();
+    assert_eq!(*events.borrow(), ["a 1", "b 2", "a 3", "b 3", "b 4", "a 5"]);
+}
+
+// Memory: O(streams + timers), not O(events).
+
+/// Wraps `iter`, counting the items pulled from it.
+fn counted<I: Iterator>(iter: I, pulled: &Rc<Cell<usize>>) -> impl Iterator<Item = I::Item> {
+    let pulled = pulled.clone();
+    iter.inspect(move |_| pulled.set(pulled.get() + 1))
+}
+
+#[test]
+fn pasts_are_pulled_lazily_one_event_ahead_at_most() {
+    let el = sim();
+    let max_ahead = Rc::new(Cell::new(0));
+    let total = Rc::new(Cell::new(0));
+    for (offset, async_handler) in [(0, false), (1, true)] {
+        let pulled = Rc::new(Cell::new(0));
+        let handled = Rc::new(Cell::new(0));
+        let past = counted((0..1000).map(move |i| (t(2 * i + offset), ())), &pulled);
+        let (ahead, total) = (max_ahead.clone(), total.clone());
+        el.spawn(
+            process_stream(move |_: Timestamp, ()| {
+                handled.set(handled.get() + 1);
+                total.set(total.get() + 1);
+                // The event being handled was pulled; the next one not yet.
+                ahead.set(ahead.get().max(pulled.get() - handled.get() + 1));
+                let wait = async_handler.then(|| sleep(Duration::from_millis(500)));
+                async move {
+                    if let Some(wait) = wait {
+                        wait.await;
+                    }
+                }
+            })
+            .past(past),
+        );
+    }
+    el.run().unwrap();
+    assert_eq!(total.get(), 2000);
+    assert_eq!(
+        max_ahead.get(),
+        1,
+        "at most the event being handled is pulled"
+    );
+}
+
+#[test]
+fn an_endless_past_is_fine() {
+    let el = sim();
+    let pulled = Rc::new(Cell::new(0));
+    el.spawn(
+        process_stream(|_: Timestamp, _: u64| {})
+            .past(counted((0..).map(|i| (t(i as i64), i)), &pulled)),
+    );
+    el.block_on(async { sleep_until(t(1_000)).await });
+    assert!(pulled.get() <= 1_002, "pulled {}", pulled.get());
+}
+
+// Live sources from other threads.
+
+#[test]
+fn a_live_source_fed_from_another_thread_delivers_everything_in_order() {
+    for capacity in [0, 16] {
+        let el = EventLoop::new();
+        let feed = AsyncStream::with_capacity(capacity);
+        let live = feed.subscribe();
+        let producer = std::thread::spawn(move || {
+            for i in 0..1000 {
+                feed.put_blocking((Timestamp::now(), i)).unwrap();
+            }
+        });
+        let got = log::<u32>();
+        let g = got.clone();
+        el.spawn(process_stream(move |_: Timestamp, i: u32| g.borrow_mut().push(i)).live(live));
+        el.run().unwrap();
+        producer.join().unwrap();
+        assert_eq!(*got.borrow(), (0..1000).collect::<Vec<_>>());
+    }
+}
+
+// The future itself.
+
+#[test]
+fn process_stream_can_be_awaited_in_a_task() {
+    let el = sim();
+    let sum = Rc::new(Cell::new(0));
+    let s = sum.clone();
+    let at = el.block_on(async move {
+        process_stream(move |_: Timestamp, v: i64| s.set(s.get() + v))
+            .past((1..=4).map(|i| (t(i), i)))
+            .await;
+        now()
+    });
+    assert_eq!(sum.get(), 10);
+    assert_eq!(at, t(4));
+}
+
+#[test]
+fn dropping_a_process_stream_cancels_its_source() {
+    let el = sim();
+    let handled = Rc::new(Cell::new(0));
+    let h = handled.clone();
+    el.spawn(async move {
+        let stream = pin!(process_stream(move |_: Timestamp, ()| h.set(h.get() + 1))
+            .past((0..100).map(|i| (t(i), ()))));
+        let timeout = pin!(sleep(Duration::from_millis(10_500)));
+        let _ = futures::future::select(stream, timeout).await;
+    });
+    el.run().unwrap();
+    assert_eq!(handled.get(), 11, "events at 0..=10 s");
+    assert_eq!(el.now(), Timestamp::from_unix_millis(10_500));
+}
