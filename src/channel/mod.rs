@@ -14,9 +14,19 @@
 //! - The triads `try_put` / `put` / `put_blocking` and `try_recv` / `recv` /
 //!   `recv_blocking` work under any executor and from plain threads.
 //!
-//! One mutex guards the state. No waker is woken and no value dropped while
-//! it is held; the one piece of user code that runs under it is the value's
-//! `Clone`, which therefore must not use the same stream.
+//! # How it works
+//!
+//! Values live in a ring of `max(capacity, 1)` slots, each counting the
+//! consumers yet to take its value. Consumers take values without locking:
+//! every consumer but the last clones the value, the last moves it out and
+//! frees the slot. Producers, and whatever changes who takes part
+//! (subscribing, dropping a consumer, closing), go through one mutex, under
+//! which waiters register their wakers. No waker is woken, no value dropped
+//! and no user code run (`Clone` included) while the mutex is held.
+//!
+//! Because consumers on different threads may clone the same value at
+//! once, handles are `Send` and `Sync` when `T: Send + Sync`, as with
+//! tokio's broadcast channel.
 
 mod error;
 mod receiver;

@@ -84,7 +84,7 @@ impl<T> Consumer<T> {
     /// # Ok::<_, timecast::TryPutError<i32>>(())
     /// ```
     pub fn len(&self) -> usize {
-        (self.shared.state.lock().tail() - self.pos) as usize
+        (self.shared.tail() - self.pos) as usize
     }
 
     /// Whether no value is waiting for this consumer.
@@ -134,15 +134,11 @@ impl<T: Clone> Consumer<T> {
     /// # Ok::<_, timecast::TryPutError<i32>>(())
     /// ```
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
-        let mut state = self.shared.state.lock();
-        match state.try_take(&mut self.pos) {
-            Ok((value, freed)) => {
-                let wake = if freed { Wake::PRODUCERS } else { Wake::NONE };
-                self.shared.release(state, wake);
-                Ok(value)
-            }
-            Err(e) => Err(e),
+        let (value, wake) = self.shared.try_take(&mut self.pos)?;
+        if wake {
+            self.shared.wake_producers();
         }
+        Ok(value)
     }
 
     /// Receives the next value; `None` once the stream is closed and this
@@ -214,8 +210,16 @@ impl<T: Clone> Consumer<T> {
     /// # Ok::<_, timecast::TryPutError<i32>>(())
     /// ```
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        // Fast path: no lock.
+        match self.try_recv() {
+            Ok(value) => return Poll::Ready(Some(value)),
+            Err(TryRecvError::Closed) => return self.terminate(),
+            Err(TryRecvError::Empty) => {}
+        }
+        // Register under the lock, then look again: a producer pushes under
+        // the same lock, so it either sees this waker or was seen here.
         let mut state = self.shared.state.lock();
-        match state.try_take(&mut self.pos) {
+        match self.shared.try_take(&mut self.pos) {
             Ok((value, freed)) => {
                 let stale = state.recv_waiters.clear(self.key);
                 let wake = if freed { Wake::PRODUCERS } else { Wake::NONE };
@@ -227,14 +231,20 @@ impl<T: Clone> Consumer<T> {
                 let stale = state.recv_waiters.clear(self.key);
                 drop(state);
                 drop(stale);
-                self.terminated = true;
-                Poll::Ready(None)
+                self.terminate()
             }
             Err(TryRecvError::Empty) => {
-                state.recv_waiters.register(&mut self.key, cx.waker());
+                let replaced = state.recv_waiters.register(&mut self.key, cx.waker());
+                drop(state);
+                drop(replaced);
                 Poll::Pending
             }
         }
+    }
+
+    fn terminate(&mut self) -> Poll<Option<T>> {
+        self.terminated = true;
+        Poll::Ready(None)
     }
 }
 
@@ -260,7 +270,9 @@ impl<T> Clone for Consumer<T> {
     /// Returns a consumer at the same position: it receives the values this
     /// one has yet to receive, and every value put from now on.
     fn clone(&self) -> Self {
-        self.shared.state.lock().subscribe_at(self.pos);
+        let mut state = self.shared.state.lock();
+        self.shared.subscribe_at(&mut state, self.pos);
+        drop(state);
         Self::new(self.shared.clone(), self.pos)
     }
 }
@@ -269,7 +281,7 @@ impl<T> Drop for Consumer<T> {
     fn drop(&mut self) {
         let mut state = self.shared.state.lock();
         let old_waker = state.recv_waiters.remove(&mut self.key);
-        let freed = state.unsubscribe(self.pos);
+        let freed = self.shared.unsubscribe(&mut state, self.pos);
         // Producers may wait for room, for a value to be taken, or (at zero
         // consumers) for a consumer; any of these may have changed.
         self.shared.release(state, Wake::PRODUCERS);

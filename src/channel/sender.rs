@@ -119,7 +119,7 @@ impl<T> AsyncStream<T> {
     /// ```
     pub fn subscribe(&self) -> Consumer<T> {
         let mut state = self.shared.state.lock();
-        let pos = state.subscribe();
+        let pos = self.shared.subscribe(&mut state);
         self.shared.release(state, Wake::PRODUCERS);
         Consumer::new(self.shared.clone(), pos)
     }
@@ -185,8 +185,8 @@ impl<T> AsyncStream<T> {
     /// assert_eq!(stream.try_put('b'), Ok(()));
     /// ```
     pub fn try_put(&self, value: T) -> Result<(), TryPutError<T>> {
-        let mut state = self.shared.state.lock();
-        let result = state.try_push(value, self.shared.limit());
+        let state = self.shared.state.lock();
+        let result = self.shared.try_push(&state, value);
         let wake = if result.is_ok() {
             Wake::CONSUMERS
         } else {
@@ -318,7 +318,8 @@ impl<T> AsyncStream<T> {
     /// # Ok::<_, timecast::TryPutError<i32>>(())
     /// ```
     pub fn len(&self) -> usize {
-        self.shared.state.lock().len()
+        let state = self.shared.state.lock();
+        self.shared.len(&state)
     }
 
     /// Whether every consumer has taken every value put.
@@ -390,7 +391,7 @@ impl<T> fmt::Debug for AsyncStream<T> {
         let state = self.shared.state.lock();
         f.debug_struct("AsyncStream")
             .field("capacity", &self.shared.capacity)
-            .field("len", &state.len())
+            .field("len", &self.shared.len(&state))
             .field("consumers", &state.consumers)
             .field("producers", &state.producers)
             .field("closed", &state.closed)
@@ -408,8 +409,9 @@ pub(crate) struct PutOp<T> {
 enum Stage<T> {
     /// Waiting for room (or a consumer); the value is still ours.
     Waiting(T),
-    /// Rendezvous: buffered as this sequence number, waiting to be taken.
-    Buffered(u64),
+    /// Rendezvous: buffered as this sequence number, when the consumers'
+    /// subscription epoch was the second number; waiting to be taken.
+    Buffered(u64, u64),
     Done,
 }
 
@@ -423,52 +425,68 @@ impl<T> PutOp<T> {
 
     fn poll(&mut self, shared: &Shared<T>, cx: &mut Context<'_>) -> Poll<Result<(), Closed<T>>> {
         let mut state = shared.state.lock();
-        let (outcome, wake) = match std::mem::replace(&mut self.stage, Stage::Done) {
-            Stage::Waiting(value) => match state.try_push(value, shared.limit()) {
-                Ok(seq) if shared.capacity == 0 => {
-                    self.stage = Stage::Buffered(seq);
-                    (Poll::Pending, Wake::CONSUMERS)
+        let mut wake = Wake::NONE;
+        let mut replaced = None;
+        // Consumers free slots without the lock: before waiting for a slot,
+        // mark it (`await_slot`), and if it turns out free, try again.
+        let outcome = loop {
+            match std::mem::replace(&mut self.stage, Stage::Done) {
+                Stage::Waiting(value) => match shared.try_push(&state, value) {
+                    Ok(seq) if shared.capacity == 0 => {
+                        self.stage = Stage::Buffered(seq, state.epoch);
+                        wake = Wake::CONSUMERS;
+                        continue;
+                    }
+                    Ok(_) => {
+                        wake = Wake::CONSUMERS;
+                        break Poll::Ready(Ok(()));
+                    }
+                    Err(TryPutError::Closed(value)) => break Poll::Ready(Err(Closed(value))),
+                    Err(TryPutError::Full(value)) => {
+                        self.stage = Stage::Waiting(value);
+                        if state.consumers > 0 && shared.await_slot(&state, shared.room_seq(shared.tail())) {
+                            continue;
+                        }
+                    }
+                },
+                Stage::Buffered(seq, _) if shared.is_taken(&state, seq) => break Poll::Ready(Ok(())),
+                Stage::Buffered(seq, epoch) => {
+                    self.stage = Stage::Buffered(seq, epoch);
+                    if shared.await_slot(&state, seq) {
+                        continue;
+                    }
                 }
-                Ok(_) => (Poll::Ready(Ok(())), Wake::CONSUMERS),
-                Err(TryPutError::Closed(value)) => (Poll::Ready(Err(Closed(value))), Wake::NONE),
-                Err(TryPutError::Full(value)) => {
-                    self.stage = Stage::Waiting(value);
-                    (Poll::Pending, Wake::NONE)
-                }
-            },
-            Stage::Buffered(seq) if state.is_taken(seq) => (Poll::Ready(Ok(())), Wake::NONE),
-            Stage::Buffered(seq) => {
-                self.stage = Stage::Buffered(seq);
-                (Poll::Pending, Wake::NONE)
+                Stage::Done => panic!("`Put` polled after it completed"),
             }
-            Stage::Done => panic!("`Put` polled after it completed"),
+            replaced = state.put_waiters.register(&mut self.key, cx.waker());
+            break Poll::Pending;
         };
-        let old_waker = if outcome.is_pending() {
-            state.put_waiters.register(&mut self.key, cx.waker());
-            None
-        } else {
+        let old_waker = if outcome.is_ready() {
             state.put_waiters.remove(&mut self.key)
+        } else {
+            None
         };
         shared.release(state, wake);
-        drop(old_waker);
+        drop((old_waker, replaced));
         outcome
     }
 
     /// Undoes a put that will not complete: releases its waiter slot and
     /// withdraws a rendezvous value nobody has received.
     fn cancel(&mut self, shared: &Shared<T>) {
-        if self.key.is_none() && !matches!(self.stage, Stage::Buffered(_)) {
+        if self.key.is_none() && !matches!(self.stage, Stage::Buffered(..)) {
             return;
         }
         let mut state = shared.state.lock();
         let old_waker = state.put_waiters.remove(&mut self.key);
         let withdrawn = match std::mem::replace(&mut self.stage, Stage::Done) {
-            Stage::Buffered(seq) => state.withdraw(seq),
+            Stage::Buffered(seq, epoch) => shared.withdraw(&state, seq, epoch),
             _ => None,
         };
-        // Consumers skip a withdrawn value: wake them so the slot frees soon.
+        // A retracted value frees its slot for other producers; consumers
+        // step over a tombstone, which frees it soon.
         let wake = if withdrawn.is_some() {
-            Wake::CONSUMERS
+            Wake::ALL
         } else {
             Wake::NONE
         };

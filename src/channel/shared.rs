@@ -1,43 +1,93 @@
 //! The state every handle of one stream shares, and the waiter lists.
 //!
-//! All of it sits behind one mutex. Every operation locks, changes the
-//! state, takes the wakers it must wake into a [`WakeBatch`], unlocks, and
-//! only then wakes them and drops any evicted value.
+//! Values live in a ring of `max(capacity, 1)` slots, rounded up to a power
+//! of two. Producers, and
+//! everything that changes who takes part (subscribe, unsubscribe, close),
+//! go through one mutex. Consumers take values without it: each slot counts
+//! the consumers yet to take its value, the last one moves the value out,
+//! and the others clone it. Nobody wakes a waker or drops a value while
+//! holding the mutex.
+//!
+//! # Invariants
+//!
+//! - `tail` is the sequence number the next value gets; it only changes
+//!   under the mutex. The value of sequence number `s` lives in slot
+//!   `s & mask`. `limit = max(capacity, 1)` values at most are buffered.
+//! - A slot is free when its `remaining` is 0; else it holds the value of
+//!   the latest sequence number mapping to it (or, for a withdrawn
+//!   rendezvous value, nothing), and `remaining` consumers have yet to take
+//!   it.
+//! - Slots free in sequence order: a consumer that took slot `s` took every
+//!   slot before it, and a consumer subscribed after `s` was put does not
+//!   count for it. So "slot `tail - limit` is free" means there is room,
+//!   and then the slot `tail` maps to (holding `tail - ring.len()` or
+//!   earlier) is free too.
+//! - Only the consumer that brings `remaining` from 1 to 0 touches the value
+//!   after that: it moves it out (if it saw 1 before taking) or drops it
+//!   (if its decrement found 1 after cloning).
+//! - A producer that must wait for a slot to free sets the slot's
+//!   [`WAITING`] bit (under the mutex) before registering its waker; the
+//!   consumer whose read-modify-write frees the slot sees the bit and wakes
+//!   the producers. Both touch the same atomic, so its modification order
+//!   decides: either the producer sees the slot free, or the consumer sees
+//!   the bit.
 
-use std::collections::VecDeque;
+use std::mem::MaybeUninit;
 use std::task::Waker;
 
 use super::error::{TryPutError, TryRecvError};
-use crate::sync::{Mutex, MutexGuard};
+use crate::sync::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Mutex, MutexGuard, Ordering, UnsafeCell};
+
+/// Rendezvous slot states: whether the value may still be withdrawn.
+const FRESH: u8 = 0;
+const DELIVERED: u8 = 1;
+/// Withdrawn, but a consumer subscribed after it was put: a tombstone that
+/// consumers step over.
+const WITHDRAWN: u8 = 2;
+/// Withdrawn and the tail moved back: as if never put.
+const RETRACTED: u8 = 3;
+
+/// In a slot's `remaining`: a producer waits for this slot to free.
+const WAITING: usize = 1 << (usize::BITS - 1);
+/// In a slot's `remaining`: the number of consumers yet to take the value.
+const COUNT: usize = WAITING - 1;
+
+struct Slot<T> {
+    value: UnsafeCell<MaybeUninit<T>>,
+    remaining: AtomicUsize,
+    /// Rendezvous streams only: [`FRESH`], [`DELIVERED`], [`WITHDRAWN`] or
+    /// [`RETRACTED`].
+    delivery: AtomicU8,
+}
 
 /// State shared by the producers and consumers of one stream.
 pub(crate) struct Shared<T> {
-    pub(crate) state: Mutex<State<T>>,
+    pub(crate) state: Mutex<State>,
+    ring: Box<[Slot<T>]>,
+    /// `ring.len() - 1`; the ring's length is a power of two.
+    mask: usize,
+    /// How many values may be buffered: `max(capacity, 1)`.
+    limit: u64,
+    tail: AtomicU64,
+    closed: AtomicBool,
     /// The capacity the stream was built with (0: rendezvous).
     pub(crate) capacity: usize,
 }
 
-/// A value in the buffer and the number of consumers yet to take it.
-struct Slot<T> {
-    /// `None` once a cancelled rendezvous put withdrew it: consumers skip it.
-    value: Option<T>,
-    remaining: usize,
-    /// Whether some consumer has received a clone of the value.
-    delivered: bool,
-}
+// SAFETY: producers move values in from any thread and consumers move or
+// clone them out on theirs (`T: Send`); two consumers on different threads
+// may clone the same value at once through `&T` (`T: Sync`). Every other
+// access to a slot is ordered by its `remaining` count and the mutex, as
+// the invariants above lay out.
+unsafe impl<T: Send + Sync> Send for Shared<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send + Sync> Sync for Shared<T> {}
 
-/// # Invariants
-///
-/// - `buf[i]` holds the value of sequence number `head + i`; `head + buf.len()`
-///   is the sequence number the next put gets (the tail).
-/// - Every slot's `remaining` is at least 1, and is non-decreasing from the
-///   front to the back: a consumer that took slot `s` took every slot before
-///   it, and a consumer subscribed after slot `s` was put does not count for
-///   it. So slots are only ever fully taken at the front.
-/// - `buf.len() <= max(capacity, 1)`.
-pub(crate) struct State<T> {
-    buf: VecDeque<Slot<T>>,
-    head: u64,
+/// What the mutex guards.
+pub(crate) struct State {
+    /// Counts subscriptions: a withdrawn value can be retracted only if no
+    /// consumer subscribed after it was put.
+    pub(crate) epoch: u64,
     pub(crate) consumers: usize,
     pub(crate) producers: usize,
     pub(crate) closed: bool,
@@ -73,41 +123,68 @@ impl Wake {
 
 impl<T> Shared<T> {
     pub(crate) fn new(capacity: usize) -> Self {
+        let limit = capacity.max(1);
+        let ring: Box<[Slot<T>]> = (0..limit.next_power_of_two())
+            .map(|_| Slot {
+                value: UnsafeCell::new(MaybeUninit::uninit()),
+                remaining: AtomicUsize::new(0),
+                delivery: AtomicU8::new(FRESH),
+            })
+            .collect();
         Self {
             state: Mutex::new(State {
-                buf: VecDeque::with_capacity(capacity.max(1)),
-                head: 0,
+                epoch: 0,
                 consumers: 0,
                 producers: 1,
                 closed: false,
                 recv_waiters: WaitList::default(),
                 put_waiters: WaitList::default(),
             }),
+            mask: ring.len() - 1,
+            ring,
+            limit: limit as u64,
+            tail: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
             capacity,
         }
     }
 
-    /// How many values may be buffered at once.
-    pub(crate) fn limit(&self) -> usize {
-        self.capacity.max(1)
+    #[inline]
+    fn slot(&self, seq: u64) -> &Slot<T> {
+        &self.ring[seq as usize & self.mask]
+    }
+
+    fn is_rendezvous(&self) -> bool {
+        self.capacity == 0
     }
 
     /// Unlocks `state`, then wakes the waiters `wake` names, in batches that
     /// never hold the lock while waking.
-    pub(crate) fn release(&self, mut state: MutexGuard<'_, State<T>>, wake: Wake) {
+    pub(crate) fn release(&self, mut state: MutexGuard<'_, State>, wake: Wake) {
         if !state.has_waiters(wake) {
             return;
         }
         let mut batch = WakeBatch::new();
-        let mut more = state.drain(wake, &mut batch);
+        let mut more = self.drain(&mut state, wake, &mut batch);
         drop(state);
         batch.wake_all();
         while more {
             let mut state = self.state.lock();
-            more = state.drain(wake, &mut batch);
+            more = self.drain(&mut state, wake, &mut batch);
             drop(state);
             batch.wake_all();
         }
+    }
+
+    fn drain(&self, state: &mut State, wake: Wake, batch: &mut WakeBatch) -> bool {
+        let mut more = false;
+        if wake.consumers {
+            more |= state.recv_waiters.drain_into(batch);
+        }
+        if wake.producers {
+            more |= state.put_waiters.drain_into(batch);
+        }
+        more
     }
 
     /// Closes the stream; returns whether this call closed it.
@@ -117,142 +194,234 @@ impl<T> Shared<T> {
             return false;
         }
         state.closed = true;
+        self.closed.store(true, Ordering::Release);
         self.release(state, Wake::ALL);
         true
-    }
-}
-
-impl<T> State<T> {
-    fn has_waiters(&self, wake: Wake) -> bool {
-        (wake.consumers && self.recv_waiters.waiting > 0)
-            || (wake.producers && self.put_waiters.waiting > 0)
-    }
-
-    fn drain(&mut self, wake: Wake, batch: &mut WakeBatch) -> bool {
-        let mut more = false;
-        if wake.consumers {
-            more |= self.recv_waiters.drain_into(batch);
-        }
-        if wake.producers && !batch.is_full() {
-            more |= self.put_waiters.drain_into(batch);
-        } else if wake.producers {
-            more |= self.put_waiters.waiting > 0;
-        }
-        more
     }
 
     /// The sequence number the next value will get.
     pub(crate) fn tail(&self) -> u64 {
-        self.head + self.buf.len() as u64
+        self.tail.load(Ordering::Acquire)
     }
 
-    /// Number of values buffered, not yet taken by every consumer.
-    pub(crate) fn len(&self) -> usize {
-        self.buf.len()
+    /// Number of values buffered that some consumer has yet to take.
+    pub(crate) fn len(&self, _state: &State) -> usize {
+        let tail = self.tail();
+        let oldest = tail.saturating_sub(self.limit);
+        (oldest..tail)
+            .filter(|&seq| self.slot(seq).remaining.load(Ordering::Acquire) & COUNT > 0)
+            .count()
     }
 
     /// Buffers `value` if there is room, and returns its sequence number.
-    pub(crate) fn try_push(&mut self, value: T, limit: usize) -> Result<u64, TryPutError<T>> {
-        if self.closed {
+    pub(crate) fn try_push(&self, state: &State, value: T) -> Result<u64, TryPutError<T>> {
+        if state.closed {
             return Err(TryPutError::Closed(value));
         }
-        if self.consumers == 0 || self.buf.len() >= limit {
+        let seq = self.tail.load(Ordering::Relaxed);
+        if state.consumers == 0 || !self.has_room(seq) {
             return Err(TryPutError::Full(value));
         }
-        let seq = self.tail();
-        self.buf.push_back(Slot {
-            value: Some(value),
-            remaining: self.consumers,
-            delivered: false,
-        });
+        let slot = self.slot(seq);
+        // SAFETY: the slot is free (the value `limit` back is fully taken, so
+        // is every earlier one, and the Acquire load in `has_room`
+        // synchronizes with the consumer that freed it), and only producers
+        // holding the mutex write slots, so nothing else accesses it now.
+        slot.value.with_mut(|ptr| unsafe { (*ptr).write(value) });
+        slot.delivery.store(FRESH, Ordering::Relaxed);
+        slot.remaining.store(state.consumers, Ordering::Relaxed);
+        self.tail.store(seq + 1, Ordering::Release);
         Ok(seq)
     }
 
-    /// Whether the value put with sequence number `seq` has been taken by
-    /// every consumer (or every consumer that was to take it has gone).
-    pub(crate) fn is_taken(&self, seq: u64) -> bool {
-        self.head > seq
+    /// Whether the value put as `tail` would fit: fewer than `limit` values
+    /// are buffered.
+    #[inline]
+    fn has_room(&self, tail: u64) -> bool {
+        tail < self.limit || self.slot(tail - self.limit).remaining.load(Ordering::Acquire) & COUNT == 0
     }
 
-    /// Withdraws the value put as `seq` if no consumer has received it yet.
-    /// Returns it, or `None` if it was already delivered (then it stays, so
-    /// that every consumer sees the same sequence).
-    pub(crate) fn withdraw(&mut self, seq: u64) -> Option<T> {
-        let index = usize::try_from(seq.checked_sub(self.head)?).ok()?;
-        let slot = self.buf.get_mut(index)?;
-        if slot.delivered {
+    /// The sequence number whose slot must free before the value put as
+    /// `tail` fits.
+    pub(crate) fn room_seq(&self, tail: u64) -> u64 {
+        tail.saturating_sub(self.limit)
+    }
+
+    /// Whether the value put as `seq` has been taken by every consumer (or
+    /// every consumer that was to take it has gone). Call under the mutex.
+    pub(crate) fn is_taken(&self, _state: &State, seq: u64) -> bool {
+        self.tail.load(Ordering::Relaxed) > seq + self.limit
+            || self.slot(seq).remaining.load(Ordering::Acquire) & COUNT == 0
+    }
+
+    /// Marks the slot of `seq` as awaited by a producer, so that the consumer
+    /// freeing it wakes the producers. Returns whether it is already free
+    /// (then there is nothing to wait for). Call under the mutex, with `seq`
+    /// the tail (waiting for room) or a buffered value (waiting for it to be
+    /// taken).
+    pub(crate) fn await_slot(&self, _state: &State, seq: u64) -> bool {
+        self.slot(seq).remaining.fetch_or(WAITING, Ordering::AcqRel) & COUNT == 0
+    }
+
+    /// Withdraws the rendezvous value put as `seq` (when the subscription
+    /// epoch was `epoch`) if no consumer has received it yet, and returns it.
+    /// If no consumer subscribed since, the stream is left exactly as before
+    /// the put; otherwise the slot stays as a tombstone consumers step over.
+    /// Once received, the value stays, so that every consumer sees the same
+    /// sequence. Call under the mutex.
+    pub(crate) fn withdraw(&self, state: &State, seq: u64, epoch: u64) -> Option<T> {
+        debug_assert!(self.is_rendezvous());
+        if self.is_taken(state, seq) {
             return None;
         }
-        slot.value.take()
+        let slot = self.slot(seq);
+        let retract = state.epoch == epoch;
+        let mark = if retract { RETRACTED } else { WITHDRAWN };
+        slot.delivery
+            .compare_exchange(FRESH, mark, Ordering::AcqRel, Ordering::Acquire)
+            .ok()?;
+        // SAFETY: the value is initialized (not yet taken: `remaining` > 0)
+        // and no consumer will touch it: they all see the mark (the CAS won
+        // against their FRESH -> DELIVERED CAS) and leave the value alone.
+        let value = slot.value.with(|ptr| unsafe { (*ptr).assume_init_read() });
+        if retract {
+            // Every consumer counted in `remaining` is still at `seq` (none
+            // claimed it, none subscribed since): freeing the slot and moving
+            // the tail back undoes the put.
+            slot.remaining.store(0, Ordering::Release);
+            self.tail.store(seq, Ordering::Release);
+        }
+        Some(value)
     }
 
-    /// Takes the next value for the consumer at `pos`: by move if it is the
-    /// last consumer to take it, else by clone. The `bool` tells whether a
-    /// slot was freed (so producers waiting for room must be woken).
-    pub(crate) fn try_take(&mut self, pos: &mut u64) -> Result<(T, bool), TryRecvError>
+    /// Takes the next value for the consumer at `pos`, without the mutex.
+    /// The `bool` tells whether it freed a slot a producer waits for: the
+    /// caller must then wake the producers.
+    pub(crate) fn try_take(&self, pos: &mut u64) -> Result<(T, bool), TryRecvError>
     where
         T: Clone,
     {
-        let mut freed = false;
+        let mut wake = false;
         loop {
-            debug_assert!(*pos >= self.head, "consumer position behind the buffer");
-            let index = (*pos - self.head) as usize;
-            let Some(slot) = self.buf.get_mut(index) else {
-                return Err(if self.closed {
-                    TryRecvError::Closed
-                } else {
-                    TryRecvError::Empty
-                });
-            };
-            *pos += 1;
-            if slot.remaining == 1 {
-                debug_assert_eq!(index, 0, "a slot freed before the ones ahead of it");
-                let slot = self.buf.pop_front().expect("slot exists");
-                self.head += 1;
-                freed = true;
-                if let Some(value) = slot.value {
-                    return Ok((value, freed));
+            if *pos == self.tail.load(Ordering::Acquire) {
+                if !self.closed.load(Ordering::Acquire) || *pos != self.tail.load(Ordering::Acquire) {
+                    return Err(TryRecvError::Empty);
                 }
-            } else {
-                slot.remaining -= 1;
-                if let Some(value) = &slot.value {
-                    slot.delivered = true;
-                    return Ok((value.clone(), freed));
+                return Err(TryRecvError::Closed);
+            }
+            let slot = self.slot(*pos);
+            if self.is_rendezvous() {
+                match Self::claim(slot) {
+                    DELIVERED => {}
+                    // Being retracted: the tail is moving back to `pos`.
+                    RETRACTED => return Err(TryRecvError::Empty),
+                    _ => {
+                        // A tombstone: step over it, freeing the slot if this
+                        // was the last consumer to pass it.
+                        *pos += 1;
+                        let before = slot.remaining.fetch_sub(1, Ordering::AcqRel);
+                        wake |= before & COUNT == 1 && before & WAITING != 0;
+                        continue;
+                    }
                 }
             }
+            *pos += 1;
+            let value = if slot.remaining.load(Ordering::Acquire) & COUNT == 1 {
+                // SAFETY: this consumer is the only one yet to take the value
+                // (the others decremented `remaining` after cloning, with
+                // Release), so nobody else reads it; it is moved out once, and
+                // the slot freed right after.
+                let value = slot.value.with(|ptr| unsafe { (*ptr).assume_init_read() });
+                wake |= slot.remaining.swap(0, Ordering::AcqRel) & WAITING != 0;
+                value
+            } else {
+                // SAFETY: `remaining` counts this consumer, so the value stays
+                // initialized until it decrements below; others may clone it
+                // at the same time, which `Shared: Sync` allows for `T: Sync`.
+                let value = slot.value.with(|ptr| unsafe { (*ptr).assume_init_ref().clone() });
+                let before = slot.remaining.fetch_sub(1, Ordering::AcqRel);
+                if before & COUNT == 1 {
+                    // The others finished meanwhile: the last one drops it.
+                    // SAFETY: the count went 1 -> 0 here: every other
+                    // consumer is done with the value.
+                    slot.value.with_mut(|ptr| unsafe { (*ptr).assume_init_drop() });
+                    wake |= before & WAITING != 0;
+                }
+                value
+            };
+            return Ok((value, wake));
         }
     }
 
-    /// Registers a new consumer; returns its starting position (the tail).
-    pub(crate) fn subscribe(&mut self) -> u64 {
-        self.consumers += 1;
-        self.tail()
+    /// Rendezvous: marks the slot as received. Returns [`DELIVERED`], or the
+    /// withdrawal mark that beat this consumer to it.
+    fn claim(slot: &Slot<T>) -> u8 {
+        match slot.delivery.load(Ordering::Acquire) {
+            FRESH => match slot.delivery.compare_exchange(FRESH, DELIVERED, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => DELIVERED,
+                Err(now) => now,
+            },
+            now => now,
+        }
     }
 
-    /// Registers a consumer that starts at `pos`, like an existing one.
-    pub(crate) fn subscribe_at(&mut self, pos: u64) {
-        self.consumers += 1;
-        let start = (pos - self.head) as usize;
-        for slot in self.buf.iter_mut().skip(start) {
-            slot.remaining += 1;
+    /// Wakes the producers after a consumer freed a slot one awaited.
+    pub(crate) fn wake_producers(&self) {
+        let state = self.state.lock();
+        self.release(state, Wake::PRODUCERS);
+    }
+
+    /// Registers a new consumer; returns its starting position (the tail).
+    pub(crate) fn subscribe(&self, state: &mut State) -> u64 {
+        state.epoch += 1;
+        state.consumers += 1;
+        self.tail.load(Ordering::Relaxed)
+    }
+
+    /// Registers a consumer that starts at `pos`, like an existing one whose
+    /// handle the caller holds (so it takes nothing meanwhile).
+    pub(crate) fn subscribe_at(&self, state: &mut State, pos: u64) {
+        state.epoch += 1;
+        state.consumers += 1;
+        for seq in pos..self.tail.load(Ordering::Relaxed) {
+            self.slot(seq).remaining.fetch_add(1, Ordering::AcqRel);
         }
     }
 
     /// Removes the consumer at `pos`: it no longer holds anything back.
-    /// Returns the values freed, to be dropped once the lock is released.
-    pub(crate) fn unsubscribe(&mut self, pos: u64) -> Vec<T> {
-        self.consumers -= 1;
-        let start = (pos - self.head) as usize;
-        for slot in self.buf.iter_mut().skip(start) {
-            slot.remaining -= 1;
-        }
+    /// Returns the values it was the last to hold, to be dropped once the
+    /// mutex is released.
+    pub(crate) fn unsubscribe(&self, state: &mut State, pos: u64) -> Vec<T> {
+        state.consumers -= 1;
         let mut freed = Vec::new();
-        while self.buf.front().is_some_and(|slot| slot.remaining == 0) {
-            let slot = self.buf.pop_front().expect("front exists");
-            self.head += 1;
-            freed.extend(slot.value);
+        for seq in pos..self.tail.load(Ordering::Relaxed) {
+            let slot = self.slot(seq);
+            if slot.remaining.fetch_sub(1, Ordering::AcqRel) & COUNT == 1
+                && !(self.is_rendezvous() && slot.delivery.load(Ordering::Acquire) == WITHDRAWN)
+            {
+                // SAFETY: `remaining` went 1 -> 0 here, so every other
+                // consumer is done with the value; it is moved out once.
+                freed.push(slot.value.with(|ptr| unsafe { (*ptr).assume_init_read() }));
+            }
         }
         freed
+    }
+}
+
+impl<T> Drop for Shared<T> {
+    fn drop(&mut self) {
+        // Every value put had a consumer, and every consumer, when dropped,
+        // released the values it had yet to take: nothing is left to drop.
+        debug_assert!(self
+            .ring
+            .iter()
+            .all(|slot| slot.remaining.load(Ordering::Relaxed) & COUNT == 0));
+    }
+}
+
+impl State {
+    fn has_waiters(&self, wake: Wake) -> bool {
+        (wake.consumers && self.recv_waiters.waiting > 0) || (wake.producers && self.put_waiters.waiting > 0)
     }
 }
 
@@ -270,7 +439,9 @@ pub(crate) struct WaitList {
 
 impl WaitList {
     /// Records that the party with `key` waits, to be woken with `waker`.
-    pub(crate) fn register(&mut self, key: &mut Option<usize>, waker: &Waker) {
+    /// Returns the waker it replaces, to be dropped once unlocked.
+    #[must_use = "drop the replaced waker after releasing the lock"]
+    pub(crate) fn register(&mut self, key: &mut Option<usize>, waker: &Waker) -> Option<Waker> {
         let index = match *key {
             Some(index) => index,
             None => {
@@ -283,10 +454,12 @@ impl WaitList {
             }
         };
         match &mut self.slots[index] {
-            Some(old) => old.clone_from(waker),
+            Some(old) if old.will_wake(waker) => None,
+            Some(old) => Some(std::mem::replace(old, waker.clone())),
             empty => {
                 *empty = Some(waker.clone());
                 self.waiting += 1;
+                None
             }
         }
     }

@@ -1,0 +1,1243 @@
+//! The channel's contract (DESIGN.md, "Channel"), one rule per test.
+//!
+//! Wake-ups are tested by polling by hand with a counting waker: `Pending`,
+//! then woken, then `Ready`. Ordering and loss are tested under several
+//! executors and on plain threads. A model-based test checks random
+//! sequences of non-blocking operations against a plain `VecDeque` model.
+#![cfg(not(loom))] // loom's `Arc` and mutex work only inside `loom::model`
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use futures::executor::block_on;
+use futures::future::{join, join_all};
+use futures::stream::FusedStream;
+use futures::{Sink, SinkExt, StreamExt};
+use timecast::{AsyncStream, Closed, Consumer, TryPutError, TryRecvError};
+
+/// The capacities every ordering test runs with: rendezvous, one slot, an
+/// odd size, and a size larger than most bursts.
+const CAPACITIES: [usize; 4] = [0, 1, 7, 64];
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+/// A waker that counts how often it was woken.
+#[derive(Default)]
+struct CountingWaker {
+    wakes: AtomicUsize,
+}
+
+impl Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wakes.fetch_add(1, SeqCst);
+    }
+}
+
+impl CountingWaker {
+    fn count(&self) -> usize {
+        self.wakes.load(SeqCst)
+    }
+}
+
+/// A fresh counting waker: the counter, and the `Waker` to poll with.
+fn counting_waker() -> (Arc<CountingWaker>, Waker) {
+    let counter = Arc::new(CountingWaker::default());
+    let waker = Waker::from(counter.clone());
+    (counter, waker)
+}
+
+/// Polls `fut` once with `waker`.
+fn poll<F: Future + Unpin>(fut: &mut F, waker: &Waker) -> Poll<F::Output> {
+    Pin::new(fut).poll(&mut Context::from_waker(waker))
+}
+
+/// A tiny executor for two futures: polls both, then re-polls only those
+/// whose waker has been woken since, until neither is. A future left
+/// `Pending` here would hang forever under a real executor.
+fn run_until_stalled<A, B>(a: &mut A, b: &mut B) -> (Option<A::Output>, Option<B::Output>)
+where
+    A: Future + Unpin,
+    B: Future + Unpin,
+{
+    let (wa, waker_a) = counting_waker();
+    let (wb, waker_b) = counting_waker();
+    let (mut out_a, mut out_b) = (None, None);
+    let (mut seen_a, mut seen_b) = (usize::MAX, usize::MAX);
+    loop {
+        let mut progressed = false;
+        if out_a.is_none() && wa.count() != seen_a {
+            seen_a = wa.count();
+            progressed = true;
+            if let Poll::Ready(v) = poll(a, &waker_a) {
+                out_a = Some(v);
+            }
+        }
+        if out_b.is_none() && wb.count() != seen_b {
+            seen_b = wb.count();
+            progressed = true;
+            if let Poll::Ready(v) = poll(b, &waker_b) {
+                out_b = Some(v);
+            }
+        }
+        if !progressed {
+            return (out_a, out_b);
+        }
+    }
+}
+
+/// Receives until the stream ends.
+async fn collect_all<T: Clone>(mut consumer: Consumer<T>) -> Vec<T> {
+    let mut seen = Vec::new();
+    while let Some(v) = consumer.recv().await {
+        seen.push(v);
+    }
+    seen
+}
+
+/// Puts `0..n`, then drops the handle (closing the stream if it was the last).
+async fn produce(stream: AsyncStream<u64>, n: u64) {
+    for i in 0..n {
+        stream
+            .put(i)
+            .await
+            .expect("stream closed under the producer");
+    }
+}
+
+fn expected(n: u64) -> Vec<u64> {
+    (0..n).collect()
+}
+
+// ---------------------------------------------------------------------------
+// Every consumer gets every value, in put order
+// ---------------------------------------------------------------------------
+
+/// One thread, `join`ed futures: each consumer receives exactly `0..N`.
+#[test]
+fn every_consumer_gets_every_value_in_order_single_thread() {
+    const N: u64 = 500;
+    for capacity in CAPACITIES {
+        for consumers in [1, 2, 5] {
+            let stream = AsyncStream::with_capacity(capacity);
+            let all = join_all((0..consumers).map(|_| collect_all(stream.subscribe())));
+            let ((), seen) = block_on(join(produce(stream, N), all));
+            for s in seen {
+                assert_eq!(s, expected(N), "capacity {capacity}, {consumers} consumers");
+            }
+        }
+    }
+}
+
+/// Plain threads with the blocking triad: each consumer receives `0..N`.
+#[test]
+fn every_consumer_gets_every_value_in_order_threads() {
+    const N: u64 = 2_000;
+    for capacity in CAPACITIES {
+        let stream = AsyncStream::with_capacity(capacity);
+        let readers: Vec<_> = (0..3)
+            .map(|_| {
+                let mut consumer = stream.subscribe();
+                std::thread::spawn(move || {
+                    let mut seen = Vec::new();
+                    while let Some(v) = consumer.recv_blocking() {
+                        seen.push(v);
+                    }
+                    seen
+                })
+            })
+            .collect();
+        for i in 0..N {
+            stream.put_blocking(i).unwrap();
+        }
+        drop(stream);
+        for reader in readers {
+            assert_eq!(reader.join().unwrap(), expected(N), "capacity {capacity}");
+        }
+    }
+}
+
+/// A multi-threaded tokio runtime: tasks migrate between threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_consumer_gets_every_value_in_order_tokio_multi_thread() {
+    const N: u64 = 2_000;
+    for capacity in CAPACITIES {
+        let stream = AsyncStream::with_capacity(capacity);
+        let readers: Vec<_> = (0..3)
+            .map(|_| tokio::spawn(collect_all(stream.subscribe())))
+            .collect();
+        tokio::spawn(produce(stream, N)).await.unwrap();
+        for reader in readers {
+            assert_eq!(reader.await.unwrap(), expected(N), "capacity {capacity}");
+        }
+    }
+}
+
+/// `async_executor::Executor` run by two threads.
+#[test]
+fn every_consumer_gets_every_value_in_order_async_executor() {
+    const N: u64 = 2_000;
+    let ex = async_executor::Executor::new();
+    let (stop, stopped) = futures::channel::oneshot::channel::<()>();
+    std::thread::scope(|s| {
+        // Dropped on unwind too, so the helper thread never outlives a failure.
+        let _stop = stop;
+        s.spawn(|| block_on(ex.run(stopped)));
+        block_on(ex.run(async {
+            for capacity in CAPACITIES {
+                let stream = AsyncStream::with_capacity(capacity);
+                let readers: Vec<_> = (0..3)
+                    .map(|_| ex.spawn(collect_all(stream.subscribe())))
+                    .collect();
+                ex.spawn(produce(stream, N)).await;
+                for reader in readers {
+                    assert_eq!(reader.await, expected(N), "capacity {capacity}");
+                }
+            }
+        }));
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Several producers
+// ---------------------------------------------------------------------------
+
+/// Checks that `seen` holds, for each of `producers`, exactly its values
+/// `0..n` in order (interleaved with the others' in any way).
+fn check_tagged(seen: &[(usize, u64)], producers: usize, n: u64, context: &str) {
+    assert_eq!(
+        seen.len() as u64,
+        producers as u64 * n,
+        "{context}: total count"
+    );
+    let mut next = vec![0u64; producers];
+    for &(producer, value) in seen {
+        assert_eq!(
+            value, next[producer],
+            "{context}: producer {producer} out of order, lost or duplicated"
+        );
+        next[producer] += 1;
+    }
+}
+
+/// Producer clones on their own threads: every consumer receives every
+/// value of every producer once, each producer's values in its put order.
+#[test]
+fn concurrent_producers_lose_and_duplicate_nothing_threads() {
+    const PRODUCERS: usize = 3;
+    const N: u64 = 500;
+    for capacity in [0, 1, 7] {
+        let stream = AsyncStream::<(usize, u64)>::with_capacity(capacity);
+        let readers: Vec<_> = (0..3)
+            .map(|_| {
+                let mut consumer = stream.subscribe();
+                std::thread::spawn(move || {
+                    let mut seen = Vec::new();
+                    while let Some(v) = consumer.recv_blocking() {
+                        seen.push(v);
+                    }
+                    seen
+                })
+            })
+            .collect();
+        let writers: Vec<_> = (0..PRODUCERS)
+            .map(|p| {
+                let producer = stream.clone();
+                std::thread::spawn(move || {
+                    for i in 0..N {
+                        producer.put_blocking((p, i)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        drop(stream); // the writers hold the last handles: the stream closes after them
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        for reader in readers {
+            let seen = reader.join().unwrap();
+            check_tagged(&seen, PRODUCERS, N, &format!("capacity {capacity}"));
+        }
+    }
+}
+
+/// The same with `join`ed futures on one thread, where several puts are
+/// pending at the same time.
+#[test]
+fn concurrent_producers_lose_and_duplicate_nothing_single_thread() {
+    const PRODUCERS: usize = 3;
+    const N: u64 = 300;
+    for capacity in CAPACITIES {
+        let stream = AsyncStream::<(usize, u64)>::with_capacity(capacity);
+        let readers = join_all((0..3).map(|_| collect_all(stream.subscribe())));
+        let writers = join_all((0..PRODUCERS).map(|p| {
+            let producer = stream.clone();
+            async move {
+                for i in 0..N {
+                    producer.put((p, i)).await.unwrap();
+                }
+            }
+        }));
+        drop(stream);
+        let (_, seen) = block_on(join(writers, readers));
+        for s in seen {
+            check_tagged(&s, PRODUCERS, N, &format!("capacity {capacity}"));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Backpressure
+// ---------------------------------------------------------------------------
+
+/// Rendezvous: a put completes only once every consumer has taken the value.
+#[test]
+fn rendezvous_put_returns_once_every_consumer_took_the_value() {
+    let stream = AsyncStream::new();
+    let mut a = stream.subscribe();
+    let mut b = stream.subscribe();
+    let (woken, waker) = counting_waker();
+
+    let mut put = stream.put(1);
+    assert!(poll(&mut put, &waker).is_pending());
+    assert_eq!(a.try_recv(), Ok(1));
+    assert!(
+        poll(&mut put, &waker).is_pending(),
+        "b has not taken it yet"
+    );
+    let before = woken.count();
+    assert_eq!(b.try_recv(), Ok(1));
+    assert!(woken.count() > before, "the last take wakes the producer");
+    assert_eq!(poll(&mut put, &waker), Poll::Ready(Ok(())));
+}
+
+/// `with_capacity(n)`: the producer runs exactly `n` values ahead of the
+/// slowest consumer, not `n + 1`, with `try_put` and with `put`.
+#[test]
+fn with_capacity_runs_exactly_n_ahead_of_the_slowest_consumer() {
+    for n in [1u64, 2, 7] {
+        let stream = AsyncStream::with_capacity(n as usize);
+        let mut fast = stream.subscribe();
+        let mut slow = stream.subscribe();
+        for i in 0..n {
+            assert_eq!(stream.try_put(i), Ok(()), "capacity {n}");
+        }
+        assert_eq!(stream.try_put(n), Err(TryPutError::Full(n)));
+
+        // The fast consumer catching up does not make room: slow is n behind.
+        for i in 0..n {
+            assert_eq!(fast.try_recv(), Ok(i));
+        }
+        assert_eq!(stream.try_put(n), Err(TryPutError::Full(n)));
+
+        let (woken, waker) = counting_waker();
+        let mut put = stream.put(n);
+        assert!(poll(&mut put, &waker).is_pending());
+        assert_eq!(slow.try_recv(), Ok(0));
+        assert_eq!(woken.count(), 1);
+        assert_eq!(poll(&mut put, &waker), Poll::Ready(Ok(())));
+        // Slow is n behind again.
+        assert_eq!(stream.try_put(n + 1), Err(TryPutError::Full(n + 1)));
+    }
+}
+
+/// Capacity 0 holds one value in flight at a time; `try_put` does not wait.
+#[test]
+fn rendezvous_try_put_accepts_one_value_in_flight() {
+    let stream = AsyncStream::new();
+    let mut consumer = stream.subscribe();
+    assert_eq!(stream.try_put(1), Ok(()));
+    assert_eq!(stream.try_put(2), Err(TryPutError::Full(2)));
+    assert_eq!(consumer.try_recv(), Ok(1));
+    assert_eq!(stream.try_put(2), Ok(()));
+}
+
+/// With no consumer, `try_put` is `Full` and `put` waits for the first
+/// subscriber, which wakes it: no value is ever put for nobody.
+#[test]
+fn put_without_consumer_waits_for_the_first_subscriber() {
+    for capacity in [0, 4] {
+        let stream = AsyncStream::with_capacity(capacity);
+        assert_eq!(stream.try_put(1), Err(TryPutError::Full(1)));
+
+        let (woken, waker) = counting_waker();
+        let mut put = stream.put(1);
+        assert!(poll(&mut put, &waker).is_pending());
+        assert!(poll(&mut put, &waker).is_pending());
+        assert_eq!(woken.count(), 0);
+
+        let mut consumer = stream.subscribe();
+        assert_eq!(woken.count(), 1, "subscribing wakes the waiting producer");
+        if capacity == 0 {
+            assert!(poll(&mut put, &waker).is_pending(), "not taken yet");
+            assert_eq!(consumer.try_recv(), Ok(1));
+            assert_eq!(poll(&mut put, &waker), Poll::Ready(Ok(())));
+        } else {
+            assert_eq!(poll(&mut put, &waker), Poll::Ready(Ok(())));
+            assert_eq!(consumer.try_recv(), Ok(1));
+        }
+    }
+}
+
+/// A consumer dropped mid-stream releases the producer it held back at
+/// once: its waker is woken by the drop, and the put completes.
+#[test]
+fn dropped_consumer_releases_a_waiting_producer_at_once() {
+    // Capacity 1: slow lags, the put waits for room.
+    let stream = AsyncStream::with_capacity(1);
+    let mut fast = stream.subscribe();
+    let slow = stream.subscribe();
+    stream.try_put(1).unwrap();
+    assert_eq!(fast.try_recv(), Ok(1));
+    let (woken, waker) = counting_waker();
+    let mut put = stream.put(2);
+    assert!(poll(&mut put, &waker).is_pending());
+    drop(slow);
+    assert_eq!(woken.count(), 1);
+    assert_eq!(poll(&mut put, &waker), Poll::Ready(Ok(())));
+    assert_eq!(fast.try_recv(), Ok(2));
+
+    // Rendezvous: the put waits for the value to be taken by everyone.
+    let stream = AsyncStream::new();
+    let mut fast = stream.subscribe();
+    let slow = stream.subscribe();
+    let (woken, waker) = counting_waker();
+    let mut put = stream.put(1);
+    assert!(poll(&mut put, &waker).is_pending());
+    assert_eq!(fast.try_recv(), Ok(1));
+    assert!(poll(&mut put, &waker).is_pending());
+    let before = woken.count();
+    drop(slow);
+    assert!(woken.count() > before);
+    assert_eq!(poll(&mut put, &waker), Poll::Ready(Ok(())));
+    assert!(stream.is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// Close
+// ---------------------------------------------------------------------------
+
+/// Values already put are received after `close`, then the stream ends.
+#[test]
+fn close_drains_then_ends() {
+    let stream = AsyncStream::with_capacity(4);
+    let mut a = stream.subscribe();
+    let mut b = stream.subscribe();
+    for i in 1..=3 {
+        stream.try_put(i).unwrap();
+    }
+    assert!(stream.close());
+    block_on(async {
+        for i in 1..=3 {
+            assert_eq!(a.recv().await, Some(i));
+        }
+        assert_eq!(a.recv().await, None);
+        assert_eq!(a.recv().await, None);
+    });
+    assert_eq!(b.recv_blocking(), Some(1));
+    assert_eq!(b.try_recv(), Ok(2));
+    assert_eq!(b.try_recv(), Ok(3));
+    assert_eq!(b.try_recv(), Err(TryRecvError::Closed));
+    assert_eq!(b.recv_blocking(), None);
+}
+
+/// Every put after `close` fails and hands the value back.
+#[test]
+fn put_after_close_hands_the_value_back() {
+    let stream = AsyncStream::with_capacity(4);
+    let _consumer = stream.subscribe();
+    stream.close();
+    assert_eq!(
+        block_on(stream.put(String::from("a"))),
+        Err(Closed("a".into()))
+    );
+    assert_eq!(
+        stream.try_put(String::from("b")),
+        Err(TryPutError::Closed("b".into()))
+    );
+    assert_eq!(
+        stream.put_blocking(String::from("c")),
+        Err(Closed("c".into()))
+    );
+    // Closed without a consumer: `Closed` wins over `Full`.
+    let lonely = AsyncStream::<u8>::with_capacity(4);
+    lonely.close();
+    assert_eq!(lonely.try_put(1), Err(TryPutError::Closed(1)));
+    assert_eq!(block_on(lonely.put(2)), Err(Closed(2)));
+}
+
+/// `close` says whether this call closed the stream: true once, then false,
+/// from any handle.
+#[test]
+fn close_returns_true_once() {
+    let stream = AsyncStream::<u8>::new();
+    let other = stream.clone();
+    assert!(!stream.is_closed());
+    assert!(other.close());
+    assert!(stream.is_closed());
+    assert!(!stream.close());
+    assert!(!other.close());
+}
+
+/// Dropping every producer handle closes the stream; consumers still
+/// receive what was put.
+#[test]
+fn dropping_every_producer_closes() {
+    let stream = AsyncStream::with_capacity(2);
+    let mut consumer = stream.subscribe();
+    let other = stream.clone();
+    stream.try_put(1).unwrap();
+    drop(stream);
+    assert!(!consumer.is_closed(), "a producer handle is still alive");
+    other.try_put(2).unwrap();
+    drop(other);
+    assert!(consumer.is_closed());
+    assert_eq!(consumer.recv_blocking(), Some(1));
+    assert_eq!(consumer.recv_blocking(), Some(2));
+    assert_eq!(consumer.recv_blocking(), None);
+}
+
+/// A put waiting for room (or for a consumer) fails with the value when the
+/// stream is closed, and the close wakes it.
+#[test]
+fn pending_put_fails_with_closed_when_closed() {
+    // Waiting for room.
+    let stream = AsyncStream::with_capacity(1);
+    let mut consumer = stream.subscribe();
+    stream.try_put(1).unwrap();
+    let (woken, waker) = counting_waker();
+    let mut put = stream.put(2);
+    assert!(poll(&mut put, &waker).is_pending());
+    stream.close();
+    assert_eq!(woken.count(), 1);
+    assert_eq!(poll(&mut put, &waker), Poll::Ready(Err(Closed(2))));
+    drop(put);
+    assert_eq!(consumer.try_recv(), Ok(1));
+    assert_eq!(consumer.try_recv(), Err(TryRecvError::Closed));
+
+    // Waiting for a first consumer.
+    let stream = AsyncStream::<u8>::new();
+    let (woken, waker) = counting_waker();
+    let mut put = stream.put(3);
+    assert!(poll(&mut put, &waker).is_pending());
+    stream.close();
+    assert_eq!(woken.count(), 1);
+    assert_eq!(poll(&mut put, &waker), Poll::Ready(Err(Closed(3))));
+}
+
+// ---------------------------------------------------------------------------
+// Cancel safety
+// ---------------------------------------------------------------------------
+
+/// A put dropped while waiting for room delivers nothing, and the stream
+/// goes on as if it had never been made.
+#[test]
+fn dropped_pending_put_delivers_nothing() {
+    let stream = AsyncStream::with_capacity(2);
+    let mut consumer = stream.subscribe();
+    stream.try_put(1).unwrap();
+    stream.try_put(2).unwrap();
+    let (_, waker) = counting_waker();
+    let mut put = stream.put(99);
+    assert!(poll(&mut put, &waker).is_pending());
+    drop(put);
+    assert_eq!(stream.len(), 2);
+    assert_eq!(consumer.try_recv(), Ok(1));
+    assert_eq!(consumer.try_recv(), Ok(2));
+    assert_eq!(consumer.try_recv(), Err(TryRecvError::Empty));
+    assert_eq!(stream.try_put(3), Ok(()));
+    assert_eq!(consumer.try_recv(), Ok(3));
+
+    // Dropped while waiting for a first consumer: the consumer sees nothing.
+    let stream = AsyncStream::with_capacity(2);
+    let mut put = stream.put(99);
+    assert!(poll(&mut put, &waker).is_pending());
+    drop(put);
+    let mut consumer = stream.subscribe();
+    assert_eq!(consumer.try_recv(), Err(TryRecvError::Empty));
+}
+
+/// A rendezvous put dropped before any consumer received its value
+/// delivers nothing: consumers never see it, and the next put works and is
+/// received next, with no further help (a real executor would hang on a
+/// `Pending` left here).
+#[test]
+fn dropped_rendezvous_put_nobody_received_delivers_nothing() {
+    let stream = AsyncStream::new();
+    let mut a = stream.subscribe();
+    let (_, waker) = counting_waker();
+    let mut put = stream.put(1);
+    assert!(poll(&mut put, &waker).is_pending());
+    drop(put);
+
+    let mut next_put = stream.put(2);
+    let mut next_recv = a.recv();
+    let (put_done, received) = run_until_stalled(&mut next_put, &mut next_recv);
+    // `None` for either: stalled, each side waiting for the other.
+    assert_eq!(
+        (put_done, received),
+        (Some(Ok(())), Some(Some(2))),
+        "(next put, next recv) after the dropped rendezvous put"
+    );
+}
+
+/// Right after dropping a pending rendezvous put nobody received, the
+/// stream is as it was before: empty, and `try_put` has room.
+#[test]
+fn dropped_rendezvous_put_leaves_the_stream_unchanged() {
+    let stream = AsyncStream::new();
+    let mut a = stream.subscribe();
+    let mut b = stream.subscribe();
+    let (_, waker) = counting_waker();
+    let mut put = stream.put(1);
+    assert!(poll(&mut put, &waker).is_pending());
+    drop(put);
+    assert_eq!(
+        stream.len(),
+        0,
+        "the withdrawn value still counts as buffered"
+    );
+    assert_eq!(a.len(), 0);
+    assert_eq!(
+        stream.try_put(2),
+        Ok(()),
+        "the withdrawn value still takes room"
+    );
+    assert_eq!(a.try_recv(), Ok(2));
+    assert_eq!(b.try_recv(), Ok(2));
+}
+
+/// The documented exception: once some consumer has received a rendezvous
+/// value, dropping the put leaves it in, so every consumer sees the same
+/// sequence.
+#[test]
+fn dropped_rendezvous_put_some_consumer_received_reaches_all() {
+    let stream = AsyncStream::new();
+    let mut a = stream.subscribe();
+    let mut b = stream.subscribe();
+    let (_, waker) = counting_waker();
+    let mut put = stream.put(1);
+    assert!(poll(&mut put, &waker).is_pending());
+    assert_eq!(a.try_recv(), Ok(1));
+    drop(put);
+    assert_eq!(b.try_recv(), Ok(1));
+    assert_eq!(stream.try_put(2), Ok(()));
+    assert_eq!(a.try_recv(), Ok(2));
+    assert_eq!(b.try_recv(), Ok(2));
+}
+
+/// Dropping a pending `recv` loses no value: neither one put before the
+/// next poll, nor one put after it was woken.
+#[test]
+fn dropped_pending_recv_loses_nothing() {
+    let stream = AsyncStream::with_capacity(4);
+    let mut consumer = stream.subscribe();
+    let (_, waker) = counting_waker();
+
+    let mut recv = consumer.recv();
+    assert!(poll(&mut recv, &waker).is_pending());
+    drop(recv);
+    stream.try_put(1).unwrap();
+    assert_eq!(consumer.try_recv(), Ok(1));
+
+    let (woken, waker) = counting_waker();
+    let mut recv = consumer.recv();
+    assert!(poll(&mut recv, &waker).is_pending());
+    stream.try_put(2).unwrap();
+    assert_eq!(woken.count(), 1);
+    drop(recv); // woken, never polled again
+    assert_eq!(block_on(consumer.recv()), Some(2));
+}
+
+// ---------------------------------------------------------------------------
+// Subscribing and cloning consumers
+// ---------------------------------------------------------------------------
+
+/// A cloned consumer starts at its original's position and then sees the
+/// same values; it also holds producers back like any consumer.
+#[test]
+fn cloned_consumer_starts_at_the_same_position() {
+    let stream = AsyncStream::with_capacity(8);
+    let mut a = stream.subscribe();
+    for i in 1..=3 {
+        stream.try_put(i).unwrap();
+    }
+    assert_eq!(a.try_recv(), Ok(1));
+    let mut b = a.clone();
+    assert_eq!(stream.consumer_count(), 2);
+    stream.try_put(4).unwrap();
+    for i in 2..=4 {
+        assert_eq!(a.try_recv(), Ok(i));
+    }
+    assert_eq!(stream.len(), 3, "b still has 2, 3, 4 to take");
+    for i in 2..=4 {
+        assert_eq!(b.try_recv(), Ok(i));
+    }
+    assert!(stream.is_empty());
+}
+
+/// A consumer subscribed late sees only values put after it subscribed.
+#[test]
+fn late_subscriber_sees_only_later_values() {
+    let stream = AsyncStream::with_capacity(8);
+    let mut early = stream.subscribe();
+    stream.try_put(1).unwrap();
+    let mut late = stream.subscribe();
+    stream.try_put(2).unwrap();
+    assert_eq!(early.try_recv(), Ok(1));
+    assert_eq!(early.try_recv(), Ok(2));
+    assert_eq!(late.try_recv(), Ok(2));
+    assert_eq!(late.try_recv(), Err(TryRecvError::Empty));
+
+    // A consumer subscribed to a closed stream ends at once.
+    stream.close();
+    let mut after = stream.subscribe();
+    assert_eq!(after.recv_blocking(), None);
+}
+
+/// Counts its clones, in a counter no other test uses.
+#[derive(PartialEq, Debug)]
+struct Counted(u32);
+
+static CLONES: AtomicUsize = AtomicUsize::new(0);
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        CLONES.fetch_add(1, SeqCst);
+        Counted(self.0)
+    }
+}
+
+/// The last consumer to take a value gets it by move: with `k` consumers
+/// each value is cloned exactly `k - 1` times, whatever order they take it in.
+#[test]
+fn last_consumer_takes_by_move() {
+    const M: u32 = 50;
+    for k in [1usize, 2, 3, 5] {
+        CLONES.store(0, SeqCst);
+        let stream = AsyncStream::with_capacity(4);
+        let mut consumers: Vec<_> = (0..k).map(|_| stream.subscribe()).collect();
+        let mut put = 0;
+        let mut round = 0;
+        while put < M {
+            while put < M && stream.try_put(Counted(put)).is_ok() {
+                put += 1;
+            }
+            // Drain in a different order each round.
+            round += 1;
+            for j in 0..k {
+                let consumer = &mut consumers[(j + round) % k];
+                while let Ok(v) = consumer.try_recv() {
+                    assert!(v.0 < M);
+                }
+            }
+        }
+        assert_eq!(CLONES.load(SeqCst), M as usize * (k - 1), "{k} consumers");
+    }
+
+    // Through the async path and a rendezvous, with a cloned consumer.
+    CLONES.store(0, SeqCst);
+    let stream = AsyncStream::new();
+    let a = stream.subscribe();
+    let b = a.clone();
+    let producer = async move {
+        for i in 0..M {
+            stream.put(Counted(i)).await.unwrap();
+        }
+    };
+    let ((), seen) = block_on(join(producer, join(collect_all(a), collect_all(b))));
+    assert_eq!(seen.0.len() + seen.1.len(), 2 * M as usize);
+    assert_eq!(CLONES.load(SeqCst), M as usize);
+}
+
+// ---------------------------------------------------------------------------
+// Sink and Stream
+// ---------------------------------------------------------------------------
+
+/// `send` and `send_all` put through the sink; closing the sink releases
+/// its producer handle, closing the stream when it was the last.
+#[test]
+fn sink_send_send_all_and_close() {
+    block_on(async {
+        let stream = AsyncStream::with_capacity(8);
+        let consumer = stream.subscribe();
+        let mut sink = stream.sink();
+        sink.send(1).await.unwrap();
+        sink.send_all(&mut futures::stream::iter([2, 3].map(Ok)))
+            .await
+            .unwrap();
+        drop(stream);
+        assert!(!consumer.is_closed(), "the sink is still a producer");
+        sink.close().await.unwrap();
+        assert!(consumer.is_closed());
+        assert_eq!(consumer.collect::<Vec<_>>().await, [1, 2, 3]);
+    });
+}
+
+/// Closing a sink that is not the last producer leaves the stream open; the
+/// closed sink refuses values and hands them back.
+#[test]
+fn sink_close_releases_only_its_own_handle() {
+    block_on(async {
+        let stream = AsyncStream::with_capacity(8);
+        let mut consumer = stream.subscribe();
+        let mut sink = stream.sink();
+        assert_eq!(stream.producer_count(), 2);
+        sink.close().await.unwrap();
+        assert_eq!(stream.producer_count(), 1);
+        assert!(!stream.is_closed());
+        assert_eq!(sink.send(9).await, Err(Closed(9)));
+        stream.put(1).await.unwrap();
+        assert_eq!(consumer.recv().await, Some(1));
+
+        // Into a closed stream, the sink hands the value back too.
+        let mut sink = stream.sink();
+        stream.close();
+        assert_eq!(sink.send(2).await, Err(Closed(2)));
+    });
+}
+
+/// On a rendezvous stream `poll_flush` completes only once every consumer
+/// has taken the value, and the last take wakes it.
+#[test]
+fn sink_flush_waits_for_rendezvous() {
+    let stream = AsyncStream::new();
+    let mut a = stream.subscribe();
+    let mut b = stream.subscribe();
+    let mut sink = stream.sink();
+    let (woken, waker) = counting_waker();
+    let mut cx = Context::from_waker(&waker);
+
+    assert_eq!(Pin::new(&mut sink).poll_ready(&mut cx), Poll::Ready(Ok(())));
+    Pin::new(&mut sink).start_send(5).unwrap();
+    assert!(Pin::new(&mut sink).poll_flush(&mut cx).is_pending());
+    assert_eq!(a.try_recv(), Ok(5));
+    assert!(Pin::new(&mut sink).poll_flush(&mut cx).is_pending());
+    let before = woken.count();
+    assert_eq!(b.try_recv(), Ok(5));
+    assert!(woken.count() > before);
+    assert_eq!(Pin::new(&mut sink).poll_flush(&mut cx), Poll::Ready(Ok(())));
+}
+
+/// A consumer is a `FusedStream`: terminated once it has yielded `None`,
+/// not before.
+#[test]
+fn consumer_is_terminated_after_none() {
+    block_on(async {
+        let stream = AsyncStream::with_capacity(1);
+        let mut consumer = stream.subscribe();
+        stream.put(1).await.unwrap();
+        stream.close();
+        assert!(!consumer.is_terminated());
+        assert_eq!(consumer.next().await, Some(1));
+        assert!(!consumer.is_terminated(), "closed but not yet seen the end");
+        assert_eq!(consumer.next().await, None);
+        assert!(consumer.is_terminated());
+        assert_eq!(consumer.next().await, None);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------
+
+/// A payload that implements neither `Debug` nor `PartialEq`.
+struct Opaque(u8);
+
+fn assert_message(message: String) {
+    assert!(!message.is_empty());
+    let first = message.chars().next().unwrap();
+    assert!(!first.is_uppercase(), "starts with a capital: {message:?}");
+    assert!(
+        !message.ends_with('.'),
+        "ends with a full stop: {message:?}"
+    );
+}
+
+/// `Display` is lowercase with no full stop; every error is a `std` error.
+#[test]
+fn error_messages_are_lowercase_without_full_stop() {
+    assert_message(Closed(Opaque(0)).to_string());
+    assert_message(TryPutError::Full(Opaque(0)).to_string());
+    assert_message(TryPutError::Closed(Opaque(0)).to_string());
+    assert_message(TryRecvError::Empty.to_string());
+    assert_message(TryRecvError::Closed.to_string());
+    let errors: [Box<dyn std::error::Error>; 3] = [
+        Box::new(Closed(Opaque(0))),
+        Box::new(TryPutError::Full(Opaque(0))),
+        Box::new(TryRecvError::Empty),
+    ];
+    assert_eq!(errors.len(), 3);
+}
+
+/// `Debug` does not need `T: Debug`, and does not show the value.
+#[test]
+fn error_debug_does_not_require_debug_values() {
+    let closed = format!("{:?}", Closed(Opaque(7)));
+    let full = format!("{:?}", TryPutError::Full(Opaque(7)));
+    let try_closed = format!("{:?}", TryPutError::Closed(Opaque(7)));
+    assert!(closed.contains("Closed"), "{closed}");
+    assert!(full.contains("Full"), "{full}");
+    assert!(try_closed.contains("Closed"), "{try_closed}");
+    assert_ne!(full, try_closed);
+}
+
+/// The errors hand the value back and say what they are.
+#[test]
+fn errors_hand_the_value_back() {
+    assert_eq!(Closed(Opaque(1)).into_inner().0, 1);
+    assert_eq!(Closed(Opaque(6)).0 .0, 6);
+    let full = TryPutError::Full(Opaque(2));
+    assert!(full.is_full() && !full.is_closed());
+    assert_eq!(full.into_inner().0, 2);
+    let closed = TryPutError::Closed(Opaque(3));
+    assert!(closed.is_closed() && !closed.is_full());
+    assert_eq!(closed.into_inner().0, 3);
+    let from: TryPutError<Opaque> = Closed(Opaque(4)).into();
+    assert!(from.is_closed());
+    assert_eq!(from.into_inner().0, 4);
+    // From the channel itself.
+    let stream = AsyncStream::with_capacity(1);
+    assert_eq!(stream.try_put(Opaque(5)).unwrap_err().into_inner().0, 5);
+}
+
+// ---------------------------------------------------------------------------
+// Wake-ups, polled by hand
+// ---------------------------------------------------------------------------
+
+/// A pending `recv` is woken exactly once by a put, then is `Ready`.
+#[test]
+fn pending_recv_is_woken_by_put() {
+    let stream = AsyncStream::with_capacity(4);
+    let mut consumer = stream.subscribe();
+    let (woken, waker) = counting_waker();
+    let mut recv = consumer.recv();
+    assert!(poll(&mut recv, &waker).is_pending());
+    assert_eq!(woken.count(), 0);
+
+    let (_, put_waker) = counting_waker();
+    assert_eq!(poll(&mut stream.put(1), &put_waker), Poll::Ready(Ok(())));
+    assert_eq!(woken.count(), 1);
+    assert_eq!(poll(&mut recv, &waker), Poll::Ready(Some(1)));
+    drop(recv);
+
+    // And by `try_put`, waking the waker of the latest poll only.
+    let (stale, stale_waker) = counting_waker();
+    let mut recv = consumer.recv();
+    assert!(poll(&mut recv, &stale_waker).is_pending());
+    assert!(poll(&mut recv, &waker).is_pending());
+    stream.try_put(2).unwrap();
+    assert_eq!(woken.count(), 2);
+    assert_eq!(stale.count(), 0);
+    assert_eq!(poll(&mut recv, &waker), Poll::Ready(Some(2)));
+}
+
+/// A put pending on a full buffer is woken exactly once by the `recv` that
+/// makes room, then is `Ready`.
+#[test]
+fn pending_put_is_woken_by_recv() {
+    let stream = AsyncStream::with_capacity(1);
+    let mut consumer = stream.subscribe();
+    stream.try_put(1).unwrap();
+    let (woken, waker) = counting_waker();
+    let mut put = stream.put(2);
+    assert!(poll(&mut put, &waker).is_pending());
+    assert_eq!(woken.count(), 0);
+
+    let (_, recv_waker) = counting_waker();
+    assert_eq!(
+        poll(&mut consumer.recv(), &recv_waker),
+        Poll::Ready(Some(1))
+    );
+    assert_eq!(woken.count(), 1);
+    assert_eq!(poll(&mut put, &waker), Poll::Ready(Ok(())));
+    assert_eq!(consumer.try_recv(), Ok(2));
+}
+
+/// `close` wakes a waiting consumer and a waiting producer; the consumer
+/// ends, the producer gets its value back.
+#[test]
+fn close_wakes_both_sides() {
+    let stream = AsyncStream::with_capacity(1);
+    let mut fast = stream.subscribe();
+    let mut slow = stream.subscribe();
+    stream.try_put(1).unwrap();
+    assert_eq!(fast.try_recv(), Ok(1));
+
+    let (recv_woken, recv_waker) = counting_waker();
+    let mut recv = fast.recv();
+    assert!(poll(&mut recv, &recv_waker).is_pending());
+    let (put_woken, put_waker) = counting_waker();
+    let mut put = stream.put(2);
+    assert!(poll(&mut put, &put_waker).is_pending(), "slow lags");
+
+    assert!(stream.close());
+    assert_eq!(recv_woken.count(), 1);
+    assert_eq!(put_woken.count(), 1);
+    assert_eq!(poll(&mut recv, &recv_waker), Poll::Ready(None));
+    assert_eq!(poll(&mut put, &put_waker), Poll::Ready(Err(Closed(2))));
+    assert_eq!(slow.try_recv(), Ok(1));
+    assert_eq!(slow.try_recv(), Err(TryRecvError::Closed));
+}
+
+/// Dropping a waker is user code (its vtable's `drop`): the design says
+/// none runs while the stream's lock is held. A waker replaced by a newer
+/// one is dropped here from inside `poll`; it checks, from another thread,
+/// that the stream is not locked. The timeout only bounds the failing case
+/// (the lock held for the whole of the drop).
+#[test]
+fn no_waker_is_dropped_under_the_lock() {
+    struct LockProbe {
+        stream: Option<AsyncStream<u32>>,
+        locked: Arc<AtomicBool>,
+    }
+    impl Wake for LockProbe {
+        fn wake(self: Arc<Self>) {}
+    }
+    impl Drop for LockProbe {
+        fn drop(&mut self) {
+            let stream = self.stream.take().unwrap();
+            let (done, finished) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = stream.len(); // locks the stream
+                let _ = done.send(());
+            });
+            let timeout = std::time::Duration::from_secs(5);
+            if finished.recv_timeout(timeout).is_err() {
+                self.locked.store(true, SeqCst);
+            }
+        }
+    }
+
+    let mut failed = Vec::new();
+    for side in ["consumer", "producer"] {
+        let stream = AsyncStream::<u32>::with_capacity(1);
+        let mut consumer = stream.subscribe();
+        let locked = Arc::new(AtomicBool::new(false));
+        let probe = Waker::from(Arc::new(LockProbe {
+            stream: Some(stream.clone()),
+            locked: locked.clone(),
+        }));
+        let (_, other) = counting_waker();
+        if side == "consumer" {
+            let mut recv = consumer.recv();
+            assert!(poll(&mut recv, &probe).is_pending());
+            drop(probe); // the stream now holds the only handle to it
+            assert!(poll(&mut recv, &other).is_pending());
+        } else {
+            stream.try_put(0).unwrap();
+            let mut put = stream.put(1);
+            assert!(poll(&mut put, &probe).is_pending());
+            drop(probe);
+            assert!(poll(&mut put, &other).is_pending());
+        }
+        if locked.load(SeqCst) {
+            failed.push(side);
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "a replaced waker was dropped while the stream's lock was held, on the side of: {failed:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Against a model
+// ---------------------------------------------------------------------------
+
+/// xorshift64: small, deterministic, good enough to pick operations.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        // Never zero, and distinct seeds give distinct streams.
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Runs `ops` random operations on a stream of `capacity` and on a model of
+/// it: one queue of pending values per consumer, and the rules
+/// - `try_put` is `Closed` iff closed, else `Full` iff there is no consumer
+///   or the longest queue holds `max(capacity, 1)` values, else every
+///   queue gets the value;
+/// - `try_recv` gives the queue's front, else `Closed` iff closed, else `Empty`;
+/// - a put polled once then dropped (with `dropped_puts`) completes, fails
+///   or leaves everything unchanged.
+///
+/// Returns a description of the first divergence.
+fn run_model(seed: u64, capacity: usize, ops: usize, dropped_puts: bool) -> Result<(), String> {
+    let mut rng = Rng::new(seed);
+    let stream = AsyncStream::<u64>::with_capacity(capacity);
+    let mut real: Vec<Consumer<u64>> = Vec::new();
+    let mut model: Vec<VecDeque<u64>> = Vec::new();
+    let mut closed = false;
+    let mut next = 0u64;
+    let limit = capacity.max(1);
+    let (_, waker) = counting_waker();
+
+    for step in 0..ops {
+        let lag = model.iter().map(VecDeque::len).max().unwrap_or(0);
+        let full = model.is_empty() || lag >= limit;
+        let roll = rng.below(100);
+        let what;
+        match roll {
+            0 => {
+                what = "close";
+                let got = stream.close();
+                if got == closed {
+                    return Err(format!("step {step}: close returned {got}"));
+                }
+                closed = true;
+            }
+            1..=10 => {
+                what = "subscribe";
+                if real.len() < 5 {
+                    real.push(stream.subscribe());
+                    model.push(VecDeque::new());
+                }
+            }
+            11..=18 => {
+                what = "drop consumer";
+                if !real.is_empty() {
+                    let i = rng.below(real.len());
+                    drop(real.swap_remove(i));
+                    model.swap_remove(i);
+                }
+            }
+            19..=24 => {
+                what = "clone consumer";
+                if !real.is_empty() && real.len() < 5 {
+                    let i = rng.below(real.len());
+                    real.push(real[i].clone());
+                    model.push(model[i].clone());
+                }
+            }
+            25..=59 if !dropped_puts || roll < 45 => {
+                what = "try_put";
+                next += 1;
+                let want = if closed {
+                    Err(TryPutError::Closed(next))
+                } else if full {
+                    Err(TryPutError::Full(next))
+                } else {
+                    model.iter_mut().for_each(|q| q.push_back(next));
+                    Ok(())
+                };
+                let got = stream.try_put(next);
+                if got != want {
+                    return Err(format!("step {step}: try_put got {got:?}, want {want:?}"));
+                }
+            }
+            25..=59 => {
+                what = "put polled once, then dropped";
+                next += 1;
+                let want = if closed {
+                    Poll::Ready(Err(Closed(next)))
+                } else if full {
+                    Poll::Pending
+                } else if capacity > 0 {
+                    model.iter_mut().for_each(|q| q.push_back(next));
+                    Poll::Ready(Ok(()))
+                } else {
+                    // A rendezvous put waits for the takes: dropping it
+                    // withdraws the value.
+                    Poll::Pending
+                };
+                let mut put = stream.put(next);
+                let got = poll(&mut put, &waker);
+                drop(put);
+                if got != want {
+                    return Err(format!("step {step}: put got {got:?}, want {want:?}"));
+                }
+            }
+            _ => {
+                what = "try_recv";
+                if !real.is_empty() {
+                    let i = rng.below(real.len());
+                    let want = match model[i].pop_front() {
+                        Some(v) => Ok(v),
+                        None if closed => Err(TryRecvError::Closed),
+                        None => Err(TryRecvError::Empty),
+                    };
+                    let got = real[i].try_recv();
+                    if got != want {
+                        return Err(format!(
+                            "step {step}: consumer {i} try_recv got {got:?}, want {want:?}"
+                        ));
+                    }
+                }
+            }
+        }
+
+        // The observable state after every operation.
+        let lag = model.iter().map(VecDeque::len).max().unwrap_or(0);
+        let observed = (stream.len(), stream.consumer_count(), stream.is_closed());
+        if observed != (lag, model.len(), closed) {
+            return Err(format!(
+                "step {step} ({what}): (len, consumers, closed) = {observed:?}, want {:?}",
+                (lag, model.len(), closed)
+            ));
+        }
+        for (i, (c, q)) in real.iter().zip(&model).enumerate() {
+            if c.len() != q.len() {
+                return Err(format!(
+                    "step {step} ({what}): consumer {i} len {}, want {}",
+                    c.len(),
+                    q.len()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs 500 seeds x 200 operations for each capacity 0..=4; reports the
+/// first failing seed of every failing capacity.
+fn check_model(dropped_puts: bool) {
+    let failures: Vec<String> = (0..=4)
+        .filter_map(|capacity| {
+            (0..500).find_map(|seed| {
+                run_model(seed, capacity, 200, dropped_puts)
+                    .err()
+                    .map(|e| format!("capacity {capacity}, seed {seed}: {e}"))
+            })
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// 500 seeds x 200 operations per capacity 0..=4 of subscribe, drop and
+/// clone consumers, `try_put`, `try_recv` and `close`, against the model.
+#[test]
+fn matches_the_model() {
+    check_model(false);
+}
+
+/// The same, with puts polled once and dropped (cancelled) mixed in: a
+/// dropped put must leave the stream as it was.
+#[test]
+fn matches_the_model_with_dropped_puts() {
+    check_model(true);
+}

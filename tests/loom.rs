@@ -1,0 +1,230 @@
+//! loom models of the channel: every interleaving of a few threads, to show
+//! that no wake-up is lost. Under `--cfg loom` the crate's mutex and `Arc`
+//! are loom's (`src/sync.rs`).
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom \
+//!     cargo test --release --test loom
+//! ```
+//!
+//! The crate's blocking helpers park real threads, so the models drive the
+//! async API with [`block_on`] below, which parks loom threads.
+#![cfg(loom)]
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use loom::sync::Notify;
+use loom::thread;
+use timecast::{AsyncStream, Closed, TryRecvError};
+
+/// Runs `fut` to completion on the current loom thread, parking it while
+/// the future is pending. (What `loom::future::block_on` does, without
+/// needing loom's `futures` feature.) A wake-up before the park is kept,
+/// not lost: `Notify` holds one permit.
+fn block_on<F: Future>(fut: F) -> F::Output {
+    struct Unparker(Notify);
+    impl Wake for Unparker {
+        fn wake(self: Arc<Self>) {
+            self.0.notify();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.notify();
+        }
+    }
+
+    let unparker = Arc::new(Unparker(Notify::new()));
+    let waker = Waker::from(unparker.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = pin!(fut);
+    loop {
+        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+        unparker.0.wait();
+    }
+}
+
+/// Wake-up on room: a producer blocked on a full buffer completes once the
+/// consumer takes a value.
+#[test]
+fn put_is_woken_by_room() {
+    loom::model(|| {
+        let stream = AsyncStream::with_capacity(1);
+        let mut consumer = stream.subscribe();
+        stream.try_put(1).unwrap();
+
+        let producer = thread::spawn(move || {
+            block_on(stream.put(2)).unwrap();
+            stream // keep the stream open until joined
+        });
+        assert_eq!(block_on(consumer.recv()), Some(1));
+        let _stream = producer.join().unwrap();
+        assert_eq!(consumer.try_recv(), Ok(2));
+    });
+}
+
+/// Wake-up on value: a consumer waiting on an empty stream receives the
+/// value a producer puts.
+#[test]
+fn recv_is_woken_by_a_value() {
+    loom::model(|| {
+        let stream = AsyncStream::with_capacity(1);
+        let mut consumer = stream.subscribe();
+
+        let receiver = thread::spawn(move || block_on(consumer.recv()));
+        block_on(stream.put(7)).unwrap();
+        assert_eq!(receiver.join().unwrap(), Some(7));
+    });
+}
+
+/// Close while both sides wait: a consumer waiting for a value ends, and a
+/// producer waiting for room (behind a consumer that never takes) gets its
+/// value back. Both consumers outlive the producer's join: a consumer's
+/// drop also wakes producers, which would hide a close that does not.
+#[test]
+fn close_releases_both_sides() {
+    loom::model(|| {
+        let stream = AsyncStream::with_capacity(1);
+        let mut fast = stream.subscribe();
+        let slow = stream.subscribe();
+        stream.try_put(1).unwrap();
+        assert_eq!(fast.try_recv(), Ok(1));
+
+        let producer = {
+            let stream = stream.clone();
+            thread::spawn(move || block_on(stream.put(2)))
+        };
+        let receiver = thread::spawn(move || (block_on(fast.recv()), fast));
+        stream.close();
+        assert_eq!(producer.join().unwrap(), Err(Closed(2)));
+        let (received, fast) = receiver.join().unwrap();
+        assert_eq!(received, None);
+        drop((fast, slow));
+    });
+}
+
+/// A consumer dropped while a producer waits for it releases the producer.
+#[test]
+fn consumer_drop_releases_a_waiting_producer() {
+    loom::model(|| {
+        let stream = AsyncStream::with_capacity(1);
+        let mut fast = stream.subscribe();
+        let slow = stream.subscribe();
+        stream.try_put(1).unwrap();
+        assert_eq!(fast.try_recv(), Ok(1));
+
+        let producer = thread::spawn(move || {
+            block_on(stream.put(2)).unwrap();
+            stream
+        });
+        drop(slow);
+        let _stream = producer.join().unwrap();
+        assert_eq!(fast.try_recv(), Ok(2));
+        assert_eq!(fast.try_recv(), Err(TryRecvError::Empty));
+    });
+}
+
+/// Rendezvous: the put completes only after the consumer took the value
+/// (nothing is left buffered), and the value received is the one put.
+#[test]
+fn rendezvous_completes_after_the_take() {
+    loom::model(|| {
+        let stream = AsyncStream::new();
+        let mut consumer = stream.subscribe();
+
+        let producer = thread::spawn(move || {
+            block_on(stream.put(5)).unwrap();
+            assert!(stream.is_empty(), "put returned before the value was taken");
+            stream
+        });
+        assert_eq!(block_on(consumer.recv()), Some(5));
+        let _stream = producer.join().unwrap();
+    });
+}
+
+/// A value that counts its drops, to catch a double drop or a leak in the
+/// slots' take-by-move / clone protocol.
+#[derive(Debug)]
+struct Counted(u32, Arc<loom::sync::atomic::AtomicUsize>);
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        Counted(self.0, self.1.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.1.fetch_add(1, loom::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Two consumers on two threads take the same value without the lock: one
+/// clones, the last one moves it out (or drops the original, if it cloned
+/// too). Each gets the value once; exactly three values are dropped: the two
+/// received, and nothing else (the original was moved or dropped once).
+#[test]
+fn two_consumers_take_one_value() {
+    loom::model(|| {
+        let drops = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+        let stream = AsyncStream::with_capacity(1);
+        let mut a = stream.subscribe();
+        let mut b = stream.subscribe();
+        stream.try_put(Counted(9, drops.clone())).unwrap();
+        drop(stream);
+
+        let other = thread::spawn(move || {
+            let got = a.try_recv().unwrap();
+            assert_eq!(got.0, 9);
+        });
+        let got = b.try_recv().unwrap();
+        assert_eq!(got.0, 9);
+        drop(got);
+        other.join().unwrap();
+        drop(b);
+        // Two received values dropped; the original was moved into one of
+        // them, or dropped in its slot after two clones.
+        let dropped = drops.load(loom::sync::atomic::Ordering::Relaxed);
+        assert!(dropped == 2 || dropped == 3, "{dropped} drops");
+    });
+}
+
+/// A rendezvous put dropped while a consumer takes its value: either the
+/// consumer got it (the put was committed), or the put was retracted and
+/// the stream is exactly as before: the next value is the next one received.
+#[test]
+fn withdrawn_rendezvous_put_races_a_take() {
+    loom::model(|| {
+        let stream = AsyncStream::new();
+        let mut consumer = stream.subscribe();
+        let taker = thread::spawn(move || {
+            let first = consumer.try_recv();
+            (first, consumer)
+        });
+        {
+            let waker = Waker::from(Arc::new(Noop));
+            let mut put = pin!(stream.put(1));
+            let _ = put.as_mut().poll(&mut Context::from_waker(&waker));
+        } // dropped: withdraws the value unless the consumer claimed it
+        let (first, mut consumer) = taker.join().unwrap();
+        match first {
+            Ok(1) => {}
+            Err(TryRecvError::Empty) => {
+                // Retracted: nothing is left in the stream.
+                assert_eq!(stream.len(), 0);
+                assert_eq!(consumer.try_recv(), Err(TryRecvError::Empty));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        stream.try_put(2).unwrap();
+        assert_eq!(consumer.try_recv(), Ok(2));
+    });
+}
+
+struct Noop;
+impl Wake for Noop {
+    fn wake(self: Arc<Self>) {}
+}
