@@ -16,9 +16,13 @@
 //! 3. [`source`]: [`process_stream`] binds a handler to a past iterator and
 //!    a live stream; [`timer`] ticks periodically. All sources of a loop are
 //!    merged in time order.
-//! 4. [`ops`]: combinators on streams (`pairwise`, `accumulate`, windows,
-//!    as-of join) through one extension trait.
-//! 5. [`sink`]: where a pipeline's results go.
+//! 4. [`ops`]: combinators on any stream through one extension trait,
+//!    [`StreamOps`]: `pairwise`, `accumulate`, tumbling / hopping / session /
+//!    sliding [`Window`]s with watermarks and late-event handling, and an
+//!    as-of join that waits for the slower side.
+//! 5. [`sink`]: Slipstream-style handlers: [`handle`] a source with a
+//!    handler that returns zero, one or many outputs, into closures, an
+//!    [`AsyncStream`] used as an in-process topic, or a fan-out.
 //!
 //! The channel works under any executor (tokio, smol, `futures`) and from
 //! plain threads; the event loop runs on its own thread or inside another
@@ -79,6 +83,8 @@ pub mod ops;
 pub mod sink;
 
 pub use channel::{AsyncStream, Closed, Consumer, TryPutError, TryRecvError};
+pub use ops::{StreamOps, Window};
+pub use sink::handle;
 pub use source::{process_stream, timer, LatePolicy};
 pub use time::{
     call_at, call_later, is_live, lateness, now, sleep, sleep_until, spawn, EventLoop, JoinHandle,

@@ -1,0 +1,301 @@
+//! The [`Sink`] trait and the sinks: closures, topics, fan-out, discard.
+
+use std::fmt;
+use std::future::{ready, Future, Ready};
+use std::marker::PhantomData;
+
+use crate::channel::{AsyncStream, Closed};
+
+/// Where a pipeline's outputs go: a closure, an [`AsyncStream`] used as an
+/// in-process topic, a [`FanOut`] to several sinks, or your own.
+///
+/// [`send`](Sink::send) delivers one value; the pipeline awaits it before
+/// it sends the next, so a slow sink holds the pipeline back
+/// (backpressure).
+///
+/// # Examples
+///
+/// A sink of your own, collecting into a `Vec`:
+///
+/// ```
+/// use std::future::Future;
+/// use timecast::{sink::{handle, Sink}, Closed};
+///
+/// struct Collect(Vec<u32>);
+///
+/// impl Sink<u32> for Collect {
+///     fn send(&mut self, item: u32) -> impl Future<Output = Result<(), Closed<u32>>> {
+///         self.0.push(item);
+///         std::future::ready(Ok(()))
+///     }
+/// }
+///
+/// let mut out = Collect(Vec::new());
+/// let source = futures::stream::iter(1..=3);
+/// futures::executor::block_on(handle(source, |x| Some(x * 10)).sink_to(&mut out).run())?;
+/// assert_eq!(out.0, [10, 20, 30]);
+/// # Ok::<_, Closed<u32>>(())
+/// ```
+pub trait Sink<O> {
+    /// Delivers `item`.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] with the item if the sink no longer takes values (a
+    /// closed topic): the pipeline then stops.
+    ///
+    /// # Cancel safety
+    ///
+    /// Up to the sink; for a topic, see
+    /// [`AsyncStream::put`](crate::AsyncStream::put).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use timecast::{sink::Sink, AsyncStream, Closed};
+    ///
+    /// let mut topic = AsyncStream::with_capacity(1);
+    /// let mut consumer = topic.subscribe();
+    /// futures::executor::block_on(topic.send("hello"))?;
+    /// assert_eq!(consumer.try_recv(), Ok("hello"));
+    /// topic.close();
+    /// assert_eq!(futures::executor::block_on(topic.send("bye")), Err(Closed("bye")));
+    /// # Ok::<_, Closed<&str>>(())
+    /// ```
+    fn send(&mut self, item: O) -> impl Future<Output = Result<(), Closed<O>>>;
+}
+
+/// An [`AsyncStream`] is a topic: sending puts the value, waiting for room
+/// (the slowest consumer sets the pace), and fails once the stream is
+/// closed.
+impl<O> Sink<O> for AsyncStream<O> {
+    fn send(&mut self, item: O) -> impl Future<Output = Result<(), Closed<O>>> {
+        self.put(item)
+    }
+}
+
+impl<O, K: Sink<O> + ?Sized> Sink<O> for &mut K {
+    fn send(&mut self, item: O) -> impl Future<Output = Result<(), Closed<O>>> {
+        (**self).send(item)
+    }
+}
+
+/// The sink that drops every value: where a pipeline's outputs go when it
+/// has no sink.
+///
+/// # Examples
+///
+/// ```
+/// use timecast::sink::{handle, Discard};
+///
+/// let source = futures::stream::iter(0..3);
+/// futures::executor::block_on(handle(source, Some).sink_to(Discard).run())?;
+/// # Ok::<_, timecast::Closed<i32>>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Discard;
+
+impl<O> Sink<O> for Discard {
+    fn send(&mut self, _item: O) -> impl Future<Output = Result<(), Closed<O>>> {
+        ready(Ok(()))
+    }
+}
+
+/// Markers telling apart the kinds of closures a pipeline takes; they never
+/// need naming.
+///
+/// # Examples
+///
+/// ```
+/// use timecast::sink::{marker, HandlerOutput};
+/// fn outputs_of<R: HandlerOutput<marker::Unit>>(_: R) {}
+/// outputs_of(());
+/// ```
+pub mod marker {
+    /// A sink closure returning `()`.
+    #[derive(Debug)]
+    pub struct Plain;
+    /// A sink closure returning a future of `()`.
+    #[derive(Debug)]
+    pub struct Async;
+    /// A handler returning an iterable (`Option`, `Vec`, array, …).
+    #[derive(Debug)]
+    pub struct Iter;
+    /// A handler returning `()`: no output.
+    #[derive(Debug)]
+    pub struct Unit;
+    /// A handler returning a future of an iterable.
+    #[derive(Debug)]
+    pub struct AsyncIter;
+    /// A handler returning a future of `()`.
+    #[derive(Debug)]
+    pub struct AsyncUnit;
+}
+
+/// What a sink closure returns: `()`, or a future of `()` that the pipeline
+/// awaits (an async sink). The marker `M` ([`marker`]) tells the two apart;
+/// it is inferred.
+///
+/// # Examples
+///
+/// ```
+/// use std::{cell::RefCell, rc::Rc, time::Duration};
+/// use timecast::{sink::handle, EventLoop, Timestamp};
+///
+/// let log = Rc::new(RefCell::new(Vec::new()));
+/// let out = log.clone();
+/// let pipeline = handle(futures::stream::iter([1, 2]), Some).sink(move |x| {
+///     let out = out.clone();
+///     async move {
+///         timecast::sleep(Duration::from_secs(1)).await; // a slow sink
+///         out.borrow_mut().push((timecast::now().unix_secs(), x));
+///     }
+/// });
+/// EventLoop::starting_at(Timestamp::UNIX_EPOCH).simulated().block_on(pipeline.run())?;
+/// assert_eq!(*log.borrow(), [(1, 1), (2, 2)]);
+/// # Ok::<_, timecast::Closed<i32>>(())
+/// ```
+pub trait SinkReturn<M> {
+    /// What the pipeline awaits.
+    type Future: Future<Output = ()>;
+    /// Converts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use timecast::sink::{marker, SinkReturn};
+    /// futures::executor::block_on(SinkReturn::<marker::Plain>::into_future(()));
+    /// ```
+    fn into_future(self) -> Self::Future;
+}
+
+impl SinkReturn<marker::Plain> for () {
+    type Future = Ready<()>;
+    fn into_future(self) -> Ready<()> {
+        ready(())
+    }
+}
+
+impl<F: Future<Output = ()>> SinkReturn<marker::Async> for F {
+    type Future = F;
+    fn into_future(self) -> F {
+        self
+    }
+}
+
+/// A closure as a [`Sink`]: `FnMut(O)` or `FnMut(O) -> impl Future<Output =
+/// ()>`. Built by [`from_fn`], or by [`Handle::sink`](super::Handle::sink).
+///
+/// # Examples
+///
+/// ```
+/// use timecast::sink::{fan_out, from_fn, handle};
+///
+/// let (mut a, mut b) = (Vec::new(), Vec::new());
+/// let both = fan_out(from_fn(|x| a.push(x)), from_fn(|x| b.push(x)));
+/// let source = futures::stream::iter(["x", "y"]);
+/// futures::executor::block_on(handle(source, Some).sink_to(both).run())?;
+/// assert_eq!((a, b), (vec!["x", "y"], vec!["x", "y"]));
+/// # Ok::<_, timecast::Closed<&str>>(())
+/// ```
+pub struct FnSink<F, M> {
+    f: F,
+    _marker: PhantomData<fn() -> M>,
+}
+
+/// Wraps a closure `FnMut(O)` or `FnMut(O) -> impl Future<Output = ()>` as
+/// a [`Sink`], to combine it with others (see [`fan_out`]).
+///
+/// # Examples
+///
+/// ```
+/// use timecast::sink::{from_fn, handle};
+///
+/// let mut total = 0;
+/// let source = futures::stream::iter([1, 2, 3]);
+/// futures::executor::block_on(handle(source, Some).sink_to(from_fn(|x| total += x)).run())?;
+/// assert_eq!(total, 6);
+/// # Ok::<_, timecast::Closed<i32>>(())
+/// ```
+pub fn from_fn<O, F, R, M>(f: F) -> FnSink<F, M>
+where
+    F: FnMut(O) -> R,
+    R: SinkReturn<M>,
+{
+    FnSink {
+        f,
+        _marker: PhantomData,
+    }
+}
+
+impl<O, F, R, M> Sink<O> for FnSink<F, M>
+where
+    F: FnMut(O) -> R,
+    R: SinkReturn<M>,
+{
+    fn send(&mut self, item: O) -> impl Future<Output = Result<(), Closed<O>>> {
+        let done = (self.f)(item).into_future();
+        async move {
+            done.await;
+            Ok(())
+        }
+    }
+}
+
+impl<F, M> fmt::Debug for FnSink<F, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FnSink").finish_non_exhaustive()
+    }
+}
+
+/// Sends every value to two sinks, `first` then `second`: a clone to the
+/// first, the value itself to the second. Nest it for more sinks (as
+/// [`Handle::sink`](super::Handle::sink) does).
+///
+/// The value goes to the second sink once the first has taken it; if
+/// either fails, the fan-out fails.
+///
+/// # Examples
+///
+/// ```
+/// use timecast::{sink::{fan_out, handle}, AsyncStream};
+///
+/// let (a, b) = (AsyncStream::with_capacity(4), AsyncStream::with_capacity(4));
+/// let (mut ca, mut cb) = (a.subscribe(), b.subscribe());
+/// let source = futures::stream::iter([1, 2]);
+/// futures::executor::block_on(handle(source, Some).sink_to(fan_out(a, b)).run())?;
+/// assert_eq!((ca.try_recv(), cb.try_recv()), (Ok(1), Ok(1)));
+/// # Ok::<_, timecast::Closed<i32>>(())
+/// ```
+pub fn fan_out<A, B>(first: A, second: B) -> FanOut<A, B> {
+    FanOut { first, second }
+}
+
+/// The sink returned by [`fan_out`].
+///
+/// # Examples
+///
+/// ```
+/// use timecast::sink::{fan_out, handle, Discard, FanOut};
+///
+/// let both: FanOut<Discard, Discard> = fan_out(Discard, Discard);
+/// futures::executor::block_on(handle(futures::stream::iter([1]), Some).sink_to(both).run())?;
+/// # Ok::<_, timecast::Closed<i32>>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct FanOut<A, B> {
+    first: A,
+    second: B,
+}
+
+impl<O, A, B> Sink<O> for FanOut<A, B>
+where
+    O: Clone,
+    A: Sink<O>,
+    B: Sink<O>,
+{
+    async fn send(&mut self, item: O) -> Result<(), Closed<O>> {
+        self.first.send(item.clone()).await?;
+        self.second.send(item).await
+    }
+}
