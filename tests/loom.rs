@@ -228,3 +228,33 @@ struct Noop;
 impl Wake for Noop {
     fn wake(self: Arc<Self>) {}
 }
+
+/// The slot a value leaves is refilled at once: two consumers on two
+/// threads take the first value (one clones, the last moves or drops it)
+/// while the producer waits for room for the second. The producer must not
+/// write the slot before the first value is gone (loom checks every access
+/// to the slot's cell).
+#[test]
+fn a_freed_slot_is_refilled_only_after_its_value_is_gone() {
+    loom::model(|| {
+        let drops = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+        let stream = AsyncStream::with_capacity(1);
+        let mut a = stream.subscribe();
+        let mut b = stream.subscribe();
+        stream.try_put(Counted(1, drops.clone())).unwrap();
+
+        let other = thread::spawn(move || {
+            assert_eq!(block_on(a.recv()).map(|v| v.0), Some(1));
+            a
+        });
+        let refill = drops.clone();
+        let producer = thread::spawn(move || {
+            block_on(stream.put(Counted(2, refill))).unwrap();
+        });
+        assert_eq!(block_on(b.recv()).map(|v| v.0), Some(1));
+        producer.join().unwrap();
+        let mut a = other.join().unwrap();
+        assert_eq!(a.try_recv().map(|v| v.0), Ok(2));
+        assert_eq!(b.try_recv().map(|v| v.0), Ok(2));
+    });
+}

@@ -22,9 +22,11 @@
 //!   count for it. So "slot `tail - limit` is free" means there is room,
 //!   and then the slot `tail` maps to (holding `tail - ring.len()` or
 //!   earlier) is free too.
-//! - Only the consumer that brings `remaining` from 1 to 0 touches the value
-//!   after that: it moves it out (if it saw 1 before taking) or drops it
-//!   (if its decrement found 1 after cloning).
+//! - The consumer that finds the count at 1 is the last to hold the value:
+//!   it moves it out (if it saw 1 before taking) or drops it (if it saw 1
+//!   after cloning), and only then frees the slot by storing 0. Consumers
+//!   that are not last decrement the count with a compare-and-swap that
+//!   never takes it to 0, so a slot is free only once its value is gone.
 //! - A producer that must wait for a slot to free sets the slot's
 //!   [`WAITING`] bit (under the mutex) before registering its waker; the
 //!   consumer whose read-modify-write frees the slot sees the bit and wakes
@@ -36,7 +38,9 @@ use std::mem::MaybeUninit;
 use std::task::Waker;
 
 use super::error::{TryPutError, TryRecvError};
-use crate::sync::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Mutex, MutexGuard, Ordering, UnsafeCell};
+use crate::sync::{
+    AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Mutex, MutexGuard, Ordering, UnsafeCell,
+};
 
 /// Rendezvous slot states: whether the value may still be withdrawn.
 const FRESH: u8 = 0;
@@ -238,7 +242,13 @@ impl<T> Shared<T> {
     /// are buffered.
     #[inline]
     fn has_room(&self, tail: u64) -> bool {
-        tail < self.limit || self.slot(tail - self.limit).remaining.load(Ordering::Acquire) & COUNT == 0
+        tail < self.limit
+            || self
+                .slot(tail - self.limit)
+                .remaining
+                .load(Ordering::Acquire)
+                & COUNT
+                == 0
     }
 
     /// The sequence number whose slot must free before the value put as
@@ -304,7 +314,8 @@ impl<T> Shared<T> {
         let mut wake = false;
         loop {
             if *pos == self.tail.load(Ordering::Acquire) {
-                if !self.closed.load(Ordering::Acquire) || *pos != self.tail.load(Ordering::Acquire) {
+                if !self.closed.load(Ordering::Acquire) || *pos != self.tail.load(Ordering::Acquire)
+                {
                     return Err(TryRecvError::Empty);
                 }
                 return Err(TryRecvError::Closed);
@@ -338,14 +349,33 @@ impl<T> Shared<T> {
                 // SAFETY: `remaining` counts this consumer, so the value stays
                 // initialized until it decrements below; others may clone it
                 // at the same time, which `Shared: Sync` allows for `T: Sync`.
-                let value = slot.value.with(|ptr| unsafe { (*ptr).assume_init_ref().clone() });
-                let before = slot.remaining.fetch_sub(1, Ordering::AcqRel);
-                if before & COUNT == 1 {
-                    // The others finished meanwhile: the last one drops it.
-                    // SAFETY: the count went 1 -> 0 here: every other
-                    // consumer is done with the value.
-                    slot.value.with_mut(|ptr| unsafe { (*ptr).assume_init_drop() });
-                    wake |= before & WAITING != 0;
+                let value = slot
+                    .value
+                    .with(|ptr| unsafe { (*ptr).assume_init_ref().clone() });
+                // Leave, but never by bringing the count to 0 with the value
+                // still in place: a producer could write the slot while it is
+                // being dropped. The last consumer drops it, then frees it.
+                let mut current = slot.remaining.load(Ordering::Acquire);
+                loop {
+                    if current & COUNT == 1 {
+                        // The others finished while this one cloned.
+                        // SAFETY: this consumer is the only one yet to take
+                        // the value and nobody else reads it (as for the move
+                        // above); the slot is freed only after the drop.
+                        slot.value
+                            .with_mut(|ptr| unsafe { (*ptr).assume_init_drop() });
+                        wake |= slot.remaining.swap(0, Ordering::AcqRel) & WAITING != 0;
+                        break;
+                    }
+                    match slot.remaining.compare_exchange_weak(
+                        current,
+                        current - 1,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => break,
+                        Err(now) => current = now,
+                    }
                 }
                 value
             };
@@ -357,7 +387,12 @@ impl<T> Shared<T> {
     /// withdrawal mark that beat this consumer to it.
     fn claim(slot: &Slot<T>) -> u8 {
         match slot.delivery.load(Ordering::Acquire) {
-            FRESH => match slot.delivery.compare_exchange(FRESH, DELIVERED, Ordering::AcqRel, Ordering::Acquire) {
+            FRESH => match slot.delivery.compare_exchange(
+                FRESH,
+                DELIVERED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => DELIVERED,
                 Err(now) => now,
             },
@@ -421,7 +456,8 @@ impl<T> Drop for Shared<T> {
 
 impl State {
     fn has_waiters(&self, wake: Wake) -> bool {
-        (wake.consumers && self.recv_waiters.waiting > 0) || (wake.producers && self.put_waiters.waiting > 0)
+        (wake.consumers && self.recv_waiters.waiting > 0)
+            || (wake.producers && self.put_waiters.waiting > 0)
     }
 }
 
