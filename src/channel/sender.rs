@@ -444,12 +444,16 @@ impl<T> PutOp<T> {
                     Err(TryPutError::Closed(value)) => break Poll::Ready(Err(Closed(value))),
                     Err(TryPutError::Full(value)) => {
                         self.stage = Stage::Waiting(value);
-                        if state.consumers > 0 && shared.await_slot(&state, shared.room_seq(shared.tail())) {
+                        if state.consumers > 0
+                            && shared.await_slot(&state, shared.room_seq(shared.tail()))
+                        {
                             continue;
                         }
                     }
                 },
-                Stage::Buffered(seq, _) if shared.is_taken(&state, seq) => break Poll::Ready(Ok(())),
+                Stage::Buffered(seq, _) if shared.is_taken(&state, seq) => {
+                    break Poll::Ready(Ok(()))
+                }
                 Stage::Buffered(seq, epoch) => {
                     self.stage = Stage::Buffered(seq, epoch);
                     if shared.await_slot(&state, seq) {
