@@ -364,12 +364,7 @@ where
     let mut seq = 0;
     let mut key = |time| {
         seq += 1;
-        Key {
-            time,
-            class: Key::DATA,
-            rank,
-            seq,
-        }
+        Key::data(time, rank, seq)
     };
     for (time, value) in past {
         Sleep::source_event(core.clone(), key(time)).await;

@@ -38,7 +38,7 @@ impl Sleep {
     /// The wait of a source for the dispatch of its next event. When
     /// nothing else could run before `key`, it completes at its first poll,
     /// saving the round trip through the timer queue; the dispatch order is
-    /// the same (see `Core::can_dispatch_inline`).
+    /// the same (see `Core::arm`).
     ///
     /// Only for a future awaited at the top of a task of its own, with
     /// nothing polled beside it (a source's task): a sibling in a `join`
@@ -65,9 +65,11 @@ impl Sleep {
         self.key.time
     }
 
-    fn target(&self, cx: &Context<'_>) -> Target {
-        if let Some(index) = self.core.current.get() {
-            if self.core.is_task_waker(index, cx.waker()) {
+    /// Whom the timer wakes: the task being polled if `cx` is its own
+    /// waker, else a clone of `cx`'s waker.
+    fn target(core: &Core, cx: &Context<'_>) -> Target {
+        if let Some(index) = core.current.get() {
+            if core.is_task_waker(index, cx.waker()) {
                 return Target::Task(index);
             }
         }
@@ -82,27 +84,30 @@ impl Future for Sleep {
         if self.done {
             return Poll::Ready(());
         }
-        match self.timer {
-            None => {
-                if self.inline && self.core.can_dispatch_inline(self.key) {
-                    self.core.dispatch(self.key);
-                    self.done = true;
-                    return Poll::Ready(());
+        let this = &mut *self;
+        match this.timer {
+            None => match this
+                .core
+                .arm(this.key, this.inline, || Self::target(&this.core, cx))
+            {
+                None => {
+                    this.done = true;
+                    Poll::Ready(())
                 }
-                let target = self.target(cx);
-                let id = self.core.timers.borrow_mut().insert(self.key, target);
-                self.timer = Some(id);
-                Poll::Pending
-            }
+                Some(id) => {
+                    this.timer = Some(id);
+                    Poll::Pending
+                }
+            },
             Some(id) => {
-                if self.core.timers.borrow().is_fired(id) {
-                    self.core.timers.borrow_mut().remove(id);
-                    self.timer = None;
-                    self.done = true;
+                if this.core.timers.borrow_mut().take_fired(id) {
+                    this.timer = None;
+                    this.done = true;
                     return Poll::Ready(());
                 }
-                let target = self.target(cx);
-                self.core.timers.borrow_mut().retarget(id, target);
+                let target = Self::target(&this.core, cx);
+                let old = this.core.timers.borrow_mut().retarget(id, target);
+                drop(old);
                 Poll::Pending
             }
         }
