@@ -284,8 +284,8 @@ impl Core {
         self.tasks.borrow().slots.get(index)?.as_ref()?.lateness
     }
 
-    /// Queues `key` to wake the target `target()` builds; returns the
-    /// timer's id. If `inline`, and the round trip through the queue would
+    /// Queues `key` to wake task `task` (the one being polled); returns
+    /// the timer's id. But if the round trip through the queue would
     /// dispatch `key` right away, dispatches it now instead and returns
     /// `None`.
     ///
@@ -293,42 +293,40 @@ impl Core {
     /// ready; the run is not over; the smallest pending key is `key` and it
     /// is due; so `key` is dispatched and the same task is polled again.
     /// This checks exactly those conditions. It is only equivalent if
-    /// nothing else would run in the task between the sleep returning
-    /// `Pending` and the task returning `Pending`: the caller must be a
-    /// future awaited at the top of a task of its own, never inside a
-    /// `join` or `select` (see `Sleep::source_event`).
+    /// nothing else would run in the task between this call and the task
+    /// returning `Pending`: the caller must be a future awaited at the top
+    /// of a task of its own, never inside a `join` or `select` (see
+    /// `SourceEvent`).
     #[inline]
-    pub(crate) fn arm(
-        &self,
-        key: Key,
-        inline: bool,
-        target: impl FnOnce() -> Target,
-    ) -> Option<TimerId> {
-        let inline = inline && self.may_dispatch_inline();
-        if inline && self.timers.borrow().is_empty() && self.pace.due_at(key.time).is_none() {
-            // Nothing pending to compare with: no heap work at all.
-            self.dispatch(key);
-            return None;
-        }
-        let target = target();
+    pub(crate) fn arm_inline(&self, key: Key, task: usize) -> Option<TimerId> {
         let mut timers = self.timers.borrow_mut();
-        if !inline {
-            return Some(timers.insert(key, target));
+        if !self.may_dispatch_inline() {
+            return Some(timers.insert(key, Target::Task(task)));
+        }
+        if timers.is_empty() {
+            // Nothing pending to compare with: no heap work at all.
+            if self.pace.due_at(key.time).is_none() {
+                drop(timers);
+                self.dispatch(key);
+                return None;
+            }
+            return Some(timers.insert(key, Target::Task(task)));
         }
         // Below every pending key once queued (it is then on top), and due.
-        let queued = timers.insert_or_fire(key, target, || self.pace.due_at(key.time).is_none());
-        drop(timers);
-        match queued {
+        match timers.insert_or_fire(key, Target::Task(task), || {
+            self.pace.due_at(key.time).is_none()
+        }) {
             Ok(id) => Some(id),
-            Err(target) => {
-                drop(target);
+            Err(_) => {
+                // The target is a task index: nothing to drop.
+                drop(timers);
                 self.dispatch(key);
                 None
             }
         }
     }
 
-    /// The conditions of an inline dispatch (see [`arm`](Self::arm)) that
+    /// The conditions of an inline dispatch (see [`arm_inline`](Self::arm_inline)) that
     /// do not depend on the key: a task is being polled, no other is ready,
     /// and the run is not over.
     #[inline]
@@ -431,9 +429,14 @@ impl Core {
         // The relaxed load spares an atomic read-modify-write per event; a
         // wake-up it misses is still pending, and is seen at the latest by
         // the check before the loop waits.
-        if !self.remote.pending.load(Ordering::Relaxed)
-            || !self.remote.pending.swap(false, Ordering::SeqCst)
-        {
+        if self.remote.pending.load(Ordering::Relaxed) {
+            self.drain_remote_queue();
+        }
+    }
+
+    #[inline(never)]
+    fn drain_remote_queue(&self) {
+        if !self.remote.pending.swap(false, Ordering::SeqCst) {
             return;
         }
         let mut woken = self.spare.take();
@@ -466,7 +469,11 @@ impl Core {
         match outcome {
             Ok(Poll::Pending) => {
                 if let Some(Some(slot)) = self.tasks.borrow_mut().slots.get_mut(index) {
-                    slot.future = Some(future);
+                    // The slot's future stays `None` while the task is polled
+                    // (`abort` cannot take it then): nothing to drop here.
+                    let none = slot.future.replace(future);
+                    debug_assert!(none.is_none());
+                    std::mem::forget(none);
                 }
                 Ok(())
             }
@@ -550,7 +557,7 @@ impl Core {
             let deadline = match next {
                 Some(key) => match self.pace.due_at(key.time) {
                     None => {
-                        let (key, target) = self.timers.borrow_mut().pop().expect("peeked");
+                        let (key, target) = self.timers.borrow_mut().fire_next();
                         self.dispatch(key);
                         match target {
                             // Nothing else is ready: poll it at once rather

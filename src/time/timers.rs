@@ -326,16 +326,29 @@ impl TimerQueue {
     }
 
     /// Fires the timer with the smallest key: returns the key and whom to wake.
+    #[cfg(test)]
+    fn pop(&mut self) -> Option<(Key, Target)> {
+        self.peek()?;
+        Some(self.fire_next())
+    }
+
+    /// Fires the timer with the smallest key, which [`peek`](Self::peek)
+    /// has just returned (with no change to the queue since): returns its
+    /// key and whom to wake.
+    ///
+    /// # Panics
+    ///
+    /// If the queue is empty; in debug builds, if `peek` was not called.
     #[inline]
-    pub(crate) fn pop(&mut self) -> Option<(Key, Target)> {
-        self.settle();
-        self.skip_stale();
-        let Reverse(entry) = *self.heap.peek()?;
+    pub(crate) fn fire_next(&mut self) -> (Key, Target) {
+        debug_assert!(!self.fired_top, "fire_next right after peek");
+        let Reverse(entry) = *self.heap.peek().expect("fire_next after peek");
         let slot = &mut self.slots[entry.index as usize];
+        debug_assert_eq!(slot.generation, entry.generation);
         self.fired_top = true;
         match std::mem::replace(&mut slot.state, State::Fired) {
-            State::Pending(target) => Some((entry.key, target)),
-            _ => unreachable!("skip_stale leaves a pending timer on top"),
+            State::Pending(target) => (entry.key, target),
+            _ => unreachable!("peek leaves a pending timer on top"),
         }
     }
 
