@@ -326,9 +326,9 @@ impl Core {
         }
     }
 
-    /// The conditions of an inline dispatch (see [`arm_inline`](Self::arm_inline)) that
-    /// do not depend on the key: a task is being polled, no other is ready,
-    /// and the run is not over.
+    /// The conditions of an inline dispatch (see
+    /// [`arm_inline`](Self::arm_inline)) that do not depend on the key: a
+    /// task is being polled, no other is ready, and the run is not over.
     #[inline]
     fn may_dispatch_inline(&self) -> bool {
         self.current.get().is_some()
