@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures_core::Stream;
 use futures_util::StreamExt;
 
-use crate::time::{spawn_on, Core, EventHandler, JoinHandle, Key, Sleep, Timestamp};
+use crate::time::{spawn_on, Core, EventHandler, JoinHandle, Key, SourceEvent, Timestamp};
 
 /// What a stream does with a late live event: one stamped before an event
 /// or timer the loop has already dispatched. Every late event is counted in
@@ -152,7 +152,7 @@ pub struct ProcessStream<T, M, H, P = Past<T>, L = Live<T>> {
 ///
 /// A source runs as a task of its own so that nothing is polled beside
 /// its event loop in the same task: its waits for the next event can then
-/// take the inline fast path ([`Sleep::source_event`]) and keep the exact
+/// take the inline fast path (`SourceEvent`) and keep the exact
 /// dispatch order even when the `ProcessStream` itself is awaited inside a
 /// `join` or `select`.
 struct SourceTask {
@@ -364,15 +364,10 @@ where
     let mut seq = 0;
     let mut key = |time| {
         seq += 1;
-        Key {
-            time,
-            class: Key::DATA,
-            rank,
-            seq,
-        }
+        Key::data(time, rank, seq)
     };
     for (time, value) in past {
-        Sleep::source_event(core.clone(), key(time)).await;
+        SourceEvent::new(&core, key(time)).await;
         handler.call(time, value).await;
     }
     open.close();
@@ -394,7 +389,7 @@ where
                 }
             }
         }
-        Sleep::source_event(core.clone(), key(time)).await;
+        SourceEvent::new(&core, key(time)).await;
         core.set_lateness(lateness);
         handler.call(time, value).await;
         core.set_lateness(None::<Duration>);

@@ -84,8 +84,19 @@ impl Pace {
     }
 
     /// `None` if `time` is due now; else the instant at which it will be.
+    #[inline]
     pub(crate) fn due_at(&self, time: Timestamp) -> Option<Instant> {
-        if self.simulated || time <= self.due_until.get() || time <= self.due_now() {
+        if self.simulated || time <= self.due_until.get() {
+            return None;
+        }
+        self.due_at_slow(time)
+    }
+
+    /// [`due_at`](Self::due_at) for a time not known to be due: reads
+    /// the wall clock.
+    #[inline(never)]
+    fn due_at_slow(&self, time: Timestamp) -> Option<Instant> {
+        if time <= self.due_now() {
             return None;
         }
         let a = self.anchors.get().expect("pacing starts with the loop");

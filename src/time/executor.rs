@@ -12,7 +12,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use super::clock::Pace;
-use super::timers::{Key, Target, TimerQueue};
+use super::timers::{Key, Target, TimerId, TimerQueue};
 use super::Timestamp;
 use crate::sync::{Arc, AtomicBool, Mutex, Ordering};
 
@@ -120,7 +120,9 @@ type BoxFuture = Pin<Box<dyn Future<Output = ()>>>;
 struct TaskSlot {
     /// `None` while the task is being polled, and once it is done.
     future: Option<BoxFuture>,
-    waker: Waker,
+    /// Shared with the poll in progress: an `Rc` clone costs no atomic
+    /// operation, unlike a `Waker` clone.
+    waker: Rc<Waker>,
     name: Option<Rc<str>>,
     serial: u64,
     queued: bool,
@@ -244,18 +246,14 @@ impl Core {
     pub(crate) fn timer_key(&self, time: Timestamp) -> Key {
         let seq = self.next_seq.get();
         self.next_seq.set(seq + 1);
-        Key {
-            time,
-            class: Key::TIMER,
-            rank: 0,
-            seq,
-        }
+        Key::timer(time, seq)
     }
 
     /// Registers a new source: returns its rank; it counts as replaying its
     /// past until [`past_done`](Self::past_done).
     pub(crate) fn register_source(&self) -> u64 {
         let rank = self.next_rank.get();
+        assert!(rank < Key::MAX_RANK, "too many sources on one EventLoop");
         self.next_rank.set(rank + 1);
         self.pasts_open.set(self.pasts_open.get() + 1);
         rank
@@ -286,28 +284,57 @@ impl Core {
         self.tasks.borrow().slots.get(index)?.as_ref()?.lateness
     }
 
-    /// Whether `key` may be dispatched right away, by the future polling it,
-    /// without a round trip through the timer queue.
+    /// Queues `key` to wake task `task` (the one being polled); returns
+    /// the timer's id. But if the round trip through the queue would
+    /// dispatch `key` right away, dispatches it now instead and returns
+    /// `None`.
     ///
     /// The round trip would be: the task returns `Pending`; no other task is
     /// ready; the run is not over; the smallest pending key is `key` and it
     /// is due; so `key` is dispatched and the same task is polled again.
     /// This checks exactly those conditions. It is only equivalent if
-    /// nothing else would run in the task between the sleep returning
-    /// `Pending` and the task returning `Pending`: the caller must be a
-    /// future awaited at the top of a task of its own, never inside a
-    /// `join` or `select` (see `Sleep::source_event`).
-    pub(crate) fn can_dispatch_inline(&self, key: Key) -> bool {
+    /// nothing else would run in the task between this call and the task
+    /// returning `Pending`: the caller must be a future awaited at the top
+    /// of a task of its own, never inside a `join` or `select` (see
+    /// `SourceEvent`).
+    #[inline]
+    pub(crate) fn arm_inline(&self, key: Key, task: usize) -> Option<TimerId> {
+        let mut timers = self.timers.borrow_mut();
+        if !self.may_dispatch_inline() {
+            return Some(timers.insert(key, Target::Task(task)));
+        }
+        if timers.is_empty() {
+            // Nothing pending to compare with: no heap work at all.
+            if self.pace.due_at(key.time).is_none() {
+                drop(timers);
+                self.dispatch(key);
+                return None;
+            }
+            return Some(timers.insert(key, Target::Task(task)));
+        }
+        // Below every pending key once queued (it is then on top), and due.
+        match timers.insert_or_fire(key, Target::Task(task), || {
+            self.pace.due_at(key.time).is_none()
+        }) {
+            Ok(id) => Some(id),
+            Err(_) => {
+                // The target is a task index: nothing to drop.
+                drop(timers);
+                self.dispatch(key);
+                None
+            }
+        }
+    }
+
+    /// The conditions of an inline dispatch (see
+    /// [`arm_inline`](Self::arm_inline)) that do not depend on the key: a
+    /// task is being polled, no other is ready, and the run is not over.
+    #[inline]
+    fn may_dispatch_inline(&self) -> bool {
         self.current.get().is_some()
             && self.ready.borrow().is_empty()
             && !self.remote.pending.load(Ordering::Relaxed)
             && !self.done()
-            && self
-                .timers
-                .borrow_mut()
-                .peek()
-                .map_or(true, |next| key < next)
-            && self.pace.due_at(key.time).is_none()
     }
 
     /// Whether the current run is over: its `block_on` task, or every task,
@@ -343,11 +370,11 @@ impl Core {
         let generation = tasks.generations[index];
         let serial = self.next_serial.get();
         self.next_serial.set(serial + 1);
-        let waker = Waker::from(std::sync::Arc::new(TaskWaker {
+        let waker = Rc::new(Waker::from(std::sync::Arc::new(TaskWaker {
             index,
             generation,
             remote: self.remote.clone(),
-        }));
+        })));
         tasks.slots[index] = Some(TaskSlot {
             future: Some(future),
             waker,
@@ -397,7 +424,18 @@ impl Core {
     }
 
     /// Moves tasks woken through their wakers onto the ready queue.
+    #[inline]
     fn drain_remote(&self) {
+        // The relaxed load spares an atomic read-modify-write per event; a
+        // wake-up it misses is still pending, and is seen at the latest by
+        // the check before the loop waits.
+        if self.remote.pending.load(Ordering::Relaxed) {
+            self.drain_remote_queue();
+        }
+    }
+
+    #[inline(never)]
+    fn drain_remote_queue(&self) {
         if !self.remote.pending.swap(false, Ordering::SeqCst) {
             return;
         }
@@ -420,7 +458,7 @@ impl Core {
             };
             slot.queued = false;
             match slot.future.take() {
-                Some(future) => (future, slot.waker.clone()),
+                Some(future) => (future, Rc::clone(&slot.waker)),
                 None => return Ok(()),
             }
         };
@@ -431,7 +469,11 @@ impl Core {
         match outcome {
             Ok(Poll::Pending) => {
                 if let Some(Some(slot)) = self.tasks.borrow_mut().slots.get_mut(index) {
-                    slot.future = Some(future);
+                    // The slot's future stays `None` while the task is polled
+                    // (`abort` cannot take it then): nothing to drop here.
+                    let none = slot.future.replace(future);
+                    debug_assert!(none.is_none());
+                    std::mem::forget(none);
                 }
                 Ok(())
             }
@@ -515,9 +557,14 @@ impl Core {
             let deadline = match next {
                 Some(key) => match self.pace.due_at(key.time) {
                     None => {
-                        let (key, target) = self.timers.borrow_mut().pop().expect("peeked");
+                        let (key, target) = self.timers.borrow_mut().fire_next();
                         self.dispatch(key);
                         match target {
+                            // Nothing else is ready: poll it at once rather
+                            // than through the ready queue (same order).
+                            Target::Task(index) if self.ready.borrow().is_empty() => {
+                                self.poll_task(index)?;
+                            }
                             Target::Task(index) => self.schedule(index),
                             Target::Waker(waker) => waker.wake(),
                         }

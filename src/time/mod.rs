@@ -56,6 +56,7 @@ pub use sleep::Sleep;
 pub use timestamp::Timestamp;
 
 pub(crate) use executor::{spawn_on, try_with_core, with_core, Core};
+pub(crate) use sleep::SourceEvent;
 pub(crate) use timers::Key;
 
 /// The clock of the loop running this code.

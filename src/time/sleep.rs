@@ -19,9 +19,6 @@ pub struct Sleep {
     key: Key,
     timer: Option<TimerId>,
     done: bool,
-    /// May complete at its first poll without a trip through the timer
-    /// queue (see `source_event`).
-    inline: bool,
 }
 
 impl Sleep {
@@ -31,22 +28,7 @@ impl Sleep {
             key,
             timer: None,
             done: false,
-            inline: false,
         }
-    }
-
-    /// The wait of a source for the dispatch of its next event. When
-    /// nothing else could run before `key`, it completes at its first poll,
-    /// saving the round trip through the timer queue; the dispatch order is
-    /// the same (see `Core::can_dispatch_inline`).
-    ///
-    /// Only for a future awaited at the top of a task of its own, with
-    /// nothing polled beside it (a source's task): a sibling in a `join`
-    /// could otherwise register an earlier key after the clock has moved.
-    pub(crate) fn source_event(core: Rc<Core>, key: Key) -> Self {
-        let mut sleep = Self::new(core, key);
-        sleep.inline = true;
-        sleep
     }
 
     /// The time this sleep ends at.
@@ -65,9 +47,11 @@ impl Sleep {
         self.key.time
     }
 
-    fn target(&self, cx: &Context<'_>) -> Target {
-        if let Some(index) = self.core.current.get() {
-            if self.core.is_task_waker(index, cx.waker()) {
+    /// Whom the timer wakes: the task being polled if `cx` is its own
+    /// waker, else a clone of `cx`'s waker.
+    fn target(core: &Core, cx: &Context<'_>) -> Target {
+        if let Some(index) = core.current.get() {
+            if core.is_task_waker(index, cx.waker()) {
                 return Target::Task(index);
             }
         }
@@ -82,27 +66,22 @@ impl Future for Sleep {
         if self.done {
             return Poll::Ready(());
         }
-        match self.timer {
+        let this = &mut *self;
+        match this.timer {
             None => {
-                if self.inline && self.core.can_dispatch_inline(self.key) {
-                    self.core.dispatch(self.key);
-                    self.done = true;
-                    return Poll::Ready(());
-                }
-                let target = self.target(cx);
-                let id = self.core.timers.borrow_mut().insert(self.key, target);
-                self.timer = Some(id);
+                let target = Self::target(&this.core, cx);
+                this.timer = Some(this.core.timers.borrow_mut().insert(this.key, target));
                 Poll::Pending
             }
             Some(id) => {
-                if self.core.timers.borrow().is_fired(id) {
-                    self.core.timers.borrow_mut().remove(id);
-                    self.timer = None;
-                    self.done = true;
+                if this.core.timers.borrow_mut().take_fired(id) {
+                    this.timer = None;
+                    this.done = true;
                     return Poll::Ready(());
                 }
-                let target = self.target(cx);
-                self.core.timers.borrow_mut().retarget(id, target);
+                let target = Self::target(&this.core, cx);
+                let old = this.core.timers.borrow_mut().retarget(id, target);
+                drop(old);
                 Poll::Pending
             }
         }
@@ -123,6 +102,88 @@ impl fmt::Debug for Sleep {
         f.debug_struct("Sleep")
             .field("deadline", &self.key.time)
             .field("done", &self.done)
+            .finish()
+    }
+}
+
+/// The wait of a source for the dispatch of its next event: a [`Sleep`]
+/// that borrows the loop (no reference count per event) and that, when
+/// nothing else could run before its key, completes at its first poll,
+/// saving the round trip through the timer queue; the dispatch order is the
+/// same (see `Core::arm_inline`).
+///
+/// Only for a future awaited at the top of a task of its own, with nothing
+/// polled beside it (a source's task): a sibling in a `join` could
+/// otherwise register an earlier key after the clock has moved. So the
+/// waker it is polled with is always its task's own, and the timer targets
+/// the task directly.
+#[must_use = "futures do nothing unless polled"]
+pub(crate) struct SourceEvent<'a> {
+    core: &'a Core,
+    key: Key,
+    /// The queued timer, once polled without completing.
+    timer: Option<TimerId>,
+}
+
+impl<'a> SourceEvent<'a> {
+    pub(crate) fn new(core: &'a Core, key: Key) -> Self {
+        Self {
+            core,
+            key,
+            timer: None,
+        }
+    }
+}
+
+impl Future for SourceEvent<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let core = self.core;
+        match self.timer {
+            None => {
+                let index = core
+                    .current
+                    .get()
+                    .expect("a source event is awaited in a task of the loop");
+                debug_assert!(
+                    core.is_task_waker(index, cx.waker()),
+                    "a source event is awaited at the top of its own task"
+                );
+                match core.arm_inline(self.key, index) {
+                    None => Poll::Ready(()),
+                    Some(id) => {
+                        self.timer = Some(id);
+                        Poll::Pending
+                    }
+                }
+            }
+            Some(id) => {
+                if core.timers.borrow_mut().take_fired(id) {
+                    self.timer = None;
+                    return Poll::Ready(());
+                }
+                // Woken by something else: the timer still targets the task.
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for SourceEvent<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.timer.take() {
+            let target = self.core.timers.borrow_mut().remove(id);
+            drop(target);
+        }
+    }
+}
+
+impl fmt::Debug for SourceEvent<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceEvent")
+            .field("time", &self.key.time)
+            .field("queued", &self.timer.is_some())
             .finish()
     }
 }

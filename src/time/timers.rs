@@ -16,17 +16,60 @@ use super::Timestamp;
 /// creation order. So at equal times data runs before timers, sources in
 /// registration order, and timers in creation order. No two pending keys are
 /// equal.
+///
+/// Class and rank are packed in one word, `group = class << 63 | rank`, so
+/// that a comparison reads three words: `(time, group, seq)` orders exactly
+/// as `(time, class, rank, seq)` because a rank is below 2^63 (ranks count
+/// registered sources, and `Core::register_source` checks the bound).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub(crate) struct Key {
     pub(crate) time: Timestamp,
-    pub(crate) class: u8,
-    pub(crate) rank: u64,
+    group: u64,
     pub(crate) seq: u64,
 }
 
 impl Key {
     pub(crate) const DATA: u8 = 0;
     pub(crate) const TIMER: u8 = 1;
+    const CLASS_SHIFT: u32 = 63;
+    const RANK_MASK: u64 = (1 << Self::CLASS_SHIFT) - 1;
+
+    /// The largest rank a source can have.
+    pub(crate) const MAX_RANK: u64 = Self::RANK_MASK;
+
+    /// The key of event `seq` of the source ranked `rank` (at most
+    /// [`MAX_RANK`](Self::MAX_RANK), which `Core::register_source` checks).
+    #[inline]
+    pub(crate) fn data(time: Timestamp, rank: u64, seq: u64) -> Self {
+        debug_assert!(rank <= Self::MAX_RANK, "source rank out of range");
+        Self {
+            time,
+            group: u64::from(Self::DATA) << Self::CLASS_SHIFT | rank,
+            seq,
+        }
+    }
+
+    /// The key of the timer created `seq`-th.
+    #[inline]
+    pub(crate) fn timer(time: Timestamp, seq: u64) -> Self {
+        Self {
+            time,
+            group: u64::from(Self::TIMER) << Self::CLASS_SHIFT,
+            seq,
+        }
+    }
+
+    /// [`Key::DATA`] or [`Key::TIMER`].
+    #[cfg(test)]
+    fn class(&self) -> u8 {
+        (self.group >> Self::CLASS_SHIFT) as u8
+    }
+
+    /// The source's rank (0 for timers).
+    #[cfg(test)]
+    fn rank(&self) -> u64 {
+        self.group & Self::RANK_MASK
+    }
 }
 
 /// Whom a fired timer wakes: a task of this loop (cheapest: no waker), or
@@ -57,19 +100,76 @@ struct Slot {
     generation: u32,
 }
 
+/// A heap entry: the key of the timer in slot `index`, as of `generation`.
+/// Entries compare by key alone (keys are unique), so a comparison reads
+/// at most three words; an entry is 32 bytes.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    key: Key,
+    index: u32,
+    generation: u32,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for Entry {}
+
+impl PartialOrd for Entry {
+    #[inline]
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Entry {
+    #[inline]
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key.cmp(&other.key)
+    }
+}
+
 /// A min-heap of keys over a slab of timer states. Cancelled timers leave a
 /// stale heap entry (told apart by its generation) that is skipped when it
 /// surfaces, and compacted away when stale entries outnumber live ones.
+///
+/// Firing the first timer leaves its entry on top of the heap (`fired_top`)
+/// instead of popping it at once: a source re-arms right after its event
+/// fired, and in a small heap (a merge of a few sources) its new key then
+/// replaces the old entry in one sift-down, cheaper than a pop and a push.
+///
+/// # Invariants
+///
+/// - Every timer in state `Pending` has exactly one heap entry with its
+///   slot's index and generation.
+/// - If `fired_top`, the heap's top entry belongs to a timer that fired (its
+///   slot may since have been freed or reused): it is not pending, and it
+///   is not counted in `stale`. The pending keys are all in the rest of the
+///   heap, below the top.
+/// - `stale` counts the other heap entries that belong to no pending timer
+///   (their slot's generation has moved on).
+/// - `free` lists exactly the slots in state `Free`.
 #[derive(Debug, Default)]
 pub(crate) struct TimerQueue {
-    heap: BinaryHeap<Reverse<(Key, u32, u32)>>,
+    heap: BinaryHeap<Reverse<Entry>>,
     slots: Vec<Slot>,
     free: Vec<u32>,
     /// Heap entries whose timer was removed before firing.
     stale: usize,
+    /// The heap's top entry is a fired timer's, left for `insert` to replace.
+    fired_top: bool,
 }
 
 impl TimerQueue {
+    /// The largest heap in which `insert` replaces a fired top entry. A
+    /// replacement sifts down with two comparisons per level, a pop (and
+    /// push) with about one: in a deep heap, where a new key sinks far, the
+    /// pop and push are faster (measured on `timers/100000`).
+    const REPLACE_MAX: usize = 64;
+
     /// Adds a timer for `key`, waking `target` when it fires.
     pub(crate) fn insert(&mut self, key: Key, target: Target) -> TimerId {
         let index = match self.free.pop() {
@@ -84,26 +184,89 @@ impl TimerQueue {
         };
         let slot = &mut self.slots[index as usize];
         slot.state = State::Pending(target);
-        self.heap.push(Reverse((key, index, slot.generation)));
-        TimerId {
+        let generation = slot.generation;
+        let entry = Reverse(Entry {
+            key,
             index,
-            generation: slot.generation,
+            generation,
+        });
+        if self.fired_top && self.heap.len() <= Self::REPLACE_MAX {
+            // Replace the fired entry: `PeekMut` sifts the new one down.
+            self.fired_top = false;
+            *self.heap.peek_mut().expect("a fired entry is on top") = entry;
+        } else {
+            self.settle();
+            self.heap.push(entry);
         }
+        TimerId { index, generation }
     }
 
-    /// Whether the timer has fired. `None` for an unknown id.
-    pub(crate) fn is_fired(&self, id: TimerId) -> bool {
+    /// Adds a timer for `key` as [`insert`](Self::insert) does, unless
+    /// `key` is below every pending key and `fire_now()` says it may fire
+    /// at once: then it fires right away (the queue is left as if it had
+    /// been inserted and popped) and its target is handed back, to be
+    /// dropped by the caller outside any borrow. `fire_now` is only called
+    /// when `key` is below every pending key.
+    pub(crate) fn insert_or_fire(
+        &mut self,
+        key: Key,
+        target: Target,
+        fire_now: impl FnOnce() -> bool,
+    ) -> Result<TimerId, Target> {
+        let id = self.insert(key, target);
+        self.skip_stale();
+        let Some(Reverse(top)) = self.heap.peek() else {
+            unreachable!("the new entry is in the heap")
+        };
+        if top.index != id.index || top.generation != id.generation || !fire_now() {
+            return Ok(id);
+        }
+        // Fire it: its entry stays on top as the fired one.
+        let slot = &mut self.slots[id.index as usize];
+        let State::Pending(target) = std::mem::replace(&mut slot.state, State::Free) else {
+            unreachable!("just inserted")
+        };
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(id.index);
+        self.fired_top = true;
+        Err(target)
+    }
+
+    /// Whether no timer is pending.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the timer has fired (false for an unknown id).
+    #[cfg(test)]
+    fn is_fired(&self, id: TimerId) -> bool {
         let slot = &self.slots[id.index as usize];
         slot.generation == id.generation && matches!(slot.state, State::Fired)
     }
 
-    /// Replaces the target of a pending timer.
-    pub(crate) fn retarget(&mut self, id: TimerId, target: Target) {
+    /// If the timer has fired, removes it and returns true.
+    #[inline]
+    pub(crate) fn take_fired(&mut self, id: TimerId) -> bool {
         let slot = &mut self.slots[id.index as usize];
-        if slot.generation == id.generation {
-            if let State::Pending(old) = &mut slot.state {
-                *old = target;
+        if slot.generation != id.generation || !matches!(slot.state, State::Fired) {
+            return false;
+        }
+        slot.state = State::Free;
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(id.index);
+        true
+    }
+
+    /// Replaces the target of a pending timer. Returns the target replaced,
+    /// to be dropped by the caller outside any borrow.
+    pub(crate) fn retarget(&mut self, id: TimerId, target: Target) -> Option<Target> {
+        let slot = &mut self.slots[id.index as usize];
+        match &mut slot.state {
+            State::Pending(old) if slot.generation == id.generation => {
+                Some(std::mem::replace(old, target))
             }
+            _ => Some(target),
         }
     }
 
@@ -129,17 +292,31 @@ impl TimerQueue {
     }
 
     fn compact(&mut self) {
+        self.settle();
         let slots = &self.slots;
-        self.heap.retain(|Reverse((_, index, generation))| {
-            slots[*index as usize].generation == *generation
+        self.heap.retain(|Reverse(entry)| {
+            let slot = &slots[entry.index as usize];
+            slot.generation == entry.generation && matches!(slot.state, State::Pending(_))
         });
         self.stale = 0;
     }
 
+    /// Pops the fired entry left on top, if there is one.
+    #[inline]
+    fn settle(&mut self) {
+        if self.fired_top {
+            self.fired_top = false;
+            self.heap.pop();
+        }
+    }
+
+    /// Pops stale entries off the top. Requires `!fired_top`.
+    #[inline]
     fn skip_stale(&mut self) {
-        while let Some(Reverse((_, index, generation))) = self.heap.peek() {
-            let slot = &self.slots[*index as usize];
-            if slot.generation == *generation && matches!(slot.state, State::Pending(_)) {
+        debug_assert!(!self.fired_top);
+        while let Some(Reverse(entry)) = self.heap.peek() {
+            let slot = &self.slots[entry.index as usize];
+            if slot.generation == entry.generation && matches!(slot.state, State::Pending(_)) {
                 return;
             }
             self.heap.pop();
@@ -148,25 +325,43 @@ impl TimerQueue {
     }
 
     /// The smallest pending key.
+    #[inline]
     pub(crate) fn peek(&mut self) -> Option<Key> {
+        self.settle();
         self.skip_stale();
-        self.heap.peek().map(|Reverse((key, _, _))| *key)
+        self.heap.peek().map(|Reverse(entry)| entry.key)
     }
 
     /// Fires the timer with the smallest key: returns the key and whom to wake.
-    pub(crate) fn pop(&mut self) -> Option<(Key, Target)> {
-        self.skip_stale();
-        let Reverse((key, index, _)) = self.heap.pop()?;
-        let slot = &mut self.slots[index as usize];
+    #[cfg(test)]
+    fn pop(&mut self) -> Option<(Key, Target)> {
+        self.peek()?;
+        Some(self.fire_next())
+    }
+
+    /// Fires the timer with the smallest key, which [`peek`](Self::peek)
+    /// has just returned (with no change to the queue since): returns its
+    /// key and whom to wake.
+    ///
+    /// # Panics
+    ///
+    /// If the queue is empty; in debug builds, if `peek` was not called.
+    #[inline]
+    pub(crate) fn fire_next(&mut self) -> (Key, Target) {
+        debug_assert!(!self.fired_top, "fire_next right after peek");
+        let Reverse(entry) = *self.heap.peek().expect("fire_next after peek");
+        let slot = &mut self.slots[entry.index as usize];
+        debug_assert_eq!(slot.generation, entry.generation);
+        self.fired_top = true;
         match std::mem::replace(&mut slot.state, State::Fired) {
-            State::Pending(target) => Some((key, target)),
-            _ => unreachable!("skip_stale leaves a pending timer on top"),
+            State::Pending(target) => (entry.key, target),
+            _ => unreachable!("peek leaves a pending timer on top"),
         }
     }
 
     /// Number of timers waiting to fire.
     pub(crate) fn len(&self) -> usize {
-        self.heap.len() - self.stale
+        self.heap.len() - self.stale - usize::from(self.fired_top)
     }
 }
 
@@ -175,12 +370,13 @@ mod tests {
     use super::*;
 
     fn key(time: i64, class: u8, rank: u64, seq: u64) -> Key {
-        Key {
-            time: Timestamp::from_unix_nanos(time),
-            class,
-            rank,
-            seq,
-        }
+        let time = Timestamp::from_unix_nanos(time);
+        let key = match class {
+            Key::DATA => Key::data(time, rank, seq),
+            _ => Key::timer(time, seq),
+        };
+        assert_eq!((key.class(), key.rank()), (class, rank));
+        key
     }
 
     #[test]
@@ -232,5 +428,117 @@ mod tests {
         q.pop();
         assert!(q.is_fired(b));
         assert!(!q.is_fired(a));
+    }
+
+    #[test]
+    fn keys_order_as_documented_tuples() {
+        let t = |n| Timestamp::from_unix_nanos(n);
+        let mut keys = [
+            Key::timer(t(5), 0),
+            Key::data(t(5), Key::MAX_RANK, u64::MAX),
+            Key::data(t(5), 1, 0),
+            Key::data(t(5), 0, 9),
+            Key::data(t(5), 0, 8),
+            Key::timer(t(4), u64::MAX),
+            Key::timer(t(5), u64::MAX),
+            Key::data(t(6), 0, 0),
+        ];
+        keys.sort();
+        let tuples: Vec<_> = keys
+            .iter()
+            .map(|k| (k.time.unix_nanos(), k.class(), k.rank(), k.seq))
+            .collect();
+        let mut sorted = tuples.clone();
+        sorted.sort();
+        assert_eq!(tuples, sorted);
+        assert_eq!(tuples[0], (4, Key::TIMER, 0, u64::MAX));
+        assert_eq!(tuples[4], (5, Key::DATA, Key::MAX_RANK, u64::MAX));
+    }
+
+    #[test]
+    fn insert_or_fire_fires_only_the_smallest_key_when_allowed() {
+        let mut q = TimerQueue::default();
+        let a = q.insert(key(10, Key::TIMER, 0, 0), Target::Task(0));
+        // Not below the pending key: queued, `fire_now` not asked.
+        let b = q.insert_or_fire(key(20, Key::DATA, 0, 0), Target::Task(1), || unreachable!());
+        assert!(b.is_ok());
+        // Below it, but not allowed: queued.
+        let c = q.insert_or_fire(key(5, Key::DATA, 0, 1), Target::Task(2), || false);
+        assert_eq!(q.peek().map(|k| k.time.unix_nanos()), Some(5));
+        assert!(q.remove(c.unwrap()).is_some());
+        // Below it and allowed: fired, never queued.
+        assert!(q
+            .insert_or_fire(key(7, Key::DATA, 0, 2), Target::Task(3), || true)
+            .is_err());
+        assert_eq!(q.len(), 2);
+        let fired: Vec<_> = std::iter::from_fn(|| q.pop())
+            .map(|(k, _)| k.time.unix_nanos())
+            .collect();
+        assert_eq!(fired, [10, 20]);
+        assert!(q.is_fired(a));
+    }
+
+    /// Random inserts, removals, pops and inline fires against a sorted
+    /// model: the queue fires exactly the model's smallest key every time.
+    #[test]
+    fn matches_a_sorted_model() {
+        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let mut q = TimerQueue::default();
+        let mut model = std::collections::BTreeMap::new();
+        let mut ids = Vec::new();
+        let mut fired = Vec::new();
+        for seq in 0..20_000_u64 {
+            let k = key(next(500) as i64, (next(2)) as u8, 0, seq);
+            match next(10) {
+                0..=3 => {
+                    let id = q.insert(k, Target::Task(seq as usize));
+                    model.insert(k, id);
+                    ids.push((k, id));
+                }
+                4 => {
+                    let allowed = next(2) == 0;
+                    let first = model.keys().next().map_or(true, |m| k < *m);
+                    match q.insert_or_fire(k, Target::Task(seq as usize), || allowed) {
+                        Ok(id) => {
+                            assert!(!(first && allowed));
+                            model.insert(k, id);
+                            ids.push((k, id));
+                        }
+                        Err(_) => assert!(first && allowed),
+                    }
+                }
+                5 | 6 if !ids.is_empty() => {
+                    let (k, id) = ids.swap_remove(next(ids.len() as u64) as usize);
+                    let pending = model.remove(&k).is_some();
+                    assert_eq!(q.remove(id).is_some(), pending);
+                }
+                7 if !fired.is_empty() => {
+                    let id = fired.swap_remove(next(fired.len() as u64) as usize);
+                    assert!(q.take_fired(id));
+                    assert!(!q.take_fired(id));
+                }
+                _ => {
+                    let expected = model.pop_first();
+                    assert_eq!(q.peek(), expected.map(|(k, _)| k));
+                    match (q.pop(), expected) {
+                        (Some((k, Target::Task(_))), Some((m, id))) => {
+                            assert_eq!(k, m);
+                            assert!(q.is_fired(id));
+                            ids.retain(|&(_, other)| other != id);
+                            fired.push(id);
+                        }
+                        (None, None) => {}
+                        (got, want) => panic!("popped {got:?}, expected {want:?}"),
+                    }
+                }
+            }
+            assert_eq!(q.len(), model.len());
+        }
     }
 }
