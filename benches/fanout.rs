@@ -1,1 +1,304 @@
-fn main() {}
+//! Fan-out throughput: one producer puts `MESSAGES` values, every consumer
+//! receives all of them.
+//!
+//! Each configuration is one criterion group, named
+//! `fanout/<executor>/<payload>/cap<capacity>/c<consumers>`, holding one
+//! bench per implementation, so the results read as ratios:
+//!
+//! - `timecast`: [`timecast::AsyncStream::with_capacity`] (capacity 0 is a
+//!   rendezvous).
+//! - `tokio-broadcast`: `tokio::sync::broadcast`, given room for every
+//!   message so it never lags (it is lossy otherwise: a lag fails the bench).
+//!   It applies no backpressure, whatever the capacity of the row.
+//! - `async-broadcast`: `async_broadcast` with the row's capacity, lossless
+//!   (overflow off). It has no rendezvous: in the `cap0` rows it runs with
+//!   capacity 1 and is named `async-broadcast-cap1`.
+//!
+//! The matrix: executors `single` (the producer and every consumer joined
+//! on one thread by `futures::executor::block_on`) and `threads` (a tokio
+//! runtime with two worker threads, producer and consumers spawned as
+//! tasks); payloads `u64` and `string` (`format!("{i}")`, built by the
+//! producer); capacities 0, 64 and 1024; 1, 4 and 16 consumers.
+//!
+//! The timed region runs the producer and consumers to completion, dropping
+//! every value and the channel; building the channel and subscribing are
+//! not timed. Throughput is in elements: one element is one message
+//! delivered to one consumer, so `time / (MESSAGES * consumers)` is the cost
+//! per message per consumer.
+//!
+//! Run everything (about eight minutes), or filter by name:
+//!
+//! ```text
+//! cargo bench --bench fanout
+//! cargo bench --bench fanout -- fanout/single/u64/cap1024
+//! ```
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
+use futures::future::{join, join_all};
+
+/// Values each producer puts per iteration: enough to amortize spawning.
+const MESSAGES: u64 = 10_000;
+const CAPACITIES: [usize; 3] = [0, 64, 1024];
+const CONSUMERS: [usize; 3] = [1, 4, 16];
+
+/// A value sent through the channels.
+trait Payload: Clone + Debug + Send + Sync + 'static {
+    const NAME: &'static str;
+
+    /// The `i`-th value the producer sends.
+    fn make(i: u64) -> Self;
+}
+
+impl Payload for u64 {
+    const NAME: &'static str = "u64";
+
+    fn make(i: u64) -> Self {
+        i
+    }
+}
+
+impl Payload for String {
+    const NAME: &'static str = "string";
+
+    fn make(i: u64) -> Self {
+        format!("{i}")
+    }
+}
+
+/// A broadcast channel under test: one sender, many receivers, closed when
+/// the sender is dropped.
+trait Channel<T: Payload>: 'static {
+    const NAME: &'static str;
+    type Tx: Send + Sync + 'static;
+    type Rx: Send + 'static;
+
+    /// The bench name in a row of the given capacity.
+    fn id(_capacity: usize) -> String {
+        Self::NAME.to_owned()
+    }
+
+    /// Builds a channel of `capacity` with `consumers` receivers.
+    fn open(capacity: usize, consumers: usize) -> (Self::Tx, Vec<Self::Rx>);
+
+    fn send(tx: &Self::Tx, value: T) -> impl Future<Output = ()> + Send;
+
+    /// The next value, or `None` once the channel is closed and drained.
+    fn recv(rx: &mut Self::Rx) -> impl Future<Output = Option<T>> + Send;
+}
+
+struct Timecast;
+
+impl<T: Payload> Channel<T> for Timecast {
+    const NAME: &'static str = "timecast";
+    type Tx = timecast::AsyncStream<T>;
+    type Rx = timecast::Consumer<T>;
+
+    fn open(capacity: usize, consumers: usize) -> (Self::Tx, Vec<Self::Rx>) {
+        let stream = timecast::AsyncStream::with_capacity(capacity);
+        let rxs = (0..consumers).map(|_| stream.subscribe()).collect();
+        (stream, rxs)
+    }
+
+    async fn send(tx: &Self::Tx, value: T) {
+        tx.put(value).await.expect("stream closed while sending");
+    }
+
+    async fn recv(rx: &mut Self::Rx) -> Option<T> {
+        rx.recv().await
+    }
+}
+
+struct TokioBroadcast;
+
+impl<T: Payload> Channel<T> for TokioBroadcast {
+    const NAME: &'static str = "tokio-broadcast";
+    type Tx = tokio::sync::broadcast::Sender<T>;
+    type Rx = tokio::sync::broadcast::Receiver<T>;
+
+    fn open(_capacity: usize, consumers: usize) -> (Self::Tx, Vec<Self::Rx>) {
+        // Lossy: only room for every message guarantees no lag.
+        let (tx, rx) = tokio::sync::broadcast::channel(MESSAGES as usize);
+        let rxs = std::iter::once(rx)
+            .chain((1..consumers).map(|_| tx.subscribe()))
+            .collect();
+        (tx, rxs)
+    }
+
+    async fn send(tx: &Self::Tx, value: T) {
+        tx.send(value).expect("no receiver");
+    }
+
+    async fn recv(rx: &mut Self::Rx) -> Option<T> {
+        use tokio::sync::broadcast::error::RecvError;
+        match rx.recv().await {
+            Ok(value) => Some(value),
+            Err(RecvError::Closed) => None,
+            Err(RecvError::Lagged(n)) => panic!("tokio broadcast lost {n} messages"),
+        }
+    }
+}
+
+struct AsyncBroadcast;
+
+impl<T: Payload> Channel<T> for AsyncBroadcast {
+    const NAME: &'static str = "async-broadcast";
+    type Tx = async_broadcast::Sender<T>;
+    type Rx = async_broadcast::Receiver<T>;
+
+    fn id(capacity: usize) -> String {
+        match capacity {
+            0 => format!("{}-cap1", <Self as Channel<T>>::NAME),
+            _ => <Self as Channel<T>>::NAME.to_owned(),
+        }
+    }
+
+    fn open(capacity: usize, consumers: usize) -> (Self::Tx, Vec<Self::Rx>) {
+        let (tx, rx) = async_broadcast::broadcast(capacity.max(1));
+        let rxs = std::iter::once(rx.clone())
+            .cycle()
+            .take(consumers - 1)
+            .chain(std::iter::once(rx))
+            .collect();
+        (tx, rxs)
+    }
+
+    async fn send(tx: &Self::Tx, value: T) {
+        tx.broadcast_direct(value).await.expect("channel closed");
+    }
+
+    async fn recv(rx: &mut Self::Rx) -> Option<T> {
+        use async_broadcast::RecvError;
+        match rx.recv_direct().await {
+            Ok(value) => Some(value),
+            Err(RecvError::Closed) => None,
+            Err(RecvError::Overflowed(n)) => panic!("async-broadcast lost {n} messages"),
+        }
+    }
+}
+
+/// Puts `MESSAGES` values, then closes the channel by dropping `tx`.
+async fn produce<T: Payload, C: Channel<T>>(tx: C::Tx) {
+    for i in 0..MESSAGES {
+        C::send(&tx, T::make(i)).await;
+    }
+}
+
+/// Receives until the channel closes; returns how many values came.
+async fn consume<T: Payload, C: Channel<T>>(mut rx: C::Rx) -> u64 {
+    let mut received = 0;
+    while let Some(value) = C::recv(&mut rx).await {
+        black_box(value);
+        received += 1;
+    }
+    received
+}
+
+/// Where the producer and consumers run.
+enum Executor {
+    /// All joined into one future, polled by `futures::executor::block_on`.
+    Single,
+    /// Spawned as tasks on a two-worker tokio runtime.
+    Threads(tokio::runtime::Runtime),
+}
+
+impl Executor {
+    fn name(&self) -> &'static str {
+        match self {
+            Executor::Single => "single",
+            Executor::Threads(_) => "threads",
+        }
+    }
+
+    /// Runs one producer and the consumers of `rxs` to completion; returns
+    /// how many values each consumer received.
+    fn run<T: Payload, C: Channel<T>>(&self, tx: C::Tx, rxs: Vec<C::Rx>) -> Vec<u64> {
+        match self {
+            Executor::Single => {
+                let consumers = join_all(rxs.into_iter().map(consume::<T, C>));
+                futures::executor::block_on(join(produce::<T, C>(tx), consumers)).1
+            }
+            Executor::Threads(runtime) => runtime.block_on(async {
+                let consumers: Vec<_> = rxs
+                    .into_iter()
+                    .map(|rx| tokio::spawn(consume::<T, C>(rx)))
+                    .collect();
+                tokio::spawn(produce::<T, C>(tx))
+                    .await
+                    .expect("producer panicked");
+                join_all(consumers)
+                    .await
+                    .into_iter()
+                    .map(|received| received.expect("consumer panicked"))
+                    .collect()
+            }),
+        }
+    }
+}
+
+/// Benches channel `C` in one configuration.
+fn bench_channel<T: Payload, C: Channel<T>>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    executor: &Executor,
+    capacity: usize,
+    consumers: usize,
+) {
+    group.bench_function(C::id(capacity), |b| {
+        b.iter_custom(|iters| {
+            let mut elapsed = Duration::ZERO;
+            for _ in 0..iters {
+                let (tx, rxs) = C::open(capacity, consumers);
+                let start = Instant::now();
+                let received = executor.run::<T, C>(tx, rxs);
+                elapsed += start.elapsed();
+                assert_eq!(received, vec![MESSAGES; consumers], "a value was lost");
+            }
+            elapsed
+        });
+    });
+}
+
+/// Benches every implementation, in every configuration, for payload `T`.
+fn bench_payload<T: Payload>(c: &mut Criterion, executor: &Executor) {
+    for capacity in CAPACITIES {
+        for consumers in CONSUMERS {
+            let mut group = c.benchmark_group(format!(
+                "fanout/{}/{}/cap{capacity}/c{consumers}",
+                executor.name(),
+                T::NAME,
+            ));
+            group
+                .throughput(Throughput::Elements(MESSAGES * consumers as u64))
+                .sampling_mode(SamplingMode::Flat)
+                .sample_size(10)
+                .warm_up_time(Duration::from_secs(1))
+                .measurement_time(Duration::from_secs(2));
+            bench_channel::<T, Timecast>(&mut group, executor, capacity, consumers);
+            bench_channel::<T, TokioBroadcast>(&mut group, executor, capacity, consumers);
+            bench_channel::<T, AsyncBroadcast>(&mut group, executor, capacity, consumers);
+            group.finish();
+        }
+    }
+}
+
+fn fanout(c: &mut Criterion) {
+    let threads = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("tokio runtime");
+    for executor in [Executor::Single, Executor::Threads(threads)] {
+        bench_payload::<u64>(c, &executor);
+        bench_payload::<String>(c, &executor);
+    }
+}
+
+fn main() {
+    let mut criterion = Criterion::default().configure_from_args();
+    fanout(&mut criterion);
+    criterion.final_summary();
+}

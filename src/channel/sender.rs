@@ -286,7 +286,7 @@ impl<T> AsyncStream<T> {
     ///
     /// ```
     /// let stream = timecast::AsyncStream::<()>::new();
-    /// let other = stream.clone();
+    /// let _other = stream.clone();
     /// assert_eq!(stream.producer_count(), 2);
     /// ```
     pub fn producer_count(&self) -> usize {
