@@ -133,6 +133,7 @@ impl<T: Clone> Consumer<T> {
     /// assert_eq!(consumer.try_recv(), Ok(5));
     /// # Ok::<_, timecast::TryPutError<i32>>(())
     /// ```
+    #[inline(always)]
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
         let (value, wake) = self.shared.try_take(&mut self.pos)?;
         if wake {
@@ -209,6 +210,7 @@ impl<T: Clone> Consumer<T> {
     /// assert_eq!(consumer.poll_recv(&mut cx), Poll::Ready(Some(3)));
     /// # Ok::<_, timecast::TryPutError<i32>>(())
     /// ```
+    #[inline(always)]
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         // Fast path: no lock.
         match self.try_recv() {
@@ -307,6 +309,7 @@ pub struct Recv<'a, T> {
 impl<T: Clone> Future for Recv<'_, T> {
     type Output = Option<T>;
 
+    #[inline(always)]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         self.consumer.poll_recv(cx)
     }

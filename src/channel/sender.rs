@@ -423,6 +423,7 @@ impl<T> PutOp<T> {
         }
     }
 
+    #[inline(always)]
     fn poll(&mut self, shared: &Shared<T>, cx: &mut Context<'_>) -> Poll<Result<(), Closed<T>>> {
         let mut state = shared.state.lock();
         let mut wake = Wake::NONE;
@@ -498,6 +499,7 @@ impl<T> PutOp<T> {
         drop((old_waker, withdrawn));
     }
 
+    #[inline(always)]
     fn is_done(&self) -> bool {
         matches!(self.stage, Stage::Done)
     }
@@ -516,6 +518,7 @@ impl<T> Unpin for Put<'_, T> {}
 impl<T> Future for Put<'_, T> {
     type Output = Result<(), Closed<T>>;
 
+    #[inline(always)]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         this.op.poll(this.shared, cx)
@@ -523,6 +526,7 @@ impl<T> Future for Put<'_, T> {
 }
 
 impl<T> Drop for Put<'_, T> {
+    #[inline(always)]
     fn drop(&mut self) {
         if !self.op.is_done() {
             self.op.cancel(self.shared);

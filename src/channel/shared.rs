@@ -153,7 +153,7 @@ impl<T> Shared<T> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn slot(&self, seq: u64) -> &Slot<T> {
         &self.ring[seq as usize & self.mask]
     }
@@ -164,6 +164,7 @@ impl<T> Shared<T> {
 
     /// Unlocks `state`, then wakes the waiters `wake` names, in batches that
     /// never hold the lock while waking.
+    #[inline(always)]
     pub(crate) fn release(&self, mut state: MutexGuard<'_, State>, wake: Wake) {
         if !state.has_waiters(wake) {
             return;
@@ -218,6 +219,7 @@ impl<T> Shared<T> {
     }
 
     /// Buffers `value` if there is room, and returns its sequence number.
+    #[inline(always)]
     pub(crate) fn try_push(&self, state: &State, value: T) -> Result<u64, TryPutError<T>> {
         if state.closed {
             return Err(TryPutError::Closed(value));
@@ -240,7 +242,7 @@ impl<T> Shared<T> {
 
     /// Whether the value put as `tail` would fit: fewer than `limit` values
     /// are buffered.
-    #[inline]
+    #[inline(always)]
     fn has_room(&self, tail: u64) -> bool {
         tail < self.limit
             || self
@@ -307,6 +309,7 @@ impl<T> Shared<T> {
     /// Takes the next value for the consumer at `pos`, without the mutex.
     /// The `bool` tells whether it freed a slot a producer waits for: the
     /// caller must then wake the producers.
+    #[inline(always)]
     pub(crate) fn try_take(&self, pos: &mut u64) -> Result<(T, bool), TryRecvError>
     where
         T: Clone,
@@ -510,6 +513,7 @@ impl WaitList {
     }
 
     /// Releases `key`; returns the waker it held, to be dropped unlocked.
+    #[inline(always)]
     pub(crate) fn remove(&mut self, key: &mut Option<usize>) -> Option<Waker> {
         let index = key.take()?;
         let waker = self.slots[index].take();
