@@ -222,12 +222,6 @@ impl<T> AsyncStream<T> {
         crate::sync::block_on(self.put(value))
     }
 
-    /// Polls a put of `value` in flight in `op`; the building block of
-    /// [`Put`] and [`PutSink`] for users who write their own futures.
-    fn poll_op(&self, op: &mut PutOp<T>, cx: &mut Context<'_>) -> Poll<Result<(), Closed<T>>> {
-        op.poll(&self.shared, cx)
-    }
-
     /// Closes the stream. Later puts fail with the value handed back; pending
     /// puts that have not buffered their value fail likewise; consumers
     /// receive every value already put, then end.
@@ -569,7 +563,7 @@ impl<T> PutSink<T> {
         let Some(op) = &mut self.op else {
             return Poll::Ready(Ok(()));
         };
-        let result = std::task::ready!(stream.poll_op(op, cx));
+        let result = std::task::ready!(op.poll(&stream.shared, cx));
         self.op = None;
         Poll::Ready(result)
     }

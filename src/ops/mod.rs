@@ -312,8 +312,10 @@ pub trait StreamOps: Stream {
     /// let joined: Vec<_> = block_on(activity.as_of_join(weather).map(|(_, a, w)| (a, w)).collect());
     /// assert_eq!(joined, [("waking", None), ("swimming", Some("🌞")), ("walking", Some("⛅"))]);
     /// ```
-    // "As of" names the join (DESIGN's contract), not a conversion.
-    #[allow(clippy::wrong_self_convention)]
+    #[allow(
+        clippy::wrong_self_convention,
+        reason = "\"as of\" names the join (DESIGN's contract), not a conversion"
+    )]
     fn as_of_join<T, R, U>(self, other: R) -> AsOfJoin<Self, R, T, U>
     where
         Self: Stream<Item = (Timestamp, T)> + Sized + Unpin,

@@ -259,9 +259,10 @@ where
     /// assert_eq!(*log.borrow(), ["a1", "b1", "a2", "b2"]);
     /// # Ok::<_, timecast::Closed<i32>>(())
     /// ```
-    // The type spells out the sink list: a fan-out to the sinks before and
-    // this closure.
-    #[allow(clippy::type_complexity)]
+    #[allow(
+        clippy::type_complexity,
+        reason = "the type spells out the sink list: a fan-out to the sinks before and this closure"
+    )]
     pub fn sink<G, Q, N>(self, sink: G) -> Handle<S, F, M, Sinks<FanOut<K, FnSink<G, N>>>>
     where
         G: FnMut(R::Item) -> Q,
