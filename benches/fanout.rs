@@ -13,6 +13,12 @@
 //! - `async-broadcast`: `async_broadcast` with the row's capacity, lossless
 //!   (overflow off). It has no rendezvous: in the `cap0` rows it runs with
 //!   capacity 1 and is named `async-broadcast-cap1`.
+//! - `clone-floor` (`single` rows only): no channel, only the work any
+//!   lossless broadcast that hands every consumer its own value must do:
+//!   build each value, clone it for all consumers but one, drop every
+//!   copy. Each value is dropped as soon as it is made, so the allocator
+//!   serves every request from its fastest cache: no implementation can
+//!   beat it, and it shows how much of a row's cost is the payload's.
 //!
 //! The matrix: executors `single` (the producer and every consumer joined
 //! on one thread by `futures::executor::block_on`) and `threads` (a tokio
@@ -263,6 +269,26 @@ fn bench_channel<T: Payload, C: Channel<T>>(
     });
 }
 
+/// Benches the payload's own cost, with no channel: per message, one value
+/// built, `consumers - 1` clones, `consumers` drops.
+fn bench_clone_floor<T: Payload>(group: &mut BenchmarkGroup<'_, WallTime>, consumers: usize) {
+    group.bench_function("clone-floor", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                for i in 0..MESSAGES {
+                    let value = T::make(black_box(i));
+                    for _ in 1..consumers {
+                        drop(black_box(value.clone()));
+                    }
+                    drop(black_box(value));
+                }
+            }
+            start.elapsed()
+        });
+    });
+}
+
 /// Benches every implementation, in every configuration, for payload `T`.
 fn bench_payload<T: Payload>(c: &mut Criterion, executor: &Executor) {
     for capacity in CAPACITIES {
@@ -281,6 +307,9 @@ fn bench_payload<T: Payload>(c: &mut Criterion, executor: &Executor) {
             bench_channel::<T, Timecast>(&mut group, executor, capacity, consumers);
             bench_channel::<T, TokioBroadcast>(&mut group, executor, capacity, consumers);
             bench_channel::<T, AsyncBroadcast>(&mut group, executor, capacity, consumers);
+            if let Executor::Single = executor {
+                bench_clone_floor::<T>(&mut group, consumers);
+            }
             group.finish();
         }
     }

@@ -759,6 +759,64 @@ fn last_consumer_takes_by_move() {
     assert_eq!(CLONES.load(SeqCst), M as usize);
 }
 
+/// Counts the copies of it alive: clones add one, drops take one away.
+struct Live(&'static AtomicUsize);
+
+impl Live {
+    fn new(alive: &'static AtomicUsize) -> Self {
+        alive.fetch_add(1, SeqCst);
+        Live(alive)
+    }
+}
+
+impl Clone for Live {
+    fn clone(&self) -> Self {
+        Live::new(self.0)
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
+    }
+}
+
+/// Consumers leaving at different positions drop what only they still held,
+/// once: the values alive are exactly those some consumer has yet to take,
+/// plus those received and kept.
+#[test]
+fn values_are_dropped_exactly_once_when_consumers_leave() {
+    static ALIVE: AtomicUsize = AtomicUsize::new(0);
+    let stream = AsyncStream::with_capacity(8);
+    let mut a = stream.subscribe();
+    let mut b = stream.subscribe();
+    let c = stream.subscribe();
+    for _ in 0..8 {
+        stream.try_put(Live::new(&ALIVE)).unwrap();
+    }
+    let kept: Vec<Live> = (0..3).map(|_| a.try_recv().unwrap()).collect();
+    for _ in 0..5 {
+        drop(b.try_recv().unwrap());
+    }
+    assert_eq!(ALIVE.load(SeqCst), 8 + 3, "8 buffered, 3 kept");
+    drop(c); // held all 8: the 3 that a and b both took are freed
+    assert_eq!(ALIVE.load(SeqCst), 8 + 3 - 3);
+    drop(b); // held 3 with a
+    assert_eq!(ALIVE.load(SeqCst), 8 + 3 - 3, "a still holds 5");
+    for _ in 0..5 {
+        drop(a.try_recv().unwrap());
+    }
+    assert_eq!(ALIVE.load(SeqCst), 3, "only the kept values are left");
+    assert_eq!(stream.len(), 0);
+    // Every slot is free again: a full round fits.
+    for _ in 0..8 {
+        stream.try_put(Live::new(&ALIVE)).unwrap();
+    }
+    drop(a);
+    drop(kept);
+    assert_eq!(ALIVE.load(SeqCst), 0, "nothing leaked");
+}
+
 // ---------------------------------------------------------------------------
 // Sink and Stream
 // ---------------------------------------------------------------------------

@@ -258,3 +258,57 @@ fn a_freed_slot_is_refilled_only_after_its_value_is_gone() {
         assert_eq!(b.try_recv().map(|v| v.0), Ok(2));
     });
 }
+
+/// A value that counts how many copies of it are alive: clones add one,
+/// drops take one away. Zero at the end means nothing leaked and nothing
+/// was dropped twice.
+#[derive(Debug)]
+struct Live(Arc<loom::sync::atomic::AtomicUsize>);
+
+impl Live {
+    fn new(alive: &Arc<loom::sync::atomic::AtomicUsize>) -> Self {
+        alive.fetch_add(1, loom::sync::atomic::Ordering::Relaxed);
+        Live(alive.clone())
+    }
+}
+
+impl Clone for Live {
+    fn clone(&self) -> Self {
+        Live::new(&self.0)
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, loom::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A consumer dropped (under the lock) while another takes the same value
+/// without it: whichever is last to let go of the value moves or drops it,
+/// once, and frees the slot, so the producer has room again.
+#[test]
+fn a_take_races_a_consumer_drop() {
+    loom::model(|| {
+        let alive = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+        let stream = AsyncStream::with_capacity(1);
+        let mut a = stream.subscribe();
+        let b = stream.subscribe();
+        stream.try_put(Live::new(&alive)).unwrap();
+
+        let taker = thread::spawn(move || {
+            drop(a.try_recv().unwrap());
+            a
+        });
+        drop(b);
+        let mut a = taker.join().unwrap();
+        assert_eq!(
+            alive.load(loom::sync::atomic::Ordering::Relaxed),
+            0,
+            "a copy leaked or was dropped twice"
+        );
+        stream.try_put(Live::new(&alive)).unwrap();
+        drop(a.try_recv().unwrap());
+        assert_eq!(alive.load(loom::sync::atomic::Ordering::Relaxed), 0);
+    });
+}

@@ -13,20 +13,21 @@
 //! - `tail` is the sequence number the next value gets; it only changes
 //!   under the mutex. The value of sequence number `s` lives in slot
 //!   `s & mask`. `limit = max(capacity, 1)` values at most are buffered.
-//! - A slot is free when its `remaining` is 0; else it holds the value of
+//! - A slot is free when its count is 0. Otherwise it holds the value of
 //!   the latest sequence number mapping to it (or, for a withdrawn
-//!   rendezvous value, nothing), and `remaining` consumers have yet to take
-//!   it.
+//!   rendezvous value, nothing), and its count is one more than the number
+//!   of consumers yet to take it: the extra one stands for the value itself,
+//!   so the count reaches 0 only once the value is gone.
 //! - Slots free in sequence order: a consumer that took slot `s` took every
 //!   slot before it, and a consumer subscribed after `s` was put does not
 //!   count for it. So "slot `tail - limit` is free" means there is room,
 //!   and then the slot `tail` maps to (holding `tail - ring.len()` or
 //!   earlier) is free too.
-//! - The consumer that finds the count at 1 is the last to hold the value:
-//!   it moves it out (if it saw 1 before taking) or drops it (if it saw 1
-//!   after cloning), and only then frees the slot by storing 0. Consumers
-//!   that are not last decrement the count with a compare-and-swap that
-//!   never takes it to 0, so a slot is free only once its value is gone.
+//! - A consumer that finds the count at 2 before taking is the last to take
+//!   the value: it moves it out. The others clone it, then decrement the
+//!   count; the one whose decrement leaves 1 was the last after all (the
+//!   others finished while it cloned) and drops the value. Either way the
+//!   last one frees the slot by storing 0 once the value is gone.
 //! - A producer that must wait for a slot to free sets the slot's
 //!   [`WAITING`] bit (under the mutex) before registering its waker; the
 //!   consumer whose read-modify-write frees the slot sees the bit and wakes
@@ -53,8 +54,11 @@ const RETRACTED: u8 = 3;
 
 /// In a slot's `remaining`: a producer waits for this slot to free.
 const WAITING: usize = 1 << (usize::BITS - 1);
-/// In a slot's `remaining`: the number of consumers yet to take the value.
+/// In a slot's `remaining`: the number of consumers yet to take the value,
+/// plus one while the slot holds it (see the invariants above).
 const COUNT: usize = WAITING - 1;
+/// The count of a slot whose value only one consumer has yet to take.
+const LAST: usize = 2;
 
 struct Slot<T> {
     value: UnsafeCell<MaybeUninit<T>>,
@@ -155,7 +159,11 @@ impl<T> Shared<T> {
 
     #[inline(always)]
     fn slot(&self, seq: u64) -> &Slot<T> {
-        &self.ring[seq as usize & self.mask]
+        let index = seq as usize & self.mask;
+        debug_assert!(index < self.ring.len());
+        // SAFETY: `mask` is `ring.len() - 1` and the ring is never empty, so
+        // `index <= mask < ring.len()`.
+        unsafe { self.ring.get_unchecked(index) }
     }
 
     fn is_rendezvous(&self) -> bool {
@@ -214,7 +222,7 @@ impl<T> Shared<T> {
         let tail = self.tail();
         let oldest = tail.saturating_sub(self.limit);
         (oldest..tail)
-            .filter(|&seq| self.slot(seq).remaining.load(Ordering::Acquire) & COUNT > 0)
+            .filter(|&seq| self.slot(seq).remaining.load(Ordering::Acquire) & COUNT > 1)
             .count()
     }
 
@@ -235,7 +243,7 @@ impl<T> Shared<T> {
         // holding the mutex write slots, so nothing else accesses it now.
         slot.value.with_mut(|ptr| unsafe { (*ptr).write(value) });
         slot.delivery.store(FRESH, Ordering::Relaxed);
-        slot.remaining.store(state.consumers, Ordering::Relaxed);
+        slot.remaining.store(state.consumers + 1, Ordering::Relaxed);
         self.tail.store(seq + 1, Ordering::Release);
         Ok(seq)
     }
@@ -333,14 +341,15 @@ impl<T> Shared<T> {
                         // A tombstone: step over it, freeing the slot if this
                         // was the last consumer to pass it.
                         *pos += 1;
-                        let before = slot.remaining.fetch_sub(1, Ordering::AcqRel);
-                        wake |= before & COUNT == 1 && before & WAITING != 0;
+                        if slot.remaining.fetch_sub(1, Ordering::AcqRel) & COUNT == LAST {
+                            wake |= slot.remaining.swap(0, Ordering::AcqRel) & WAITING != 0;
+                        }
                         continue;
                     }
                 }
             }
             *pos += 1;
-            let value = if slot.remaining.load(Ordering::Acquire) & COUNT == 1 {
+            let value = if slot.remaining.load(Ordering::Acquire) & COUNT == LAST {
                 // SAFETY: this consumer is the only one yet to take the value
                 // (the others decremented `remaining` after cloning, with
                 // Release), so nobody else reads it; it is moved out once, and
@@ -355,30 +364,15 @@ impl<T> Shared<T> {
                 let value = slot
                     .value
                     .with(|ptr| unsafe { (*ptr).assume_init_ref().clone() });
-                // Leave, but never by bringing the count to 0 with the value
-                // still in place: a producer could write the slot while it is
-                // being dropped. The last consumer drops it, then frees it.
-                let mut current = slot.remaining.load(Ordering::Acquire);
-                loop {
-                    if current & COUNT == 1 {
-                        // The others finished while this one cloned.
-                        // SAFETY: this consumer is the only one yet to take
-                        // the value and nobody else reads it (as for the move
-                        // above); the slot is freed only after the drop.
-                        slot.value
-                            .with_mut(|ptr| unsafe { (*ptr).assume_init_drop() });
-                        wake |= slot.remaining.swap(0, Ordering::AcqRel) & WAITING != 0;
-                        break;
-                    }
-                    match slot.remaining.compare_exchange_weak(
-                        current,
-                        current - 1,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    ) {
-                        Ok(_) => break,
-                        Err(now) => current = now,
-                    }
+                if slot.remaining.fetch_sub(1, Ordering::AcqRel) & COUNT == LAST {
+                    // The others finished while this one cloned.
+                    // SAFETY: every other consumer is done with the value
+                    // (their decrements came first, with Release), and the
+                    // count of 1 left keeps the slot from being reused until
+                    // it is stored 0 after the drop.
+                    slot.value
+                        .with_mut(|ptr| unsafe { (*ptr).assume_init_drop() });
+                    wake |= slot.remaining.swap(0, Ordering::AcqRel) & WAITING != 0;
                 }
                 value
             };
@@ -434,13 +428,18 @@ impl<T> Shared<T> {
         let mut freed = Vec::new();
         for seq in pos..self.tail.load(Ordering::Relaxed) {
             let slot = self.slot(seq);
-            if slot.remaining.fetch_sub(1, Ordering::AcqRel) & COUNT == 1
-                && !(self.is_rendezvous() && slot.delivery.load(Ordering::Acquire) == WITHDRAWN)
-            {
-                // SAFETY: `remaining` went 1 -> 0 here, so every other
-                // consumer is done with the value; it is moved out once.
+            if slot.remaining.fetch_sub(1, Ordering::AcqRel) & COUNT != LAST {
+                continue;
+            }
+            if !(self.is_rendezvous() && slot.delivery.load(Ordering::Acquire) == WITHDRAWN) {
+                // SAFETY: the count went 2 -> 1 here, so every other
+                // consumer is done with the value; it is moved out once,
+                // and producers, which write slots under the mutex held
+                // here, cannot reuse the slot before it is freed below.
                 freed.push(slot.value.with(|ptr| unsafe { (*ptr).assume_init_read() }));
             }
+            // The caller wakes the producers, whether or not one waits here.
+            slot.remaining.store(0, Ordering::Release);
         }
         freed
     }
