@@ -19,6 +19,10 @@
 //!   copy. Each value is dropped as soon as it is made, so the allocator
 //!   serves every request from its fastest cache: no implementation can
 //!   beat it, and it shows how much of a row's cost is the payload's.
+//! - `held-floor` (`single` rows only): the same work in the order the
+//!   channels do it on one thread: `max(capacity, 1)` values made, then
+//!   each consumer in turn takes them all, so the allocator frees and
+//!   serves them in bursts. It shows what that order adds to the floor.
 //!
 //! The matrix: executors `single` (the producer and every consumer joined
 //! on one thread by `futures::executor::block_on`) and `threads` (a tokio
@@ -32,7 +36,7 @@
 //! delivered to one consumer, so `time / (MESSAGES * consumers)` is the cost
 //! per message per consumer.
 //!
-//! Run everything (about eight minutes), or filter by name:
+//! Run everything (about eleven minutes), or filter by name:
 //!
 //! ```text
 //! cargo bench --bench fanout
@@ -289,6 +293,42 @@ fn bench_clone_floor<T: Payload>(group: &mut BenchmarkGroup<'_, WallTime>, consu
     });
 }
 
+/// The work of [`bench_clone_floor`] in the order a channel of `capacity`
+/// does it on one thread: the producer makes `max(capacity, 1)` values,
+/// then each consumer in turn takes them all, every one but the last
+/// cloning and dropping each, the last dropping the values themselves. The
+/// allocator then frees and serves values in bursts, not one at a time.
+fn bench_held_floor<T: Payload>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    capacity: usize,
+    consumers: usize,
+) {
+    let burst = capacity.max(1);
+    group.bench_function("held-floor", |b| {
+        b.iter_custom(|iters| {
+            let mut buffered = Vec::with_capacity(burst);
+            let start = Instant::now();
+            for _ in 0..iters {
+                let mut i = 0;
+                while i < MESSAGES {
+                    let end = MESSAGES.min(i + burst as u64);
+                    buffered.extend((i..end).map(|i| T::make(black_box(i))));
+                    i = end;
+                    for _ in 1..consumers {
+                        for value in &buffered {
+                            drop(black_box(value.clone()));
+                        }
+                    }
+                    for value in buffered.drain(..) {
+                        drop(black_box(value));
+                    }
+                }
+            }
+            start.elapsed()
+        });
+    });
+}
+
 /// Benches every implementation, in every configuration, for payload `T`.
 fn bench_payload<T: Payload>(c: &mut Criterion, executor: &Executor) {
     for capacity in CAPACITIES {
@@ -309,6 +349,7 @@ fn bench_payload<T: Payload>(c: &mut Criterion, executor: &Executor) {
             bench_channel::<T, AsyncBroadcast>(&mut group, executor, capacity, consumers);
             if let Executor::Single = executor {
                 bench_clone_floor::<T>(&mut group, consumers);
+                bench_held_floor::<T>(&mut group, capacity, consumers);
             }
             group.finish();
         }
