@@ -36,7 +36,7 @@
 //! delivered to one consumer, so `time / (MESSAGES * consumers)` is the cost
 //! per message per consumer.
 //!
-//! Run everything (about eleven minutes), or filter by name:
+//! Run everything (about ten minutes), or filter by name:
 //!
 //! ```text
 //! cargo bench --bench fanout
