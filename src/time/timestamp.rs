@@ -29,10 +29,38 @@ pub struct Timestamp(i64);
 
 impl Timestamp {
     /// The Unix epoch, 1970-01-01T00:00:00Z.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use timecast::Timestamp;
+    /// assert_eq!(Timestamp::UNIX_EPOCH.unix_nanos(), 0);
+    /// assert_eq!(Timestamp::UNIX_EPOCH, std::time::SystemTime::UNIX_EPOCH.into());
+    /// ```
     pub const UNIX_EPOCH: Timestamp = Timestamp(0);
-    /// The earliest representable time (in 1677).
+    /// The earliest representable time (in 1677): `i64::MIN` nanoseconds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use timecast::Timestamp;
+    ///
+    /// assert_eq!(Timestamp::MIN.to_string(), "1677-09-21T00:12:43.145224192Z");
+    /// assert_eq!(Timestamp::from(SystemTime::from(Timestamp::MIN)), Timestamp::MIN);
+    /// ```
     pub const MIN: Timestamp = Timestamp(i64::MIN);
-    /// The latest representable time (in 2262).
+    /// The latest representable time (in 2262): `i64::MAX` nanoseconds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use timecast::Timestamp;
+    ///
+    /// assert_eq!(Timestamp::MAX.to_string(), "2262-04-11T23:47:16.854775807Z");
+    /// assert_eq!(Timestamp::from(SystemTime::from(Timestamp::MAX)), Timestamp::MAX);
+    /// ```
     pub const MAX: Timestamp = Timestamp(i64::MAX);
 
     /// The time `nanos` nanoseconds after the Unix epoch (before it if
@@ -294,19 +322,47 @@ impl Sub<Timestamp> for Timestamp {
 }
 
 impl From<SystemTime> for Timestamp {
-    /// Converts, saturating at [`Timestamp::MIN`] and [`Timestamp::MAX`].
+    /// Converts, saturating at [`Timestamp::MIN`] and [`Timestamp::MAX`]:
+    /// a `SystemTime` before 1677 becomes `MIN`, one after 2262 `MAX`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use timecast::Timestamp;
+    ///
+    /// let before = SystemTime::UNIX_EPOCH - Duration::from_millis(1_500);
+    /// assert_eq!(Timestamp::from(before), Timestamp::from_unix_millis(-1_500));
+    /// let long_ago = SystemTime::UNIX_EPOCH - Duration::from_secs(400 * 365 * 86_400);
+    /// assert_eq!(Timestamp::from(long_ago), Timestamp::MIN);
+    /// ```
     fn from(t: SystemTime) -> Self {
         match t.duration_since(UNIX_EPOCH) {
             Ok(after) => Timestamp(i64::try_from(after.as_nanos()).unwrap_or(i64::MAX)),
             Err(before) => {
-                let nanos = i64::try_from(before.duration().as_nanos()).unwrap_or(i64::MAX);
-                Timestamp(-nanos)
+                // Negated in i128: `MIN` is 2^63 ns before the epoch, one
+                // more than `i64::MAX`.
+                let nanos = -i128::try_from(before.duration().as_nanos()).unwrap_or(i128::MAX);
+                Timestamp(i64::try_from(nanos).unwrap_or(i64::MIN))
             }
         }
     }
 }
 
 impl From<Timestamp> for SystemTime {
+    /// Converts exactly: every `Timestamp` is a `SystemTime`, and converting
+    /// back gives the same `Timestamp`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use timecast::Timestamp;
+    ///
+    /// let t = Timestamp::from_unix_nanos(-1);
+    /// assert_eq!(SystemTime::from(t), SystemTime::UNIX_EPOCH - Duration::from_nanos(1));
+    /// assert_eq!(Timestamp::from(SystemTime::from(t)), t);
+    /// ```
     fn from(t: Timestamp) -> Self {
         let magnitude = Duration::from_nanos(t.0.unsigned_abs());
         if t.0 >= 0 {
@@ -435,5 +491,40 @@ mod tests {
             let t = Timestamp::from_unix_nanos(nanos);
             assert_eq!(Timestamp::from(SystemTime::from(t)), t);
         }
+    }
+
+    #[test]
+    fn system_time_round_trips_at_both_ends_and_around_the_epoch() {
+        let nanos = [
+            i64::MIN,
+            i64::MIN + 1,
+            i64::MIN + 999_999_999,
+            -1_000_000_001,
+            -1_000_000_000,
+            -999_999_999,
+            -500_000_000,
+            -1,
+            0,
+            1,
+            999_999_999,
+            1_000_000_000,
+            i64::MAX - 1,
+            i64::MAX,
+        ];
+        for n in nanos {
+            let t = Timestamp::from_unix_nanos(n);
+            assert_eq!(Timestamp::from(SystemTime::from(t)), t, "{n} ns");
+        }
+    }
+
+    #[test]
+    fn system_times_out_of_range_saturate() {
+        let far = Duration::from_secs(400 * 365 * 86_400);
+        assert_eq!(Timestamp::from(UNIX_EPOCH + far), Timestamp::MAX);
+        assert_eq!(Timestamp::from(UNIX_EPOCH - far), Timestamp::MIN);
+        let just_before_min = UNIX_EPOCH - Duration::from_nanos(1 << 63) - Duration::from_nanos(1);
+        assert_eq!(Timestamp::from(just_before_min), Timestamp::MIN);
+        let just_after_max = UNIX_EPOCH + Duration::from_nanos(i64::MAX as u64 + 1);
+        assert_eq!(Timestamp::from(just_after_max), Timestamp::MAX);
     }
 }
