@@ -1275,3 +1275,267 @@ fn tumbling_and_hopping_match_a_reference_model() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// windows at the ends of time, and what a window contains
+
+/// A time `n` nanoseconds after the epoch.
+fn ns(n: i64) -> Timestamp {
+    Timestamp::from_unix_nanos(n)
+}
+
+/// Events at both ends of time and at the epoch, equal times included.
+fn extremes() -> Vec<(Timestamp, char)> {
+    vec![
+        (Timestamp::MIN, 'a'),
+        (ns(i64::MIN + 1), 'b'),
+        (ns(0), 'c'),
+        (ns(i64::MAX - 1), 'd'),
+        (Timestamp::MAX, 'e'),
+        (Timestamp::MAX, 'f'),
+    ]
+}
+
+/// Checks that every item of every window is in it, and returns the
+/// windows as `(start, end, includes_end, values)`.
+fn checked(windows: &[Window<char>]) -> Vec<(Timestamp, Timestamp, bool, String)> {
+    for w in windows {
+        for (t, v) in &w.items {
+            assert!(w.contains(*t), "{v} at {t:?} outside {w:?}");
+        }
+    }
+    windows
+        .iter()
+        .map(|w| (w.start, w.end, w.includes_end, w.values().collect()))
+        .collect()
+}
+
+#[test]
+fn tumbling_windows_hold_events_at_both_ends_of_time() {
+    let mut windows = stream::iter(extremes()).tumbling(Duration::from_secs(10));
+    let got = block_on((&mut windows).collect::<Vec<_>>());
+    let (top, _) = windows.kind().window_of(Timestamp::MAX);
+    assert_eq!(
+        checked(&got),
+        [
+            (
+                Timestamp::MIN,
+                Timestamp::from_unix_secs(-9_223_372_030),
+                false,
+                "ab".into()
+            ),
+            (ns(0), ns(10_000_000_000), false, "c".into()),
+            (top, Timestamp::MAX, true, "def".into()),
+        ]
+    );
+    assert_eq!(windows.late_count(), 0);
+
+    // A grid with a boundary exactly at MAX: MAX opens a window of its own.
+    let got = collect(
+        stream::iter(extremes())
+            .tumbling(Duration::from_nanos(10))
+            .origin(Timestamp::MAX),
+    );
+    assert_eq!(
+        checked(&got),
+        [
+            (Timestamp::MIN, ns(i64::MIN + 5), false, "ab".into()),
+            (ns(-3), ns(7), false, "c".into()),
+            (ns(i64::MAX - 10), Timestamp::MAX, false, "d".into()),
+            (Timestamp::MAX, Timestamp::MAX, true, "ef".into()),
+        ]
+    );
+}
+
+#[test]
+fn a_lone_event_at_the_end_of_time_gets_its_window() {
+    for window in [
+        collect(stream::iter([(Timestamp::MAX, 'x')]).tumbling(Duration::from_secs(1))),
+        collect(
+            stream::iter([(Timestamp::MAX, 'x')])
+                .hopping(Duration::from_secs(2), Duration::from_secs(2)),
+        ),
+        collect(stream::iter([(Timestamp::MAX, 'x')]).session(Duration::from_secs(1))),
+        collect(stream::iter([(Timestamp::MAX, 'x')]).sliding(Duration::from_secs(1))),
+    ] {
+        assert_eq!(checked(&window).len(), 1);
+        assert!(window[0].includes_end && window[0].end == Timestamp::MAX);
+    }
+}
+
+#[test]
+fn hopping_windows_hold_events_at_both_ends_of_time() {
+    let (size, hop) = (Duration::from_secs(10), Duration::from_secs(3));
+    let mut windows = stream::iter(extremes()).hopping(size, hop);
+    let got = block_on((&mut windows).collect::<Vec<_>>());
+    let got = checked(&got);
+    assert_eq!(windows.late_count(), 0);
+    // Each event is in each of its windows, exactly once; windows that
+    // would start before MIN start at MIN, and are still distinct.
+    let kind = *windows.kind();
+    for (ts, v) in extremes() {
+        let holding = got.iter().filter(|w| w.3.contains(v)).count();
+        assert_eq!(holding, kind.windows_of(ts).count(), "{v}");
+        assert!(holding >= 3, "{v}");
+    }
+    for (start, end, includes_end, values) in &got {
+        assert_eq!(
+            values.len(),
+            values
+                .chars()
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+        );
+        assert_eq!(*includes_end, *end == Timestamp::MAX, "{start:?}");
+    }
+    let bottom: Vec<_> = got.iter().filter(|w| w.0 == Timestamp::MIN).collect();
+    assert!(bottom.len() >= 2, "{bottom:?}");
+    assert!(bottom.windows(2).all(|w| w[0].1 < w[1].1), "{bottom:?}");
+}
+
+#[test]
+fn sessions_hold_events_at_both_ends_of_time() {
+    let got = collect(stream::iter(extremes()).session(Duration::from_secs(5)));
+    assert_eq!(
+        checked(&got),
+        [
+            (
+                Timestamp::MIN,
+                ns(i64::MIN + 5_000_000_001),
+                false,
+                "ab".into()
+            ),
+            (ns(0), ns(5_000_000_000), false, "c".into()),
+            (ns(i64::MAX - 1), Timestamp::MAX, true, "def".into()),
+        ]
+    );
+    // Out of order at the top: the late-coming event extends the session
+    // down, and equal times at MAX are not late.
+    let mut sessions = stream::iter([
+        (Timestamp::MAX, 'x'),
+        (ns(i64::MAX - 2), 'y'),
+        (Timestamp::MAX, 'z'),
+    ])
+    .session(Duration::from_nanos(5))
+    .allowed_lateness(Duration::from_nanos(10));
+    let got = block_on((&mut sessions).collect::<Vec<_>>());
+    assert_eq!(
+        checked(&got),
+        [(ns(i64::MAX - 2), Timestamp::MAX, true, "yxz".into())]
+    );
+    assert_eq!(sessions.late_count(), 0);
+}
+
+#[test]
+fn sliding_windows_hold_events_at_both_ends_of_time() {
+    let got = collect(stream::iter(extremes()).sliding(Duration::from_nanos(1)));
+    assert_eq!(
+        checked(&got),
+        [
+            (Timestamp::MIN, Timestamp::MIN, true, "a".into()),
+            (Timestamp::MIN, ns(i64::MIN + 1), true, "ab".into()),
+            (ns(-1), ns(0), true, "c".into()),
+            (ns(i64::MAX - 2), ns(i64::MAX - 1), true, "d".into()),
+            (ns(i64::MAX - 1), Timestamp::MAX, true, "de".into()),
+            (ns(i64::MAX - 1), Timestamp::MAX, true, "def".into()),
+        ]
+    );
+}
+
+#[test]
+fn windows_align_negative_times_on_a_custom_origin_near_the_ends() {
+    // Origins at the far ends, events on the other side of the epoch.
+    for origin in [Timestamp::MIN, ns(-7), Timestamp::MAX] {
+        let input: Vec<_> = [-25_i64, -11, -10, -1, 0, 9, 23]
+            .into_iter()
+            .map(|s| (Timestamp::from_unix_secs(s), 'x'))
+            .collect();
+        let tumbling = collect(
+            stream::iter(input.clone())
+                .tumbling(Duration::from_secs(10))
+                .origin(origin),
+        );
+        let hopping = collect(
+            stream::iter(input.clone())
+                .hopping(Duration::from_secs(10), Duration::from_secs(4))
+                .origin(origin),
+        );
+        for w in tumbling.iter().chain(&hopping) {
+            let offset = i128::from(w.start.unix_nanos()) - i128::from(origin.unix_nanos());
+            assert_eq!(offset.rem_euclid(1_000_000_000), 0, "{origin:?}: {w:?}");
+            assert_eq!(w.duration(), Duration::from_secs(10));
+            assert!(w.items.iter().all(|(t, _)| w.contains(*t)), "{w:?}");
+        }
+        assert_eq!(tumbling.iter().map(Window::len).sum::<usize>(), input.len());
+    }
+}
+
+#[test]
+fn every_window_contains_its_items_and_its_end_as_its_kind_says() {
+    let input: Vec<_> = jittered(7, 500)
+        .into_iter()
+        .map(|(ms, i)| (t(ms), char::from(b'a' + (i % 26) as u8)))
+        .collect();
+    let lateness = Duration::from_secs(3);
+    let half_open = [
+        collect(
+            stream::iter(input.clone())
+                .tumbling(Duration::from_secs(1))
+                .origin(t(-333))
+                .allowed_lateness(lateness),
+        ),
+        collect(
+            stream::iter(input.clone())
+                .hopping(Duration::from_secs(1), Duration::from_millis(300))
+                .origin(t(-77))
+                .allowed_lateness(lateness),
+        ),
+        collect(
+            stream::iter(input.clone())
+                .session(Duration::from_millis(200))
+                .allowed_lateness(lateness),
+        ),
+    ];
+    for windows in &half_open {
+        assert!(!windows.is_empty());
+        checked(windows);
+        for w in windows {
+            assert!(!w.includes_end && !w.contains(w.end) && w.contains(w.start));
+        }
+    }
+    let sliding = collect(
+        stream::iter(input)
+            .sliding(Duration::from_secs(1))
+            .allowed_lateness(lateness),
+    );
+    checked(&sliding);
+    for w in &sliding {
+        // [ts - size, ts]: the end is the event's own time, in the window.
+        assert!(w.includes_end && w.contains(w.end) && w.contains(w.start));
+        assert_eq!(w.duration(), Duration::from_secs(1));
+        assert!(w.items.iter().any(|(t, _)| *t == w.end));
+        assert!(!w.contains(w.end + Duration::from_nanos(1)));
+        assert!(!w.contains(w.start - Duration::from_nanos(1)));
+    }
+}
+
+#[test]
+fn hopping_rejects_more_windows_per_event_than_the_bound() {
+    use timecast::ops::Hopping;
+    let at_bound = Hopping::new(Duration::from_secs(10_000), Duration::from_secs(1));
+    assert_eq!(at_bound.windows_per_event(), Hopping::MAX_WINDOWS_PER_EVENT);
+    let hour_by_second = events([(0, 'a'), (1_500, 'b')])
+        .hopping(Duration::from_secs(3_600), Duration::from_secs(1));
+    let windows = collect(hour_by_second);
+    assert_eq!(windows.len(), 3_601);
+    let refused = std::panic::catch_unwind(|| {
+        Hopping::new(Duration::from_secs(10_001), Duration::from_secs(1))
+    });
+    assert!(refused.is_err());
+}
+
+#[test]
+#[should_panic(expected = "puts each event in 86400000000000 windows, above the bound of 10000")]
+fn hopping_of_a_day_every_nanosecond_panics_at_once() {
+    let _ = events([(0, ())]).hopping(Duration::from_secs(86_400), Duration::from_nanos(1));
+}

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use futures_core::Stream;
 
+#[cfg(test)]
+use super::window::NOTHING_CLOSED;
 use super::window::{align_nanos, clamp, insert_item, step_nanos, Bounds, Open, Placed};
 use super::{LateOutput, Window, WindowClock, Windowed};
 use crate::time::Timestamp;
@@ -36,11 +38,33 @@ pub struct Hopping {
 }
 
 impl Hopping {
+    /// The most windows an event may fall in: `⌈size / hop⌉` must not exceed
+    /// it. Each event is copied into each of its windows, and as many
+    /// windows stay open: beyond this bound a hopping window is the wrong
+    /// tool. For a long window moving in small steps, aggregate into
+    /// [tumbling](super::StreamOps::tumbling) windows of `hop` and combine
+    /// the last `size / hop` of them, or use a
+    /// [sliding](super::StreamOps::sliding) window.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use timecast::ops::Hopping;
+    ///
+    /// let hour_by_second = Hopping::new(Duration::from_secs(3_600), Duration::from_secs(1));
+    /// assert!(hour_by_second.windows_per_event() <= Hopping::MAX_WINDOWS_PER_EVENT);
+    /// ```
+    pub const MAX_WINDOWS_PER_EVENT: u64 = 10_000;
+
     /// Windows of `size` starting every `hop`, aligned on the Unix epoch.
     ///
     /// # Panics
     ///
-    /// If `size` or `hop` is zero or longer than [`i64::MAX`] nanoseconds.
+    /// If `size` or `hop` is zero or longer than [`i64::MAX`] nanoseconds,
+    /// or if an event would fall in more than
+    /// [`MAX_WINDOWS_PER_EVENT`](Self::MAX_WINDOWS_PER_EVENT) windows
+    /// (`size / hop` above 10,000, as in `hopping(1 day, 1 s)`).
     ///
     /// # Examples
     ///
@@ -49,12 +73,45 @@ impl Hopping {
     /// let w = timecast::ops::Hopping::new(Duration::from_secs(60), Duration::from_secs(10));
     /// assert_eq!(w.windows_of(timecast::Timestamp::UNIX_EPOCH).count(), 6);
     /// ```
+    ///
+    /// A window of a day hopping every nanosecond would put each event in
+    /// 86 trillion windows:
+    ///
+    /// ```should_panic
+    /// use std::time::Duration;
+    /// timecast::ops::Hopping::new(Duration::from_secs(86_400), Duration::from_nanos(1));
+    /// ```
     pub fn new(size: Duration, hop: Duration) -> Self {
+        let (size, hop) = (step_nanos(size, "size"), step_nanos(hop, "hop"));
+        let per_event = windows_per_event(size, hop);
+        assert!(
+            per_event <= Self::MAX_WINDOWS_PER_EVENT,
+            "timecast::ops: a hopping window of {size} ns every {hop} ns puts each event in \
+             {per_event} windows, above the bound of {}: use a longer hop, or tumbling \
+             windows of the hop combined downstream, or a sliding window",
+            Self::MAX_WINDOWS_PER_EVENT,
+        );
         Self {
-            size: step_nanos(size, "size"),
-            hop: step_nanos(hop, "hop"),
+            size,
+            hop,
             origin: Timestamp::UNIX_EPOCH,
         }
+    }
+
+    /// How many windows an event falls in, at most: `⌈size / hop⌉` (at
+    /// most one if `hop >= size`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use timecast::ops::Hopping;
+    ///
+    /// assert_eq!(Hopping::new(Duration::from_secs(10), Duration::from_secs(3)).windows_per_event(), 4);
+    /// assert_eq!(Hopping::new(Duration::from_secs(1), Duration::from_secs(5)).windows_per_event(), 1);
+    /// ```
+    pub fn windows_per_event(&self) -> u64 {
+        windows_per_event(self.size, self.hop)
     }
 
     /// The same windows aligned on `origin`: one of them starts there.
@@ -115,7 +172,9 @@ impl Hopping {
     }
 
     /// The windows `[start, end)` holding `ts`, by start (empty if `ts` is
-    /// in a gap between windows).
+    /// in a gap between windows), clamped to the range of [`Timestamp`]: a
+    /// window ending past [`Timestamp::MAX`] ends at `MAX` and includes it
+    /// (see [`Window`]).
     ///
     /// # Examples
     ///
@@ -169,7 +228,7 @@ impl Hopping {
         }
         let (hop, size) = (i128::from(self.hop), i128::from(self.size));
         // Windows end in start order, so the closed ones come first.
-        let closed = i128::from(bounds.closed.unix_nanos());
+        let closed = bounds.closed;
         let mut open_from = first;
         if first + size <= closed {
             open_from = first + ((closed - size - first) / hop + 1) * hop;
@@ -180,17 +239,22 @@ impl Hopping {
         let late = (open_from > first).then(|| value.clone());
         let mut start = open_from;
         while start < last {
-            let window = open.window(clamp(start), clamp(start + size));
+            let window = open.window(start, start + size);
             insert_item(&mut window.items, ts, value.clone(), bounds.in_order);
             start += hop;
         }
-        let window = open.window(clamp(last), clamp(last + size));
+        let window = open.window(last, last + size);
         insert_item(&mut window.items, ts, value, bounds.in_order);
         match late {
             Some(value) => Placed::PartlyLate(ts, value),
             None => Placed::Reshaped,
         }
     }
+}
+
+/// `⌈size / hop⌉`, at least 1: how many windows an event falls in, at most.
+fn windows_per_event(size: i64, hop: i64) -> u64 {
+    (size.unsigned_abs().div_ceil(hop.unsigned_abs())).max(1)
 }
 
 impl<S, T, O, C> Windowed<S, Hopping, T, O, C> {
@@ -236,7 +300,7 @@ where
             cx,
             |kind, open, bounds, ts, value| kind.place(open, bounds, ts, value),
             // An event may fall in several windows: no fast path.
-            |_, _| Timestamp::MIN,
+            |_, _| i128::MIN,
         )
     }
 }
@@ -293,8 +357,8 @@ mod tests {
         let mut open = Open::new();
         // Windows ending at or before 10 are closed: [0, 10) is, [5, 15) not.
         let bounds = Bounds {
-            closed: t(10),
-            emitted_end: Timestamp::MIN,
+            closed: i128::from(t(10).unix_nanos()),
+            emitted_end: NOTHING_CLOSED,
             in_order: false,
         };
         let late = |placed| match placed {

@@ -28,9 +28,15 @@
 //! # The laws of windows
 //!
 //! - **Half-open.** A tumbling, hopping or session window covers
-//!   `[start, end)`: an event at `end` belongs to the next window. (A
+//!   `[start, end)`: an event at `end` belongs to the next window. A
 //!   sliding window is the closed interval `[ts - size, ts]`, as in the
-//!   Slipstream cookbook.)
+//!   Slipstream cookbook, and says so with [`Window::includes_end`];
+//!   [`Window::contains`] holds for every item of every kind.
+//! - **The ends of time.** Every [`Timestamp`] has its windows, `MIN` and
+//!   `MAX` included: a window that would start before `MIN` starts at
+//!   `MIN`, and one that would end after `MAX` ends at `MAX` and includes
+//!   it. Such a window is closed by the end of the input only, since no
+//!   later time can pass it.
 //! - **Aligned.** Tumbling and hopping windows start at `origin + k·step`
 //!   for every integer `k` (negative too), `origin` being the Unix epoch
 //!   unless [`Windowed::origin`] says otherwise. A session starts at its
@@ -199,7 +205,10 @@ pub trait StreamOps: Stream {
     ///
     /// # Panics
     ///
-    /// If `size` or `hop` is zero or longer than [`i64::MAX`] nanoseconds.
+    /// If `size` or `hop` is zero or longer than [`i64::MAX`] nanoseconds,
+    /// or if `size / hop` exceeds
+    /// [`Hopping::MAX_WINDOWS_PER_EVENT`] (10,000): see there for what to
+    /// use instead.
     ///
     /// # Examples
     ///
@@ -258,8 +267,9 @@ pub trait StreamOps: Stream {
     }
 
     /// For each event at `ts`, yields at once the [`Window`] of the events
-    /// with `ts - size <= t <= ts` (both ends included; `start = ts - size`,
-    /// `end = ts`), the event itself last among those at `ts`.
+    /// with `ts - size <= t <= ts` (both ends included: `start = ts - size`,
+    /// `end = ts`, [`includes_end`](Window::includes_end) set), the event
+    /// itself last among those at `ts`.
     ///
     /// An event older than the watermark (the latest time seen) minus the
     /// allowed lateness is late: counted and handed to the late output

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use futures_core::Stream;
 
+#[cfg(test)]
+use super::window::NOTHING_CLOSED;
 use super::window::{clamp, insert_item, step_nanos, Bounds, Open, Placed};
 use super::{LateOutput, Window, WindowClock, Windowed};
 use crate::time::Timestamp;
@@ -67,7 +69,9 @@ impl Session {
         Duration::from_nanos(self.gap.unsigned_abs())
     }
 
-    /// The window `[ts, ts + gap)` an event at `ts` opens, before merging.
+    /// The window `[ts, ts + gap)` an event at `ts` opens, before merging,
+    /// clamped to the range of [`Timestamp`]: near [`Timestamp::MAX`] it
+    /// ends at `MAX` and includes it (see [`Window`]).
     ///
     /// # Examples
     ///
@@ -85,20 +89,27 @@ impl Session {
     }
 
     fn place<T>(&self, open: &mut Open<T>, bounds: Bounds, ts: Timestamp, value: T) -> Placed<T> {
-        let (start, end) = self.window_of(ts);
-        if end <= bounds.closed || ts < bounds.emitted_end {
+        // All in unclamped nanoseconds; ends are first times after the
+        // window (see `Window::end_excl`).
+        let start = i128::from(ts.unix_nanos());
+        let end = start + i128::from(self.gap);
+        if end <= bounds.closed || start < bounds.emitted_end {
             return Placed::Late(ts, value);
         }
         // Fast paths for events in order: extend the last session, or
         // open one after it.
         if let Some(last) = open.windows.back_mut() {
-            if last.start <= ts && ts < last.end {
-                last.end = last.end.max(end);
+            if last.contains(ts) {
+                last.set_end_excl(last.end_excl().max(end));
                 insert_item(&mut last.items, ts, value, bounds.in_order);
                 return Placed::Reshaped;
             }
         }
-        if open.windows.back().map_or(true, |last| last.end <= ts) {
+        if open
+            .windows
+            .back()
+            .map_or(true, |last| last.end_excl() <= start)
+        {
             let mut window = open.fresh(start, end);
             window.items.push((ts, value));
             open.windows.push_back(window);
@@ -106,8 +117,10 @@ impl Session {
         }
         // Sessions are disjoint and sorted: those [start, end) overlaps
         // form a run first..last.
-        let first = open.windows.partition_point(|w| w.end <= start);
-        let last = open.windows.partition_point(|w| w.start < end);
+        let first = open.windows.partition_point(|w| w.end_excl() <= start);
+        let last = open
+            .windows
+            .partition_point(|w| i128::from(w.start.unix_nanos()) < end);
         if first == last {
             let mut window = open.fresh(start, end);
             window.items.push((ts, value));
@@ -118,11 +131,11 @@ impl Session {
         for _ in first + 1..last {
             let next = open.windows.remove(first).expect("an overlapping session");
             // Disjoint sessions in start order: their items follow on.
+            merged.set_end_excl(next.end_excl());
             merged.items.extend(next.items);
-            merged.end = next.end;
         }
-        merged.start = merged.start.min(start);
-        merged.end = merged.end.max(end);
+        merged.start = merged.start.min(ts);
+        merged.set_end_excl(merged.end_excl().max(end));
         insert_item(&mut merged.items, ts, value, bounds.in_order);
         open.windows.insert(first, merged);
         Placed::Reshaped
@@ -142,7 +155,7 @@ where
             cx,
             |kind, open, bounds, ts, value| kind.place(open, bounds, ts, value),
             // Each event moves the session's end: no fast path.
-            |_, _| Timestamp::MIN,
+            |_, _| i128::MIN,
         )
     }
 }
@@ -168,9 +181,9 @@ mod tests {
             .collect()
     }
 
-    const NOTHING_CLOSED: Bounds = Bounds {
-        closed: Timestamp::MIN,
-        emitted_end: Timestamp::MIN,
+    const OPEN: Bounds = Bounds {
+        closed: NOTHING_CLOSED,
+        emitted_end: NOTHING_CLOSED,
         in_order: false,
     };
 
@@ -186,10 +199,7 @@ mod tests {
         let kind = Session::new(Duration::from_secs(5));
         let mut open = Open::new();
         for s in [0, 4, 9, 13, 14] {
-            assert_eq!(
-                is_late(kind.place(&mut open, NOTHING_CLOSED, t(s), s)),
-                None
-            );
+            assert_eq!(is_late(kind.place(&mut open, OPEN, t(s), s)), None);
         }
         assert_eq!(
             sessions(&open),
@@ -202,10 +212,7 @@ mod tests {
         let kind = Session::new(Duration::from_secs(5));
         let mut open = Open::new();
         for s in [0, 8, 16, 30, 4, 12, 40] {
-            assert_eq!(
-                is_late(kind.place(&mut open, NOTHING_CLOSED, t(s), s)),
-                None
-            );
+            assert_eq!(is_late(kind.place(&mut open, OPEN, t(s), s)), None);
         }
         // 4 bridges [0, 5) and [8, 13); 12 then bridges that and [16, 21).
         assert_eq!(
@@ -223,10 +230,7 @@ mod tests {
         let kind = Session::new(Duration::from_secs(5));
         let mut open = Open::new();
         for s in [10, 30, 7, 20] {
-            assert_eq!(
-                is_late(kind.place(&mut open, NOTHING_CLOSED, t(s), s)),
-                None
-            );
+            assert_eq!(is_late(kind.place(&mut open, OPEN, t(s), s)), None);
         }
         assert_eq!(
             sessions(&open),
@@ -239,8 +243,8 @@ mod tests {
         let kind = Session::new(Duration::from_secs(5));
         let mut open = Open::new();
         let bounds = Bounds {
-            closed: t(20),
-            emitted_end: t(18),
+            closed: i128::from(t(20).unix_nanos()),
+            emitted_end: i128::from(t(18).unix_nanos()),
             in_order: false,
         };
         assert_eq!(is_late(kind.place(&mut open, bounds, t(15), 15)), Some(15));

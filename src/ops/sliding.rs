@@ -13,7 +13,9 @@ use crate::time::Timestamp;
 
 /// The stream returned by [`StreamOps::sliding`](super::StreamOps::sliding):
 /// for each event at `ts`, the [`Window`] `[ts - size, ts]` of the events so
-/// far in it (both ends included), emitted at once.
+/// far in it (both ends included: `end` is `ts` and
+/// [`includes_end`](Window::includes_end) is set), emitted at once. Near
+/// [`Timestamp::MIN`], `start` is `MIN`.
 ///
 /// The watermark is the latest event time seen. An event older than the
 /// watermark minus the allowed lateness is late: it gets no window; it is
@@ -252,6 +254,7 @@ where
             return Poll::Ready(Some(Window {
                 start,
                 end: ts,
+                includes_end: true,
                 items,
             }));
         }

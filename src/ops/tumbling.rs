@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use futures_core::Stream;
 
+#[cfg(test)]
+use super::window::NOTHING_CLOSED;
 use super::window::{align, clamp, insert_item, step_nanos, Bounds, Open, Placed};
 use super::{LateOutput, Window, WindowClock, Windowed};
 use crate::time::Timestamp;
@@ -100,8 +102,9 @@ impl Tumbling {
         self.origin
     }
 
-    /// The window `[start, end)` holding `ts` (clamped to the range of
-    /// [`Timestamp`]).
+    /// The window `[start, end)` holding `ts`, clamped to the range of
+    /// [`Timestamp`]: the window holding [`Timestamp::MAX`] may end past
+    /// it, and then ends at `MAX` and includes it (see [`Window`]).
     ///
     /// # Examples
     ///
@@ -115,8 +118,14 @@ impl Tumbling {
     /// assert_eq!(seconds.window_of(t(999)), (t(0), t(1_000)));
     /// ```
     pub fn window_of(&self, ts: Timestamp) -> (Timestamp, Timestamp) {
+        let (start, end) = self.slot(ts);
+        (clamp(start), clamp(end))
+    }
+
+    /// The window holding `ts`, unclamped: `[start, end)`.
+    fn slot(&self, ts: Timestamp) -> (i128, i128) {
         let start = align(ts, self.origin, self.size);
-        (clamp(start), clamp(start + i128::from(self.size)))
+        (start, start + i128::from(self.size))
     }
 
     fn place<T>(&self, open: &mut Open<T>, bounds: Bounds, ts: Timestamp, value: T) -> Placed<T> {
@@ -128,7 +137,7 @@ impl Tumbling {
                 return Placed::Unchanged;
             }
         }
-        let (start, end) = self.window_of(ts);
+        let (start, end) = self.slot(ts);
         if end <= bounds.closed {
             return Placed::Late(ts, value);
         }
@@ -188,7 +197,7 @@ where
             |kind, open, bounds, ts, value| kind.place(open, bounds, ts, value),
             // Every later event before its end, as the newest window starts
             // at or before the watermark.
-            |_, newest| newest.end,
+            |_, newest| newest.end_excl(),
         )
     }
 }
@@ -208,8 +217,8 @@ mod tests {
         let mut open = Open::new();
         let mut late = Vec::new();
         let bounds = Bounds {
-            closed: t(closed),
-            emitted_end: Timestamp::MIN,
+            closed: i128::from(t(closed).unix_nanos()),
+            emitted_end: NOTHING_CLOSED,
             in_order: false,
         };
         for &s in events {

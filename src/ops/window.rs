@@ -15,12 +15,26 @@ use crate::time::{Sleep, Timestamp};
 
 /// A window of timestamped events: what the windowed combinators yield.
 ///
+/// A window covers `[start, end)` (half-open), or `[start, end]` (closed)
+/// when [`includes_end`](Self::includes_end) is set; [`contains`](Self::contains)
+/// follows that flag, and every item is contained:
+///
+/// | kind | interval | `includes_end` |
+/// |---|---|---|
+/// | tumbling, hopping, session | `[start, end)` | `false` |
+/// | sliding (per event at `ts`) | `[ts - size, ts]` | `true` |
+/// | any kind, reaching past [`Timestamp::MAX`] | `[start, MAX]` | `true` |
+///
+/// Time ends at [`Timestamp::MAX`]: a tumbling, hopping or session window
+/// whose end would lie beyond it ends at `MAX` and includes it, so that an
+/// event at `MAX` has a window like any other. Likewise a window that would
+/// start before [`Timestamp::MIN`] starts at `MIN`.
+///
 /// # Invariants
 ///
-/// For tumbling, hopping and session windows, every item's time `t` has
-/// `start <= t < end` (half-open); for sliding windows `start <= t <= end`.
-/// `items` is never empty and is in timestamp order, events with equal
-/// timestamps in arrival order.
+/// Every item's time `t` has `contains(t)`. `items` is never empty in an
+/// emitted window and is in timestamp order, events with equal timestamps in
+/// arrival order.
 ///
 /// # Examples
 ///
@@ -28,17 +42,23 @@ use crate::time::{Sleep, Timestamp};
 /// use timecast::{ops::Window, Timestamp};
 ///
 /// let t = Timestamp::from_unix_secs;
-/// let w = Window { start: t(0), end: t(10), items: vec![(t(1), 'a'), (t(4), 'b')] };
+/// let w = Window { start: t(0), end: t(10), includes_end: false, items: vec![(t(1), 'a'), (t(4), 'b')] };
 /// assert_eq!(w.len(), 2);
 /// assert!(w.contains(t(0)) && !w.contains(t(10)));
 /// assert_eq!(w.values().collect::<String>(), "ab");
+///
+/// let sliding = Window { includes_end: true, ..w };
+/// assert!(sliding.contains(t(10)));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Window<T> {
     /// Where the window starts (included).
     pub start: Timestamp,
-    /// Where the window ends: excluded, except for sliding windows.
+    /// Where the window ends: excluded, unless [`includes_end`](Self::includes_end).
     pub end: Timestamp,
+    /// Whether `end` belongs to the window: `true` for sliding windows, and
+    /// for windows that reach the end of time ([`Timestamp::MAX`]).
+    pub includes_end: bool,
     /// The events of the window, in timestamp order.
     pub items: Vec<(Timestamp, T)>,
 }
@@ -51,13 +71,32 @@ impl<T> Window<T> {
     /// ```
     /// use timecast::{ops::Window, Timestamp};
     /// let w = Window::<u8>::new(Timestamp::from_unix_secs(0), Timestamp::from_unix_secs(1));
-    /// assert!(w.is_empty());
+    /// assert!(w.is_empty() && !w.includes_end);
     /// ```
     pub fn new(start: Timestamp, end: Timestamp) -> Self {
         Self {
             start,
             end,
+            includes_end: false,
             items: Vec::new(),
+        }
+    }
+
+    /// An empty window over `[start, end]`, both ends included (the shape of
+    /// a sliding window).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use timecast::{ops::Window, Timestamp};
+    /// let t = Timestamp::from_unix_secs;
+    /// let w = Window::<u8>::inclusive(t(0), t(1));
+    /// assert!(w.contains(t(0)) && w.contains(t(1)));
+    /// ```
+    pub fn inclusive(start: Timestamp, end: Timestamp) -> Self {
+        Self {
+            includes_end: true,
+            ..Self::new(start, end)
         }
     }
 
@@ -68,7 +107,9 @@ impl<T> Window<T> {
     /// ```
     /// use timecast::{ops::Window, Timestamp};
     /// let t = Timestamp::from_unix_secs;
-    /// assert_eq!(Window { start: t(0), end: t(1), items: vec![(t(0), ())] }.len(), 1);
+    /// let mut w = Window::new(t(0), t(1));
+    /// w.items.push((t(0), ()));
+    /// assert_eq!(w.len(), 1);
     /// ```
     pub fn len(&self) -> usize {
         self.items.len()
@@ -87,7 +128,8 @@ impl<T> Window<T> {
         self.items.is_empty()
     }
 
-    /// Whether `t` is in `[start, end)`.
+    /// Whether `t` is in the window: `start <= t < end`, or `start <= t <=
+    /// end` if [`includes_end`](Self::includes_end). True of every item.
     ///
     /// # Examples
     ///
@@ -97,12 +139,13 @@ impl<T> Window<T> {
     /// let w = Window::<()>::new(t(0), t(1));
     /// assert!(w.contains(t(0)));
     /// assert!(!w.contains(t(1)));
+    /// assert!(Window::<()>::inclusive(t(0), t(1)).contains(t(1)));
     /// ```
     pub fn contains(&self, t: Timestamp) -> bool {
-        self.start <= t && t < self.end
+        self.start <= t && (t < self.end || (self.includes_end && t == self.end))
     }
 
-    /// `end - start`.
+    /// `end - start` (zero if `end` is before `start`).
     ///
     /// # Examples
     ///
@@ -123,11 +166,33 @@ impl<T> Window<T> {
     /// ```
     /// use timecast::{ops::Window, Timestamp};
     /// let t = Timestamp::from_unix_secs;
-    /// let w = Window { start: t(0), end: t(9), items: vec![(t(1), 2), (t(3), 5)] };
+    /// let w = Window { start: t(0), end: t(9), includes_end: false, items: vec![(t(1), 2), (t(3), 5)] };
     /// assert_eq!(w.values().sum::<i32>(), 7);
     /// ```
     pub fn values(&self) -> impl DoubleEndedIterator<Item = &T> + ExactSizeIterator + '_ {
         self.items.iter().map(|(_, v)| v)
+    }
+
+    /// The first time after the window, unclamped: `end`, or `end + 1 ns`
+    /// if the window includes its end.
+    pub(super) fn end_excl(&self) -> i128 {
+        i128::from(self.end.unix_nanos()) + i128::from(self.includes_end)
+    }
+
+    /// Sets the end from the first time after the window, unclamped: a
+    /// window reaching past `MAX` ends at `MAX`, included.
+    pub(super) fn set_end_excl(&mut self, end: i128) {
+        (self.end, self.includes_end) = end_of(end);
+    }
+}
+
+/// The end of a window, and whether it is included, from the first time
+/// after it (unclamped): `[.., end)`, or `[.., MAX]` past the end of time.
+pub(super) fn end_of(end: i128) -> (Timestamp, bool) {
+    if end > i128::from(i64::MAX) {
+        (Timestamp::MAX, true)
+    } else {
+        (clamp(end), false)
     }
 }
 
@@ -188,16 +253,22 @@ pub(super) fn clamp(nanos: i128) -> Timestamp {
 }
 
 /// Where a windowed combinator stands, as its window assigner sees it.
+/// Times are unclamped nanoseconds, so that no value stands for "none".
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Bounds {
-    /// Windows ending at or before this time are closed: the watermark minus
-    /// the allowed lateness.
-    pub(super) closed: Timestamp,
-    /// The latest end of an emitted window.
-    pub(super) emitted_end: Timestamp,
+    /// Windows whose first time after them ([`Window::end_excl`]) is at or
+    /// before this are closed: the watermark minus the allowed lateness;
+    /// below every time before the first event.
+    pub(super) closed: i128,
+    /// The latest first time after an emitted window; below every time
+    /// before the first emission.
+    pub(super) emitted_end: i128,
     /// The event is at or after every event seen before: it goes last.
     pub(super) in_order: bool,
 }
+
+/// Bounds before any event: nothing closed, nothing emitted.
+pub(super) const NOTHING_CLOSED: i128 = i128::MIN;
 
 /// What placing an event did to the open windows.
 #[derive(Debug)]
@@ -218,9 +289,11 @@ pub(super) enum Placed<T> {
 ///
 /// # Invariants
 ///
-/// Sorted by start, and by end too: tumbling and hopping windows all have
-/// the same size, and sessions never overlap. No window is empty, and none
-/// is closed once the engine has emitted the closed ones.
+/// Sorted by start, and by end too (by [`Window::end_excl`]): tumbling and
+/// hopping windows all have the same size, and sessions never overlap. Two
+/// windows differ in start or end (near the ends of time, clamped hopping
+/// windows may share one of them). No window is empty, and none is closed
+/// once the engine has emitted the closed ones.
 pub(super) struct Open<T> {
     pub(super) windows: VecDeque<Window<T>>,
     /// Capacity for new windows: the size of the last one emitted, capped.
@@ -239,28 +312,40 @@ impl<T> Open<T> {
         }
     }
 
-    /// A new, empty window over `[start, end)`, with room reserved.
-    pub(super) fn fresh(&self, start: Timestamp, end: Timestamp) -> Window<T> {
-        Window {
-            start,
-            end,
+    /// A new, empty window from `start` to `end` (the first time after it,
+    /// unclamped: see [`Window::set_end_excl`]), with room reserved.
+    pub(super) fn fresh(&self, start: i128, end: i128) -> Window<T> {
+        let mut window = Window {
+            start: clamp(start),
+            end: Timestamp::MAX,
+            includes_end: false,
             items: Vec::with_capacity(self.hint),
-        }
+        };
+        window.set_end_excl(end);
+        window
     }
 
-    /// The window starting at `start` (ending at `end`), opened if need be.
-    pub(super) fn window(&mut self, start: Timestamp, end: Timestamp) -> &mut Window<T> {
-        let at = self.windows.partition_point(|w| w.start < start);
-        if self.windows.get(at).map_or(true, |w| w.start != start) {
+    /// The window from `start` to `end` (unclamped, as for
+    /// [`fresh`](Self::fresh)), opened if need be.
+    pub(super) fn window(&mut self, start: i128, end: i128) -> &mut Window<T> {
+        let key = (clamp(start), end.min(i128::from(i64::MAX) + 1));
+        let at = self
+            .windows
+            .partition_point(|w| (w.start, w.end_excl()) < key);
+        if self
+            .windows
+            .get(at)
+            .map_or(true, |w| (w.start, w.end_excl()) != key)
+        {
             let window = self.fresh(start, end);
             self.windows.insert(at, window);
         }
         &mut self.windows[at]
     }
 
-    /// The end of the first window, `MAX` if none.
-    fn front_end(&self) -> Timestamp {
-        self.windows.front().map_or(Timestamp::MAX, |w| w.end)
+    /// The first time after the first window, `None` if there is none.
+    fn front_end(&self) -> Option<i128> {
+        self.windows.front().map(Window::end_excl)
     }
 
     fn pop_front(&mut self) -> Option<Window<T>> {
@@ -618,18 +703,20 @@ pub struct Windowed<S, K, T, O = CountLate, C = EventTime> {
     stream: S,
     kind: K,
     open: Open<T>,
-    /// The latest event time seen, or clock time reached; `MIN` at first.
-    watermark: Timestamp,
-    /// Whether `watermark` was set (by an event or the clock).
-    progressed: bool,
+    /// The latest event time seen, or clock time reached; `None` at first.
+    watermark: Option<Timestamp>,
     lateness: Duration,
     /// `lateness` in nanoseconds, saturated.
     lateness_nanos: i64,
-    /// Windows ending at or before this are closed: `watermark - lateness`.
-    closed_until: Timestamp,
-    /// The end of the first open window (`MAX` if none): it closes first.
-    next_end: Timestamp,
-    emitted_end: Timestamp,
+    /// Windows whose first time after them is at or before this are
+    /// closed: `watermark - lateness`, unclamped ([`NOTHING_CLOSED`] before
+    /// the first event).
+    closed_until: i128,
+    /// The first time after the first open window (`None` if none): it
+    /// closes first.
+    next_end: Option<i128>,
+    /// The first time after the latest window emitted, unclamped.
+    emitted_end: i128,
     late_count: u64,
     late: O,
     /// A late event the late output was not ready for.
@@ -645,13 +732,12 @@ impl<S, K, T> Windowed<S, K, T> {
             stream,
             kind,
             open: Open::new(),
-            watermark: Timestamp::MIN,
-            progressed: false,
+            watermark: None,
             lateness: Duration::ZERO,
             lateness_nanos: 0,
-            closed_until: Timestamp::MIN,
-            next_end: Timestamp::MAX,
-            emitted_end: Timestamp::MIN,
+            closed_until: NOTHING_CLOSED,
+            next_end: None,
+            emitted_end: NOTHING_CLOSED,
             late_count: 0,
             late: CountLate,
             pending_late: None,
@@ -710,7 +796,6 @@ impl<S, K, T, O, C> Windowed<S, K, T, O, C> {
             kind: self.kind,
             open: self.open,
             watermark: self.watermark,
-            progressed: self.progressed,
             lateness: self.lateness,
             lateness_nanos: self.lateness_nanos,
             closed_until: self.closed_until,
@@ -746,7 +831,6 @@ impl<S, K, T, O, C> Windowed<S, K, T, O, C> {
             kind: self.kind,
             open: self.open,
             watermark: self.watermark,
-            progressed: self.progressed,
             lateness: self.lateness,
             lateness_nanos: self.lateness_nanos,
             closed_until: self.closed_until,
@@ -796,7 +880,7 @@ impl<S, K, T, O, C> Windowed<S, K, T, O, C> {
     /// assert_eq!(windows.watermark(), Some(t(12)));
     /// ```
     pub fn watermark(&self) -> Option<Timestamp> {
-        self.progressed.then_some(self.watermark)
+        self.watermark
     }
 
     /// The window kind, with its parameters.
@@ -835,23 +919,18 @@ impl<S, K, T, O, C> Windowed<S, K, T, O, C> {
         &mut self.kind
     }
 
-    /// `watermark - lateness`, saturated.
-    fn frontier(&self) -> Timestamp {
-        if !self.progressed {
-            return Timestamp::MIN;
-        }
-        Timestamp::from_unix_nanos(
-            self.watermark
-                .unix_nanos()
-                .saturating_sub(self.lateness_nanos),
-        )
+    /// `watermark - lateness`, unclamped; [`NOTHING_CLOSED`] before the
+    /// first event.
+    fn frontier(&self) -> i128 {
+        self.watermark.map_or(NOTHING_CLOSED, |w| {
+            i128::from(w.unix_nanos()) - i128::from(self.lateness_nanos)
+        })
     }
 
     /// Moves the watermark up to `t`.
     fn advance(&mut self, t: Timestamp) {
-        if t > self.watermark || !self.progressed {
-            self.watermark = t;
-            self.progressed = true;
+        if self.watermark.map_or(true, |w| t > w) {
+            self.watermark = Some(t);
             self.closed_until = self.frontier();
         }
     }
@@ -861,27 +940,27 @@ impl<S, K, T, O, C> Windowed<S, K, T, O, C> {
     /// Events in time order that the newest window takes as it is, without
     /// closing any window (the steady state), are pushed into it here, in a
     /// tight loop that keeps the watermark and the window at hand. `takes`
-    /// says up to when (excluded) the newest window takes events as they
-    /// are; the newest window starts at or before the watermark.
+    /// says up to when (excluded, unclamped) the newest window takes events
+    /// as they are; the newest window starts at or before the watermark.
     fn poll_input<F>(&mut self, cx: &mut Context<'_>, takes: F) -> Poll<Option<(Timestamp, T)>>
     where
         S: Stream<Item = (Timestamp, T)> + Unpin,
-        F: Fn(&K, &Window<T>) -> Timestamp,
+        F: Fn(&K, &Window<T>) -> i128,
     {
-        let Some(newest) = self.open.windows.back_mut() else {
+        let (Some(newest), Some(mut watermark)) = (self.open.windows.back_mut(), self.watermark)
+        else {
             return Pin::new(&mut self.stream).poll_next(cx);
         };
         // An event at or after this would close the first window.
-        let closes_at = Timestamp::from_unix_nanos(
-            self.next_end
-                .unix_nanos()
-                .saturating_add(self.lateness_nanos),
-        );
+        let closes_at = self
+            .next_end
+            .map_or(i128::MAX, |end| end + i128::from(self.lateness_nanos));
         let until = takes(&self.kind, newest).min(closes_at);
-        let mut watermark = self.watermark;
         let polled = loop {
             match Pin::new(&mut self.stream).poll_next(cx) {
-                Poll::Ready(Some((ts, value))) if watermark <= ts && ts < until => {
+                Poll::Ready(Some((ts, value)))
+                    if watermark <= ts && i128::from(ts.unix_nanos()) < until =>
+                {
                     watermark = ts;
                     newest.items.push((ts, value));
                 }
@@ -906,7 +985,7 @@ impl<S, K, T, O, C> Windowed<S, K, T, O, C> {
         O: LateOutput<T>,
         C: WindowClock,
         P: FnMut(&K, &mut Open<T>, Bounds, Timestamp, T) -> Placed<T>,
-        F: Fn(&K, &Window<T>) -> Timestamp,
+        F: Fn(&K, &Window<T>) -> i128,
     {
         loop {
             if self.pending_late.is_some() {
@@ -917,11 +996,13 @@ impl<S, K, T, O, C> Windowed<S, K, T, O, C> {
                     self.late.send(ts, value);
                 }
             }
-            if self.next_end <= self.closed_until || (self.done && !self.open.windows.is_empty()) {
-                let window = self.open.pop_front().expect("an open window");
-                self.next_end = self.open.front_end();
-                self.emitted_end = self.emitted_end.max(window.end);
-                return Poll::Ready(Some(window));
+            let closed = self.next_end.is_some_and(|end| end <= self.closed_until);
+            if closed || self.done {
+                if let Some(window) = self.open.pop_front() {
+                    self.next_end = self.open.front_end();
+                    self.emitted_end = self.emitted_end.max(window.end_excl());
+                    return Poll::Ready(Some(window));
+                }
             }
             if self.done {
                 ready!(self.late.poll_flush(cx));
@@ -929,7 +1010,7 @@ impl<S, K, T, O, C> Windowed<S, K, T, O, C> {
             }
             match self.poll_input(cx, &takes) {
                 Poll::Ready(Some((ts, value))) => {
-                    let in_order = ts >= self.watermark;
+                    let in_order = self.watermark.map_or(true, |w| ts >= w);
                     self.advance(ts);
                     let bounds = Bounds {
                         closed: self.closed_until,
@@ -957,10 +1038,17 @@ impl<S, K, T, O, C> Windowed<S, K, T, O, C> {
                     // Progress on a late value put earlier; its wake-up
                     // comes back here.
                     let _ = self.late.poll_flush(cx);
-                    if self.next_end == Timestamp::MAX {
+                    // The clock closes the first window once it reaches
+                    // its end plus the lateness; never if that lies past
+                    // the end of time (a window that includes `MAX`).
+                    let deadline = self
+                        .next_end
+                        .map(|end| end + i128::from(self.lateness_nanos))
+                        .filter(|deadline| *deadline <= i128::from(i64::MAX));
+                    let Some(deadline) = deadline else {
                         return Poll::Pending;
-                    }
-                    let deadline = self.next_end.saturating_add(self.lateness);
+                    };
+                    let deadline = clamp(deadline);
                     let now = ready!(self.clock.poll_reach(deadline, cx));
                     self.advance(now.max(deadline));
                 }
@@ -1040,10 +1128,10 @@ mod tests {
     #[test]
     fn open_window_finds_or_inserts_in_start_order() {
         let mut open = Open::<u8>::new();
-        open.window(t(10), t(20)).items.push((t(10), 1));
-        open.window(t(0), t(10)).items.push((t(0), 2));
-        open.window(t(10), t(20)).items.push((t(11), 3));
-        open.window(t(30), t(40)).items.push((t(30), 4));
+        open.window(10, 20).items.push((t(10), 1));
+        open.window(0, 10).items.push((t(0), 2));
+        open.window(10, 20).items.push((t(11), 3));
+        open.window(30, 40).items.push((t(30), 4));
         let starts: Vec<_> = open
             .windows
             .iter()
