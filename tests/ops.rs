@@ -1539,3 +1539,216 @@ fn hopping_rejects_more_windows_per_event_than_the_bound() {
 fn hopping_of_a_day_every_nanosecond_panics_at_once() {
     let _ = events([(0, ())]).hopping(Duration::from_secs(86_400), Duration::from_nanos(1));
 }
+
+// ---------------------------------------------------------------------------
+// the as-of join on out-of-order input
+
+/// `(ms, left, right)` of a join's output.
+type Joined<T, U> = Vec<(i64, T, Option<U>)>;
+
+fn joined<T, U>(items: Vec<(Timestamp, T, Option<U>)>) -> Joined<T, U> {
+    items
+        .into_iter()
+        .map(|(ts, l, r)| (ts.unix_millis(), l, r))
+        .collect()
+}
+
+#[test]
+fn as_of_join_a_late_left_event_is_reported_not_joined_with_a_later_right_value() {
+    // Left at 5 after left at 10; right at 7. As of 5 there is no right
+    // value: joining it with 7 would be wrong.
+    let late = RefCell::new(Vec::new());
+    let mut join = events([(10, "ten"), (5, "five")])
+        .as_of_join(events([(7, 'a'), (20, 'b')]))
+        .on_late_left(|ts: Timestamp, l| late.borrow_mut().push((ts.unix_millis(), l)));
+    let got = block_on((&mut join).collect::<Vec<_>>());
+    assert_eq!(joined(got), [(10, "ten", Some('a'))]);
+    assert_eq!(join.late_counts(), (1, 0));
+    drop(join);
+    assert_eq!(late.into_inner(), [(5, "five")]);
+
+    // Within the allowed lateness it is joined as of its own time.
+    let mut join = events([(10, "ten"), (5, "five")])
+        .as_of_join(events([(3, 'z'), (7, 'a'), (20, 'b')]))
+        .allowed_lateness(Duration::from_millis(5));
+    let got = block_on((&mut join).collect::<Vec<_>>());
+    assert_eq!(
+        joined(got),
+        [(10, "ten", Some('a')), (5, "five", Some('z'))]
+    );
+    assert_eq!(join.late_counts(), (0, 0));
+}
+
+#[test]
+fn as_of_join_a_late_right_value_is_reported_never_silently_dropped() {
+    // Right at 2 after right at 8: left at 5 was answered once right
+    // passed it, so the value at 2 is late.
+    let late = RefCell::new(Vec::new());
+    let mut join = events([(5, "five")])
+        .as_of_join(events([(8, 'a'), (2, 'b'), (20, 'c')]))
+        .on_late_right(|ts: Timestamp, r| late.borrow_mut().push((ts.unix_millis(), r)));
+    let got = block_on((&mut join).collect::<Vec<_>>());
+    assert_eq!(joined(got), [(5, "five", None)]);
+    assert_eq!(join.late_counts(), (0, 1));
+    drop(join);
+    assert_eq!(late.into_inner(), [(2, 'b')]);
+
+    // Within the allowed lateness, the left event waits for the right side
+    // to be past it by the lateness, and the value at 2 is used.
+    let mut join = events([(5, "five")])
+        .as_of_join(events([(8, 'a'), (2, 'b'), (20, 'c')]))
+        .allowed_lateness(Duration::from_millis(10));
+    let got = block_on((&mut join).collect::<Vec<_>>());
+    assert_eq!(joined(got), [(5, "five", Some('b'))]);
+    assert_eq!(join.late_counts(), (0, 0));
+}
+
+#[test]
+fn as_of_join_waits_for_the_right_side_to_pass_by_the_lateness() {
+    let (left, right) = (AsyncStream::with_capacity(8), AsyncStream::with_capacity(8));
+    let mut join = left
+        .subscribe()
+        .as_of_join(right.subscribe())
+        .allowed_lateness(Duration::from_millis(5));
+    let waker = futures::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    left.try_put((t(10), "a")).unwrap();
+    right.try_put((t(12), 'x')).unwrap();
+    assert!(
+        join.poll_next_unpin(&mut cx).is_pending(),
+        "right at 12 - 5 < 10"
+    );
+    right.try_put((t(7), 'y')).unwrap();
+    right.try_put((t(15), 'z')).unwrap();
+    assert!(
+        join.poll_next_unpin(&mut cx).is_pending(),
+        "right at 15 - 5 = 10"
+    );
+    right.try_put((t(16), 'w')).unwrap();
+    assert_eq!(
+        join.poll_next_unpin(&mut cx),
+        Poll::Ready(Some((t(10), "a", Some('y'))))
+    );
+    assert_eq!(join.watermarks(), (Some(t(10)), Some(t(16))));
+}
+
+/// A stream that is pending (and wakes itself) at pseudo-random polls, to
+/// vary how the two sides of a join interleave.
+struct Stutter<S> {
+    inner: S,
+    state: u64,
+}
+
+impl<S: Stream + Unpin> Stream for Stutter<S> {
+    type Item = S::Item;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<S::Item>> {
+        self.state = self
+            .state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        if (self.state >> 33) % 3 == 0 {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        self.inner.poll_next_unpin(cx)
+    }
+}
+
+/// The join as it must be whatever the interleaving: each side's events
+/// more than `lateness` older than an earlier event of their side are
+/// late; every other left event, in arrival order, with the latest other
+/// right value at or before it (the last to arrive among equal times).
+fn join_reference(
+    left: &[(i64, usize)],
+    right: &[(i64, usize)],
+    lateness: i64,
+) -> (Joined<usize, usize>, (u64, u64)) {
+    let on_time = |side: &[(i64, usize)]| {
+        let mut watermark = i64::MIN;
+        let mut late = 0;
+        let kept: Vec<_> = side
+            .iter()
+            .filter(|(ts, _)| {
+                let ok = *ts >= watermark.saturating_sub(lateness);
+                watermark = watermark.max(*ts);
+                late += u64::from(!ok);
+                ok
+            })
+            .copied()
+            .collect();
+        (kept, late)
+    };
+    let ((left, late_left), (right, late_right)) = (on_time(left), on_time(right));
+    let out = left
+        .iter()
+        .map(|&(ts, l)| {
+            let r = right.iter().filter(|(t, _)| *t <= ts).fold(
+                None::<(i64, usize)>,
+                |best, &(t, r)| match best {
+                    Some((b, _)) if b > t => best,
+                    _ => Some((t, r)),
+                },
+            );
+            (ts, l, r.map(|(_, r)| r))
+        })
+        .collect();
+    (out, (late_left, late_right))
+}
+
+#[test]
+fn as_of_join_on_out_of_order_input_matches_a_reference_model() {
+    for seed in 1..=6 {
+        let left = jittered(seed, 400);
+        let right: Vec<_> = jittered(seed + 100, 300)
+            .into_iter()
+            .map(|(ms, i)| (ms - 250, i))
+            .collect();
+        for lateness in [0, 300, 5_000] {
+            let (want, late) = join_reference(&left, &right, lateness);
+            for limit in [usize::MAX, 3] {
+                let mut join = Stutter {
+                    inner: events(left.clone()),
+                    state: seed,
+                }
+                .as_of_join(Stutter {
+                    inner: events(right.clone()),
+                    state: seed * 7,
+                })
+                .allowed_lateness(Duration::from_millis(lateness as u64))
+                .buffer_limit(limit);
+                let got = block_on((&mut join).collect::<Vec<_>>());
+                assert_eq!(
+                    joined(got),
+                    want,
+                    "seed {seed}, lateness {lateness}, limit {limit}"
+                );
+                assert_eq!(join.late_counts(), late);
+            }
+        }
+    }
+}
+
+#[test]
+fn as_of_join_at_the_ends_of_time() {
+    let got = collect(
+        stream::iter([
+            (Timestamp::MIN, 1),
+            (Timestamp::MAX, 2),
+            (Timestamp::MAX, 3),
+        ])
+        .as_of_join(stream::iter([(Timestamp::MIN, 'a'), (Timestamp::MAX, 'b')]))
+        .allowed_lateness(Duration::MAX),
+    );
+    assert_eq!(
+        got,
+        [
+            (Timestamp::MIN, 1, Some('a')),
+            (Timestamp::MAX, 2, Some('b')),
+            (Timestamp::MAX, 3, Some('b')),
+        ]
+    );
+}

@@ -3,10 +3,12 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use futures_core::{FusedStream, Stream};
 
+use super::window::{CountLate, LateOutput};
 use crate::time::Timestamp;
 
 /// The stream returned by
@@ -17,27 +19,48 @@ use crate::time::Timestamp;
 /// # Waiting for the right side
 ///
 /// A left event at `ts` is yielded only once the right stream has produced
-/// an event stamped after `ts`, or has ended: until then a right value
-/// stamped at or before `ts` may still come, and answering early would
-/// enrich the left event with stale data. Left events are yielded in their
-/// order of arrival.
+/// an event stamped after `ts` (after `ts + lateness` with an allowed
+/// lateness), or has ended: until then a right value stamped at or before
+/// `ts` may still come, and answering early would enrich the left event
+/// with stale data. Left events are yielded in their order of arrival.
 ///
 /// Both inputs are polled whenever the join is, and buffered:
 ///
 /// - left events waiting for the right side's progress: those stamped at or
-///   after the latest right time seen;
-/// - right events ahead of the left side: those stamped after the latest
-///   left time seen (older ones are folded into the one value kept).
+///   after the right watermark (minus the lateness);
+/// - right events ahead of the left side: those stamped after the left
+///   watermark minus the lateness, or after a left event still waiting
+///   (older ones are folded into the one value kept).
 ///
-/// So memory is bounded by the gap between the two sides' progress, and at
-/// most one of the buffers holds anything once both have been polled.
+/// So memory is bounded by the gap between the two sides' progress (plus
+/// the lateness), and with no lateness at most one of the buffers holds
+/// anything once both have been polled.
 /// [`buffer_limit`](Self::buffer_limit) caps each buffer: a full buffer's
 /// side is not polled (backpressure) until the other side catches up.
 ///
-/// Both inputs are expected in time order, as every timecast source is. A
-/// right event older than the value kept is superseded by it and dropped.
-/// A left event older than an earlier left event is joined with the right
-/// side as of that earlier event.
+/// # Out-of-order events
+///
+/// The join applies the [laws of windows](super#the-laws-of-windows) to
+/// each side: each side has a *watermark*, the latest time seen on it. An
+/// event more than the allowed lateness
+/// ([`allowed_lateness`](Self::allowed_lateness), zero by default) older
+/// than its side's watermark is *late*: it is counted
+/// ([`late_counts`](Self::late_counts)) and handed to that side's late
+/// output ([`on_late_left`](Self::on_late_left),
+/// [`on_late_right`](Self::on_late_right)); it takes no part in the join.
+/// With no allowed lateness, that is any event older than one before it
+/// on its side; events with equal times are in order.
+///
+/// Every other event is joined exactly as if both inputs had come in time
+/// order: a left event within the lateness gets the right value as of its
+/// own time (the join keeps the right values of the last `lateness` for
+/// it), and a left event at `ts` waits until the right watermark minus the
+/// lateness has passed `ts`, so that no right value within the lateness can
+/// still change its answer. The answer is never silently wrong: an event
+/// that would make it wrong is late, and reported.
+///
+/// An event at [`Timestamp::MAX`] waits for the right side to end, since a
+/// right value at `MAX` may still come.
 ///
 /// # Examples
 ///
@@ -70,19 +93,38 @@ use crate::time::Timestamp;
 /// ]);
 /// ```
 #[must_use = "streams do nothing unless polled"]
-pub struct AsOfJoin<L, R, T, U> {
+pub struct AsOfJoin<L, R, T, U, OL = CountLate, OR = CountLate> {
     left: L,
     right: R,
     /// Left events waiting for the right side to pass them, in arrival order.
     waiting: VecDeque<(Timestamp, T)>,
-    /// Right events after `left_progress`, in timestamp order.
+    /// The times of `waiting` that are below every later one: its front is
+    /// the earliest time waiting (a monotonic queue).
+    waiting_min: VecDeque<Timestamp>,
+    /// Right events after the fold bound, in timestamp order (equal times in
+    /// arrival order).
     ahead: VecDeque<(Timestamp, U)>,
-    /// The latest right event at or before every left event to come.
+    /// The latest right event at or before the fold bound.
     latest: Option<(Timestamp, U)>,
-    left_progress: Option<Timestamp>,
-    right_progress: Option<Timestamp>,
+    /// The latest left time seen (the left watermark).
+    left_watermark: Option<Timestamp>,
+    /// The latest right time seen (the right watermark).
+    right_watermark: Option<Timestamp>,
+    lateness: Duration,
+    /// `lateness` in nanoseconds, saturated.
+    lateness_nanos: i64,
+    late_left: u64,
+    late_right: u64,
+    left_late: OL,
+    right_late: OR,
+    /// A late left event its output was not ready for.
+    pending_left: Option<(Timestamp, T)>,
+    /// A late right event its output was not ready for.
+    pending_right: Option<(Timestamp, U)>,
     left_done: bool,
     right_done: bool,
+    /// `None` has been returned.
+    finished: bool,
     limit: usize,
 }
 
@@ -92,19 +134,33 @@ impl<L, R, T, U> AsOfJoin<L, R, T, U> {
             left,
             right,
             waiting: VecDeque::new(),
+            waiting_min: VecDeque::new(),
             ahead: VecDeque::new(),
             latest: None,
-            left_progress: None,
-            right_progress: None,
+            left_watermark: None,
+            right_watermark: None,
+            lateness: Duration::ZERO,
+            lateness_nanos: 0,
+            late_left: 0,
+            late_right: 0,
+            left_late: CountLate,
+            right_late: CountLate,
+            pending_left: None,
+            pending_right: None,
             left_done: false,
             right_done: false,
+            finished: false,
             limit: usize::MAX,
         }
     }
+}
 
+impl<L, R, T, U, OL, OR> AsOfJoin<L, R, T, U, OL, OR> {
     /// Buffers at most `limit` events per side (at least one); unbounded by
     /// default. A side whose buffer is full is not polled until the other
-    /// side's progress lets the join drain it.
+    /// side's progress lets the join drain it. (With an allowed lateness,
+    /// the right buffer may exceed the limit by the right events of the
+    /// last `lateness` while the left side waits on them.)
     ///
     /// # Examples
     ///
@@ -121,6 +177,171 @@ impl<L, R, T, U> AsOfJoin<L, R, T, U> {
     pub fn buffer_limit(mut self, limit: usize) -> Self {
         self.limit = limit.max(1);
         self
+    }
+
+    /// Accepts events up to `lateness` older than the latest time seen on
+    /// their side (zero by default), and joins them correctly: the join
+    /// keeps the right values of the last `lateness`, and a left event
+    /// waits until the right side is `lateness` past it.
+    ///
+    /// # Examples
+    ///
+    /// A left event at 5 after one at 10 gets the right value as of 5:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use futures::{executor::block_on, stream, StreamExt};
+    /// use timecast::{ops::StreamOps, Timestamp};
+    ///
+    /// let t = Timestamp::from_unix_secs;
+    /// let left = stream::iter([(t(10), "ten"), (t(5), "five")]);
+    /// let right = stream::iter([(t(3), 'a'), (t(7), 'b'), (t(20), 'c')]);
+    /// let joined: Vec<_> = block_on(
+    ///     left.as_of_join(right)
+    ///         .allowed_lateness(Duration::from_secs(5))
+    ///         .map(|(_, l, r)| (l, r))
+    ///         .collect(),
+    /// );
+    /// assert_eq!(joined, [("ten", Some('b')), ("five", Some('a'))]);
+    /// ```
+    pub fn allowed_lateness(mut self, lateness: Duration) -> Self {
+        self.lateness = lateness;
+        self.lateness_nanos = i64::try_from(lateness.as_nanos()).unwrap_or(i64::MAX);
+        self
+    }
+
+    /// Sends late left events to `output` (a closure `FnMut(Timestamp, T)`,
+    /// an [`AsyncStream::sink`](crate::AsyncStream::sink), any
+    /// [`LateOutput`]) instead of only counting them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use futures::{executor::block_on, stream, StreamExt};
+    /// use timecast::{ops::StreamOps, Timestamp};
+    ///
+    /// let t = Timestamp::from_unix_secs;
+    /// let late = RefCell::new(Vec::new());
+    /// let left = stream::iter([(t(10), "ten"), (t(5), "five")]);
+    /// let right = stream::iter([(t(7), 'r')]);
+    /// let joined: Vec<_> = block_on(
+    ///     left.as_of_join(right)
+    ///         .on_late_left(|ts: Timestamp, l| late.borrow_mut().push((ts.unix_secs(), l)))
+    ///         .collect(),
+    /// );
+    /// assert_eq!(joined, [(t(10), "ten", Some('r'))]);
+    /// assert_eq!(*late.borrow(), [(5, "five")]);
+    /// ```
+    pub fn on_late_left<O2: LateOutput<T>>(self, output: O2) -> AsOfJoin<L, R, T, U, O2, OR> {
+        AsOfJoin {
+            left: self.left,
+            right: self.right,
+            waiting: self.waiting,
+            waiting_min: self.waiting_min,
+            ahead: self.ahead,
+            latest: self.latest,
+            left_watermark: self.left_watermark,
+            right_watermark: self.right_watermark,
+            lateness: self.lateness,
+            lateness_nanos: self.lateness_nanos,
+            late_left: self.late_left,
+            late_right: self.late_right,
+            left_late: output,
+            right_late: self.right_late,
+            pending_left: self.pending_left,
+            pending_right: self.pending_right,
+            left_done: self.left_done,
+            right_done: self.right_done,
+            finished: self.finished,
+            limit: self.limit,
+        }
+    }
+
+    /// Sends late right events to `output` (a closure `FnMut(Timestamp, U)`,
+    /// an [`AsyncStream::sink`](crate::AsyncStream::sink), any
+    /// [`LateOutput`]) instead of only counting them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use futures::{executor::block_on, stream, StreamExt};
+    /// use timecast::{ops::StreamOps, Timestamp};
+    ///
+    /// let t = Timestamp::from_unix_secs;
+    /// let late = RefCell::new(Vec::new());
+    /// let left = stream::iter([(t(5), "five")]);
+    /// let right = stream::iter([(t(8), 'a'), (t(2), 'b')]);
+    /// let joined: Vec<_> = block_on(
+    ///     left.as_of_join(right)
+    ///         .on_late_right(|ts: Timestamp, r| late.borrow_mut().push((ts.unix_secs(), r)))
+    ///         .collect(),
+    /// );
+    /// assert_eq!(joined, [(t(5), "five", None)]);
+    /// assert_eq!(*late.borrow(), [(2, 'b')]);
+    /// ```
+    pub fn on_late_right<O2: LateOutput<U>>(self, output: O2) -> AsOfJoin<L, R, T, U, OL, O2> {
+        AsOfJoin {
+            left: self.left,
+            right: self.right,
+            waiting: self.waiting,
+            waiting_min: self.waiting_min,
+            ahead: self.ahead,
+            latest: self.latest,
+            left_watermark: self.left_watermark,
+            right_watermark: self.right_watermark,
+            lateness: self.lateness,
+            lateness_nanos: self.lateness_nanos,
+            late_left: self.late_left,
+            late_right: self.late_right,
+            left_late: self.left_late,
+            right_late: output,
+            pending_left: self.pending_left,
+            pending_right: self.pending_right,
+            left_done: self.left_done,
+            right_done: self.right_done,
+            finished: self.finished,
+            limit: self.limit,
+        }
+    }
+
+    /// How many late events arrived so far: `(left, right)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::{executor::block_on, stream, StreamExt};
+    /// use timecast::{ops::StreamOps, Timestamp};
+    ///
+    /// let t = Timestamp::from_unix_secs;
+    /// let left = stream::iter([(t(10), 1), (t(5), 2), (t(12), 3)]);
+    /// let right = stream::iter([(t(8), 'a'), (t(2), 'b'), (t(9), 'c')]);
+    /// let mut joined = left.as_of_join(right);
+    /// while block_on(joined.next()).is_some() {}
+    /// assert_eq!(joined.late_counts(), (1, 1));
+    /// ```
+    pub fn late_counts(&self) -> (u64, u64) {
+        (self.late_left, self.late_right)
+    }
+
+    /// The watermarks, the latest time seen on each side: `(left, right)`,
+    /// `None` before a side's first event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::{executor::block_on, stream, StreamExt};
+    /// use timecast::{ops::StreamOps, Timestamp};
+    ///
+    /// let t = Timestamp::from_unix_secs;
+    /// let mut joined = stream::iter([(t(1), ())]).as_of_join(stream::iter([(t(4), ())]));
+    /// assert_eq!(joined.watermarks(), (None, None));
+    /// block_on(joined.next());
+    /// assert_eq!(joined.watermarks(), (Some(t(1)), Some(t(4))));
+    /// ```
+    pub fn watermarks(&self) -> (Option<Timestamp>, Option<Timestamp>) {
+        (self.left_watermark, self.right_watermark)
     }
 
     /// How many events wait in the buffers: `(left, right)`.
@@ -158,28 +379,64 @@ impl<L, R, T, U> AsOfJoin<L, R, T, U> {
         (&self.left, &self.right)
     }
 
-    /// Folds every right event at or before `until` into `latest`.
-    fn fold_right(&mut self, until: Timestamp) {
-        while self.ahead.front().is_some_and(|(t, _)| *t <= until) {
-            self.latest = self.ahead.pop_front();
+    /// `watermark - lateness`, unclamped: events before it are late.
+    fn frontier(&self, watermark: Option<Timestamp>) -> Option<i128> {
+        watermark.map(|w| i128::from(w.unix_nanos()) - i128::from(self.lateness_nanos))
+    }
+
+    /// Whether an event at `ts` is late against `watermark`.
+    fn is_late(&self, ts: Timestamp, watermark: Option<Timestamp>) -> bool {
+        self.frontier(watermark)
+            .is_some_and(|frontier| i128::from(ts.unix_nanos()) < frontier)
+    }
+
+    /// Every left event to join from now on (waiting, or to come and not
+    /// late) is at or after this time; `None` before the first left event.
+    fn fold_bound(&self) -> Option<i128> {
+        let frontier = self.frontier(self.left_watermark)?;
+        Some(match self.waiting_min.front() {
+            Some(min) => frontier.min(i128::from(min.unix_nanos())),
+            None => frontier,
+        })
+    }
+
+    /// Folds the right events at or before the fold bound into `latest`:
+    /// no left event to join needs an older one.
+    fn fold_right(&mut self) {
+        let Some(bound) = self.fold_bound() else {
+            return;
+        };
+        while self
+            .ahead
+            .front()
+            .is_some_and(|(t, _)| i128::from(t.unix_nanos()) <= bound)
+        {
+            let Some((t, value)) = self.ahead.pop_front() else {
+                break;
+            };
+            // A right event within the lateness may be older than the
+            // value kept: then it is superseded (no left event to join
+            // lies between the two).
+            if self.latest.as_ref().map_or(true, |(kept, _)| t >= *kept) {
+                self.latest = Some((t, value));
+            }
         }
     }
 
-    /// Takes one right event.
+    /// Takes one left event that is not late.
+    fn add_left(&mut self, ts: Timestamp, value: T) {
+        self.left_watermark = Some(self.left_watermark.map_or(ts, |w| w.max(ts)));
+        self.waiting.push_back((ts, value));
+        while self.waiting_min.back().is_some_and(|min| *min > ts) {
+            self.waiting_min.pop_back();
+        }
+        self.waiting_min.push_back(ts);
+        self.fold_right();
+    }
+
+    /// Takes one right event that is not late.
     fn add_right(&mut self, t: Timestamp, value: U) {
-        self.right_progress = Some(self.right_progress.map_or(t, |p| p.max(t)));
-        if self.latest.as_ref().is_some_and(|(kept, _)| t < *kept) {
-            return; // superseded by the value kept
-        }
-        let folded_until = self
-            .waiting
-            .front()
-            .map(|(ts, _)| *ts)
-            .or(self.left_progress);
-        if folded_until.is_some_and(|until| t <= until) && self.ahead.is_empty() {
-            self.latest = Some((t, value));
-            return;
-        }
+        self.right_watermark = Some(self.right_watermark.map_or(t, |w| w.max(t)));
         match self.ahead.back() {
             Some((last, _)) if *last > t => {
                 let at = self.ahead.partition_point(|(kept, _)| *kept <= t);
@@ -187,43 +444,101 @@ impl<L, R, T, U> AsOfJoin<L, R, T, U> {
             }
             _ => self.ahead.push_back((t, value)),
         }
-        if let Some(until) = folded_until {
-            self.fold_right(until);
+        self.fold_right();
+    }
+
+    /// Whether the right side can no longer change the answer for `ts`.
+    fn right_passed(&self, ts: Timestamp) -> bool {
+        self.right_done
+            || self
+                .frontier(self.right_watermark)
+                .is_some_and(|frontier| frontier > i128::from(ts.unix_nanos()))
+    }
+
+    /// The latest right value at or before `ts`, which is at or after the
+    /// fold bound.
+    fn right_as_of(&self, ts: Timestamp) -> Option<U>
+    where
+        U: Clone,
+    {
+        let after = self.ahead.partition_point(|(t, _)| *t <= ts);
+        match after.checked_sub(1) {
+            Some(at) => Some(self.ahead[at].1.clone()),
+            None => self.latest.as_ref().map(|(_, r)| r.clone()),
         }
+    }
+
+    /// Takes the first waiting left event out.
+    fn pop_waiting(&mut self) -> Option<(Timestamp, T)> {
+        let (ts, value) = self.waiting.pop_front()?;
+        if self.waiting_min.front() == Some(&ts) {
+            self.waiting_min.pop_front();
+        }
+        self.fold_right();
+        Some((ts, value))
     }
 }
 
 // Nothing but the inputs is ever pinned.
-impl<L: Unpin, R: Unpin, T, U> Unpin for AsOfJoin<L, R, T, U> {}
+impl<L: Unpin, R: Unpin, T, U, OL, OR> Unpin for AsOfJoin<L, R, T, U, OL, OR> {}
 
-impl<L, R, T, U> Stream for AsOfJoin<L, R, T, U>
+impl<L, R, T, U, OL, OR> Stream for AsOfJoin<L, R, T, U, OL, OR>
 where
     L: Stream<Item = (Timestamp, T)> + Unpin,
     R: Stream<Item = (Timestamp, U)> + Unpin,
     U: Clone,
+    OL: LateOutput<T>,
+    OR: LateOutput<U>,
 {
     type Item = (Timestamp, T, Option<U>);
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        if this.finished {
+            return Poll::Ready(None);
+        }
         loop {
+            if this.pending_left.is_some() {
+                ready!(this.left_late.poll_ready(cx));
+                if let Some((ts, value)) = this.pending_left.take() {
+                    this.left_late.send(ts, value);
+                }
+            }
+            if this.pending_right.is_some() {
+                ready!(this.right_late.poll_ready(cx));
+                if let Some((t, value)) = this.pending_right.take() {
+                    this.right_late.send(t, value);
+                }
+            }
             if let Some(&(ts, _)) = this.waiting.front() {
-                this.fold_right(ts);
-                if this.right_done || this.right_progress.is_some_and(|p| p > ts) {
-                    let (ts, left) = this.waiting.pop_front().expect("a waiting event");
-                    let right = this.latest.as_ref().map(|(_, r)| r.clone());
+                if this.right_passed(ts) {
+                    let right = this.right_as_of(ts);
+                    let (ts, left) = this.pop_waiting().expect("a waiting event");
                     return Poll::Ready(Some((ts, left, right)));
                 }
             } else if this.left_done {
+                ready!(this.left_late.poll_flush(cx));
+                ready!(this.right_late.poll_flush(cx));
                 this.ahead.clear();
                 this.latest = None;
+                this.finished = true;
                 return Poll::Ready(None);
             }
             let mut progressed = false;
-            if !this.right_done && this.ahead.len() < this.limit {
+            // The right side is polled while its buffer has room, or while
+            // a left event waits on it: right events at or before the
+            // first waiting one are folded, and the first one after it (by
+            // more than the lateness) lets it go.
+            let right_needed = !this.waiting.is_empty();
+            if !this.right_done && (this.ahead.len() < this.limit || right_needed) {
                 match Pin::new(&mut this.right).poll_next(cx) {
                     Poll::Ready(Some((t, value))) => {
-                        this.add_right(t, value);
+                        if this.is_late(t, this.right_watermark) {
+                            this.late_right += 1;
+                            this.pending_right = Some((t, value));
+                        } else {
+                            this.add_right(t, value);
+                        }
                         progressed = true;
                     }
                     Poll::Ready(None) => {
@@ -233,12 +548,15 @@ where
                     Poll::Pending => {}
                 }
             }
-            if !this.left_done && this.waiting.len() < this.limit {
+            if !this.left_done && this.waiting.len() < this.limit && this.pending_left.is_none() {
                 match Pin::new(&mut this.left).poll_next(cx) {
                     Poll::Ready(Some((ts, value))) => {
-                        let progress = this.left_progress.map_or(ts, |p| p.max(ts));
-                        this.left_progress = Some(progress);
-                        this.waiting.push_back((ts, value));
+                        if this.is_late(ts, this.left_watermark) {
+                            this.late_left += 1;
+                            this.pending_left = Some((ts, value));
+                        } else {
+                            this.add_left(ts, value);
+                        }
                         progressed = true;
                     }
                     Poll::Ready(None) => {
@@ -249,30 +567,36 @@ where
                 }
             }
             if !progressed {
+                // Progress on late values put earlier; their wake-ups come
+                // back here.
+                let _ = this.left_late.poll_flush(cx);
+                let _ = this.right_late.poll_flush(cx);
                 return Poll::Pending;
             }
         }
     }
 }
 
-impl<L, R, T, U> FusedStream for AsOfJoin<L, R, T, U>
+impl<L, R, T, U, OL, OR> FusedStream for AsOfJoin<L, R, T, U, OL, OR>
 where
     Self: Stream,
 {
     fn is_terminated(&self) -> bool {
-        self.left_done && self.waiting.is_empty()
+        self.finished
     }
 }
 
-impl<L: fmt::Debug, R: fmt::Debug, T, U> fmt::Debug for AsOfJoin<L, R, T, U> {
+impl<L: fmt::Debug, R: fmt::Debug, T, U, OL, OR> fmt::Debug for AsOfJoin<L, R, T, U, OL, OR> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsOfJoin")
             .field("left", &self.left)
             .field("right", &self.right)
             .field("waiting", &self.waiting.len())
             .field("ahead", &self.ahead.len())
-            .field("left_progress", &self.left_progress)
-            .field("right_progress", &self.right_progress)
+            .field("left_watermark", &self.left_watermark)
+            .field("right_watermark", &self.right_watermark)
+            .field("allowed_lateness", &self.lateness)
+            .field("late_counts", &self.late_counts())
             .finish_non_exhaustive()
     }
 }

@@ -310,6 +310,13 @@ pub trait StreamOps: Stream {
     /// bounded by how far the left side's progress is ahead of the right
     /// side's ([`AsOfJoin::buffer_limit`] caps it with backpressure).
     ///
+    /// Out-of-order events follow the [laws of windows](self#the-laws-of-windows),
+    /// per side: an event older than its side's latest time minus the
+    /// allowed lateness ([`AsOfJoin::allowed_lateness`], zero by default)
+    /// is late, counted and handed to a late output
+    /// ([`AsOfJoin::on_late_left`], [`AsOfJoin::on_late_right`]); every
+    /// other event is joined as if both sides had come in time order.
+    ///
     /// # Examples
     ///
     /// ```
