@@ -94,6 +94,29 @@ pub use window::{
 /// timecast::ops::StreamOps;`.
 ///
 /// The input must be [`Unpin`] (see the [module docs](self#pinning)).
+///
+/// # Examples
+///
+/// Per-second sums of a timestamped stream, then how each second compares
+/// with the one before:
+///
+/// ```
+/// use std::time::Duration;
+/// use futures::{executor::block_on, stream, StreamExt};
+/// use timecast::{ops::StreamOps, Timestamp};
+///
+/// let readings = stream::iter([(0, 1), (400, 2), (1_100, 5), (2_500, 4)])
+///     .map(|(ms, v)| (Timestamp::from_unix_millis(ms), v));
+/// let changes: Vec<i32> = block_on(
+///     readings
+///         .tumbling(Duration::from_secs(1))
+///         .map(|w| w.values().sum::<i32>())
+///         .pairwise()
+///         .map(|(before, now)| now - before)
+///         .collect(),
+/// );
+/// assert_eq!(changes, [2, -1]);
+/// ```
 pub trait StreamOps: Stream {
     /// Yields each item with the one before it: `(x0, x1), (x1, x2), …`. A
     /// stream of fewer than two items yields nothing.
@@ -274,6 +297,10 @@ pub trait StreamOps: Stream {
     /// An event older than the watermark (the latest time seen) minus the
     /// allowed lateness is late: counted and handed to the late output
     /// instead ([`Sliding::on_late`]).
+    ///
+    /// # Panics
+    ///
+    /// If `size` is zero or longer than [`i64::MAX`] nanoseconds.
     ///
     /// # Examples
     ///

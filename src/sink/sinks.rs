@@ -113,21 +113,70 @@ impl<O> Sink<O> for Discard {
 /// ```
 pub mod marker {
     /// A sink closure returning `()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use timecast::sink::{marker, SinkReturn};
+    /// fn plain<R: SinkReturn<marker::Plain>>(_: impl FnMut(u8) -> R) {}
+    /// plain(|x| println!("{x}"));
+    /// ```
     #[derive(Debug)]
     pub struct Plain;
     /// A sink closure returning a future of `()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use timecast::sink::{marker, SinkReturn};
+    /// fn asynchronous<R: SinkReturn<marker::Async>>(_: impl FnMut(u8) -> R) {}
+    /// asynchronous(|x| async move { println!("{x}") });
+    /// ```
     #[derive(Debug)]
     pub struct Async;
     /// A handler returning an iterable (`Option`, `Vec`, array, …).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use timecast::sink::{marker, HandlerOutput};
+    /// fn outputs<R: HandlerOutput<marker::Iter>>(_: R) {}
+    /// outputs(Some(1));
+    /// outputs(vec!['a', 'b']);
+    /// ```
     #[derive(Debug)]
     pub struct Iter;
     /// A handler returning `()`: no output.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use timecast::sink::{marker, HandlerOutput};
+    /// fn no_output<R: HandlerOutput<marker::Unit>>(_: R) {}
+    /// no_output(());
+    /// ```
     #[derive(Debug)]
     pub struct Unit;
     /// A handler returning a future of an iterable.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use timecast::sink::{marker, HandlerOutput};
+    /// fn outputs_later<R: HandlerOutput<marker::AsyncIter>>(_: R) {}
+    /// outputs_later(async { [1, 2] });
+    /// ```
     #[derive(Debug)]
     pub struct AsyncIter;
     /// A handler returning a future of `()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use timecast::sink::{marker, HandlerOutput};
+    /// fn nothing_later<R: HandlerOutput<marker::AsyncUnit>>(_: R) {}
+    /// nothing_later(async {});
+    /// ```
     #[derive(Debug)]
     pub struct AsyncUnit;
 }
