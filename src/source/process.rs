@@ -11,7 +11,9 @@ use std::time::Duration;
 use futures_core::Stream;
 use futures_util::StreamExt;
 
-use crate::time::{spawn_on, Core, EventHandler, JoinHandle, Key, SourceEvent, Timestamp};
+use crate::time::{
+    spawn_as, spawn_on, Core, EventHandler, JoinHandle, Key, SourceEvent, Timestamp,
+};
 
 /// What a stream does with a late live event: one stamped before an event
 /// or timer the loop has already dispatched. Every late event is counted in
@@ -298,14 +300,26 @@ where
                 .take()
                 .expect("process_stream polled after it completed");
             let core = crate::time::current_core("process_stream");
-            // Named after the task awaiting it, for its `TaskError`s.
-            let handle = spawn_on(&core, core.current_name(), run(core.clone(), config));
+            // Named after the task awaiting it, for its errors: the task
+            // the user spawned.
+            let source = run(core.clone(), config);
+            let handle = match core.current_label() {
+                Some(label) => spawn_as(&core, label, source),
+                None => spawn_on(&core, None, source),
+            };
             self.task = Some(SourceTask { core, handle });
         }
         let task = self.task.as_mut().expect("just set");
-        std::task::ready!(Pin::new(&mut task.handle).poll(cx));
-        self.task = None;
-        Poll::Ready(())
+        let outcome = std::task::ready!(Pin::new(&mut task.handle).poll(cx));
+        let SourceTask { core, .. } = self.task.take().expect("polled");
+        match outcome {
+            Ok(()) => Poll::Ready(()),
+            // The handler (or a callback) panicked, and the loop reported
+            // it: this future's task ends with the same panic.
+            Err(e) if e.is_panic() => core.rethrow(e.into_panic()),
+            // Only when the loop drops its tasks, this one too.
+            Err(_) => Poll::Ready(()),
+        }
     }
 }
 
@@ -313,7 +327,7 @@ impl<T, M, H, P, L> Drop for ProcessStream<T, M, H, P, L> {
     /// Cancels the source: dropping the future stops its task.
     fn drop(&mut self) {
         if let Some(task) = self.task.take() {
-            task.core.abort(task.handle.id());
+            task.handle.abort();
         }
     }
 }

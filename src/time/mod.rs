@@ -43,19 +43,23 @@
 mod callback;
 mod clock;
 mod executor;
+mod join;
 mod sleep;
 mod timers;
 mod timestamp;
 
+use std::panic::Location;
 use std::rc::Rc;
 use std::time::Duration;
 
 pub use callback::{marker, Callback, EventHandler};
-pub use executor::{EventLoop, JoinHandle, RunFuture, TaskError};
+pub use executor::{EventLoop, RunFuture, TaskError};
+pub use join::{JoinError, JoinHandle};
 pub use sleep::Sleep;
 pub use timestamp::Timestamp;
 
-pub(crate) use executor::{spawn_on, try_with_core, with_core, Core};
+pub(crate) use executor::{try_with_core, with_core, Core};
+pub(crate) use join::{spawn_as, spawn_on};
 pub(crate) use sleep::SourceEvent;
 pub(crate) use timers::Key;
 
@@ -160,10 +164,12 @@ pub fn sleep_until(deadline: Timestamp) -> Sleep {
 /// el.run()?;
 /// # Ok::<_, timecast::TaskError>(())
 /// ```
+#[track_caller]
 pub fn call_at<M>(at: Timestamp, callback: impl Callback<M>) -> JoinHandle<()> {
+    let caller = Location::caller();
     with_core("call_at()", |core| {
         let wait = Sleep::new(core.clone(), core.timer_key(at));
-        executor::spawn_on(core, None, async move {
+        spawn_as(core, core.label(None, caller), async move {
             wait.await;
             callback.call().await;
         })
@@ -192,6 +198,7 @@ pub fn call_at<M>(at: Timestamp, callback: impl Callback<M>) -> JoinHandle<()> {
 /// el.run()?;
 /// # Ok::<_, timecast::TaskError>(())
 /// ```
+#[track_caller]
 pub fn call_later<M>(delay: Duration, callback: impl Callback<M>) -> JoinHandle<()> {
     let at = with_core("call_later()", |core| {
         core.clock.get().saturating_add(delay)
@@ -212,11 +219,15 @@ pub fn call_later<M>(delay: Duration, callback: impl Callback<M>) -> JoinHandle<
 /// let n = el.block_on(async { timecast::spawn(async { 5 }).await });
 /// assert_eq!(n, 5);
 /// ```
+#[track_caller]
 pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
 where
     F: std::future::Future + 'static,
 {
-    with_core("spawn()", |core| executor::spawn_on(core, None, future))
+    let caller = Location::caller();
+    with_core("spawn()", |core| {
+        spawn_as(core, core.label(None, caller), future)
+    })
 }
 
 /// Inside the callback of a late live event: how late it was (how far
