@@ -491,7 +491,7 @@ fn a_stream_whose_live_source_can_never_yield_is_stuck_under_the_users_name() {
             .past([(t(1), 1)])
             .live(stream::pending()),
     );
-    let err = el.run().unwrap_err();
+    let err = poll_once(pin!(el.run_async())).unwrap().unwrap_err();
     assert!(err.is_stuck());
     assert_eq!(
         err.tasks(),

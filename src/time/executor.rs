@@ -1431,7 +1431,7 @@ impl fmt::Debug for EventLoop {
 /// # Examples
 ///
 /// ```
-/// use timecast::{EventLoop, RunFuture};
+/// use timecast::{time::RunFuture, EventLoop};
 ///
 /// let el = EventLoop::new().simulated();
 /// el.spawn(async {});

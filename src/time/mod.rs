@@ -216,8 +216,9 @@ pub fn call_later<M>(delay: Duration, callback: impl Callback<M>) -> JoinHandle<
 ///
 /// ```
 /// let el = timecast::EventLoop::new().simulated();
-/// let n = el.block_on(async { timecast::spawn(async { 5 }).await });
+/// let n = el.block_on(async { timecast::spawn(async { 5 }).await })?;
 /// assert_eq!(n, 5);
+/// # Ok::<_, timecast::JoinError>(())
 /// ```
 #[track_caller]
 pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
