@@ -990,6 +990,32 @@ fn a_task_aborted_while_polled_that_panics_when_dropped_is_a_task_error() {
     assert!(poll_once(pin!(task)).unwrap().unwrap_err().is_cancelled());
 }
 
+/// Arguments at the ends of time saturate; nothing panics or hangs.
+#[test]
+fn delays_and_starts_at_the_ends_of_time_saturate() {
+    let el = sim();
+    let fired = Rc::new(Cell::new(None));
+    let f = fired.clone();
+    el.spawn(async move {
+        call_later(Duration::MAX, move || f.set(Some(now())));
+    });
+    el.run().unwrap();
+    assert_eq!(fired.get(), Some(Timestamp::MAX));
+
+    let el = EventLoop::starting_at(Timestamp::MAX).simulated();
+    let at = el.block_on(async {
+        sleep(secs(1)).await;
+        let ticks: Vec<_> = timer(secs(1)).collect().await;
+        assert!(ticks.is_empty(), "no tick after Timestamp::MAX");
+        now()
+    });
+    assert_eq!(at, Timestamp::MAX);
+
+    let el = EventLoop::starting_at(Timestamp::MIN).simulated();
+    let ticks: Vec<_> = el.block_on(timer(secs(1)).take(2).collect());
+    assert_eq!(ticks, [Timestamp::MIN + secs(1), Timestamp::MIN + secs(2)]);
+}
+
 // Stuck tasks.
 
 /// Regression: a simulated loop with a task that nothing can wake hung

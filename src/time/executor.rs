@@ -1037,10 +1037,24 @@ impl EventLoop {
 
     /// The smallest factor [`speed`](Self::speed) takes: a second of the
     /// past replayed in 16 min 40 s.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let slow_motion = timecast::EventLoop::new().speed(timecast::EventLoop::MIN_SPEED);
+    /// # drop(slow_motion);
+    /// ```
     pub const MIN_SPEED: f64 = 1e-3;
 
     /// The largest factor [`speed`](Self::speed) takes: a second of the
     /// past per nanosecond, as fast as a loop goes anyway.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let el = timecast::EventLoop::new().speed(timecast::EventLoop::MAX_SPEED);
+    /// # drop(el);
+    /// ```
     pub const MAX_SPEED: f64 = 1e9;
 
     /// Replays the past at `speed` times wall-clock speed instead of as fast

@@ -14,7 +14,7 @@ use super::executor::{try_with_core, Core, Label, TaskId};
 use crate::sync::StdMutex;
 
 /// Why a task ended without an output: it panicked, or it was cancelled
-/// ([`JoinHandle::abort`], a dropped [`ProcessStream`](crate::ProcessStream)'s
+/// ([`JoinHandle::abort`], a dropped [`ProcessStream`](crate::source::ProcessStream)'s
 /// source, or its loop dropped before it finished). Names the task as
 /// [`TaskError`](crate::TaskError) does.
 ///

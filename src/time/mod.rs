@@ -83,7 +83,8 @@ pub fn now() -> Timestamp {
 }
 
 /// Waits `duration` of the loop's time: instantly over the past (or in
-/// simulated mode), in real time once live.
+/// simulated mode), in real time once live. A deadline past
+/// [`Timestamp::MAX`] is `Timestamp::MAX`.
 ///
 /// # Panics
 ///
@@ -146,7 +147,11 @@ pub fn sleep_until(deadline: Timestamp) -> Sleep {
 /// later event, if `at` is past). The callback is a closure, or a closure
 /// returning a future that the loop then runs as a task.
 ///
-/// The timer takes its place in the order when `call_at` is called.
+/// The timer takes its place in the order when `call_at` is called. The
+/// callback runs as a task: the returned [`JoinHandle`] resolves when it is
+/// done (a panic in it is a [`TaskError`] of the run);
+/// dropping the handle leaves the callback scheduled, and
+/// [`abort`](JoinHandle::abort) cancels it.
 ///
 /// # Panics
 ///
@@ -176,7 +181,8 @@ pub fn call_at<M>(at: Timestamp, callback: impl Callback<M>) -> JoinHandle<()> {
     })
 }
 
-/// Runs `callback` after `delay` of the loop's time; see [`call_at`].
+/// Runs `callback` after `delay` of the loop's time; see [`call_at`]. A
+/// time past [`Timestamp::MAX`] is `Timestamp::MAX`.
 ///
 /// # Panics
 ///
