@@ -920,6 +920,30 @@ fn a_task_that_aborts_itself_ends_when_its_poll_returns() {
     assert_eq!(el.now(), t(0));
 }
 
+/// A task aborted from outside any loop is dropped as its loop's: its
+/// destructor may read the loop's clock.
+#[test]
+fn a_task_aborted_from_outside_its_loop_is_dropped_inside_it() {
+    struct NowOnDrop(Rc<Cell<Option<Timestamp>>>);
+    impl Drop for NowOnDrop {
+        fn drop(&mut self) {
+            self.0.set(Some(now()));
+        }
+    }
+    let seen = Rc::new(Cell::new(None));
+    let guard = NowOnDrop(seen.clone());
+    let el = sim();
+    let task = el.spawn(async move {
+        let _guard = guard;
+        sleep(secs(3600)).await;
+    });
+    el.block_on(async { sleep(secs(2)).await });
+    task.abort();
+    assert_eq!(seen.get(), Some(t(2)));
+    el.run().unwrap();
+    assert_eq!(el.now(), t(2), "the aborted task's sleep is gone");
+}
+
 #[test]
 fn dropping_a_loop_cancels_the_handles_of_its_tasks() {
     let el = sim();
@@ -1488,4 +1512,25 @@ fn timestamps_are_ordered_and_hashable() {
     assert_eq!(set.len(), 5);
     assert!(set.contains(&t(3)));
     assert_eq!(Timestamp::default(), Timestamp::UNIX_EPOCH);
+}
+
+/// Errors cross threads (a supervisor may report them anywhere, or box
+/// them as `dyn Error + Send + Sync`); handles stay `Unpin` (they are `Rc`
+/// based, so `!Send`, like the loop's tasks).
+#[test]
+fn task_errors_are_send_sync_unpin_and_handles_unpin() {
+    fn assert_all<T: Send + Sync + Unpin + std::error::Error + 'static>() {}
+    fn assert_unpin<T: Unpin>() {}
+    assert_all::<timecast::TaskError>();
+    assert_all::<timecast::JoinError>();
+    assert_unpin::<timecast::JoinHandle<std::cell::Cell<u8>>>();
+    assert_unpin::<timecast::time::RunFuture<'static>>();
+    assert_unpin::<timecast::time::Sleep>();
+    assert_unpin::<timecast::source::Timer>();
+    let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(
+        sim()
+            .try_block_on(std::future::pending::<()>())
+            .unwrap_err(),
+    );
+    assert!(boxed.to_string().contains("stuck"));
 }

@@ -626,6 +626,14 @@ impl Core {
         }
     }
 
+    /// [`abort`](Self::abort) with `core` as the current loop, so that the
+    /// dropped future finds its loop (as it would inside a task), wherever
+    /// this is called from.
+    pub(crate) fn abort_entered(core: &Rc<Core>, id: TaskId) {
+        let _enter = Enter::new(core);
+        core.abort(id);
+    }
+
     /// Queues task `id` to be polled, if it is still alive.
     pub(crate) fn wake_task(&self, id: TaskId) {
         if self.is_alive(id) {
@@ -699,21 +707,21 @@ impl Core {
         self.current.set(None);
         match outcome {
             Ok(Poll::Pending) => {
-                let aborted = match self.tasks.borrow_mut().slots.get_mut(index) {
-                    Some(Some(slot)) if !slot.aborted => {
-                        // The slot's future stays `None` while the task is
-                        // polled (`abort` cannot take it then): nothing to
-                        // drop here.
-                        let none = slot.future.replace(future);
-                        debug_assert!(none.is_none());
-                        std::mem::forget(none);
-                        return Ok(());
-                    }
-                    _ => future,
-                };
+                let mut tasks = self.tasks.borrow_mut();
+                let slot = tasks.slots[index].as_mut().expect("the polled task");
+                if !slot.aborted {
+                    // The slot's future stays `None` while the task is
+                    // polled (`abort` cannot take it then): nothing to drop
+                    // here.
+                    let none = slot.future.replace(future);
+                    debug_assert!(none.is_none());
+                    std::mem::forget(none);
+                    return Ok(());
+                }
+                drop(tasks);
                 // It aborted itself: cancelled now.
                 let label = self.finish_task(index);
-                Self::drop_future(&label, aborted)
+                Self::drop_future(&label, future)
             }
             Ok(Poll::Ready(())) => {
                 let label = self.finish_task(index);

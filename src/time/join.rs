@@ -342,7 +342,7 @@ impl<T> JoinHandle<T> {
     pub fn abort(&self) {
         let core = self.state.borrow().core.upgrade();
         if let Some(core) = core {
-            core.abort(self.id);
+            Core::abort_entered(&core, self.id);
         }
     }
 
