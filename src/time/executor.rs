@@ -1322,9 +1322,11 @@ impl EventLoop {
     ///
     /// # Panics
     ///
-    /// If a task panics (the panic names the task and keeps its message; use
-    /// [`try_block_on`](Self::try_block_on) to get a [`TaskError`] instead),
-    /// or if called from inside a task of this same loop.
+    /// If the run stops with a [`TaskError`]: a task panicked, or (in
+    /// simulated mode) the tasks are stuck; the panic's message is the
+    /// error's. Use [`try_block_on`](Self::try_block_on) to get the
+    /// [`TaskError`] instead. Also if called from inside a task of this same
+    /// loop.
     ///
     /// # Blocking
     ///
@@ -1348,7 +1350,9 @@ impl EventLoop {
     ///
     /// # Errors
     ///
-    /// [`TaskError`] if a task (`future` included) panicked.
+    /// [`TaskError`] if a task (`future` included) panicked, or if the tasks
+    /// are stuck (see [`run`](Self::run)); `future` stays on the loop, and
+    /// its output is lost.
     ///
     /// # Blocking
     ///

@@ -26,7 +26,10 @@
 //!    the loop waits for the wall clock or a wake-up from a live source. In
 //!    real time, a loop woken from waiting moves its clock up to the wall
 //!    clock (never past a pending key): once caught up, the clock follows
-//!    the wall clock.
+//!    the wall clock. A simulated loop whose pending tasks nothing can wake
+//!    (no timer, no waker held outside the loop) stops with a
+//!    [`TaskError`] that names them, instead of waiting forever (see
+//!    [`EventLoop::run`]).
 //! 6. **Per stream, callbacks are serial**: the next event of a stream is not
 //!    dispatched before the previous callback (and its awaits) finished.
 //!    Streams run concurrently with each other.
