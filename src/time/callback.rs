@@ -94,9 +94,24 @@ pub mod marker {
 /// # Ok::<_, timecast::TaskError>(())
 /// ```
 pub trait Callback<M>: 'static {
-    /// What the loop awaits after calling it.
+    /// What the loop awaits after calling it: ready at once for a plain
+    /// closure.
     type Future: Future<Output = ()> + 'static;
-    /// Calls it.
+
+    /// Calls it; the loop then awaits the returned future.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    /// use timecast::time::Callback;
+    ///
+    /// let ran = Rc::new(Cell::new(false));
+    /// let r = ran.clone();
+    /// let future = Callback::call(move || r.set(true));
+    /// assert!(ran.get()); // A plain closure runs in `call`.
+    /// timecast::EventLoop::new().simulated().block_on(future);
+    /// ```
     fn call(self) -> Self::Future;
 }
 
@@ -149,9 +164,26 @@ where
 /// assert_eq!(end, Timestamp::from_unix_secs(11));
 /// ```
 pub trait EventHandler<T, M>: 'static {
-    /// What the loop awaits after calling it.
+    /// What the loop awaits after calling it: ready at once for a plain
+    /// closure.
     type Future: Future<Output = ()> + 'static;
-    /// Calls it with an event.
+
+    /// Calls it with an event; the loop then awaits the returned future
+    /// before the stream's next event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    /// use timecast::{time::EventHandler, Timestamp};
+    ///
+    /// let sum = Rc::new(Cell::new(0));
+    /// let s = sum.clone();
+    /// let mut add = move |_ts: Timestamp, v: u32| s.set(s.get() + v);
+    /// let _ = EventHandler::call(&mut add, Timestamp::UNIX_EPOCH, 2);
+    /// let _ = EventHandler::call(&mut add, Timestamp::UNIX_EPOCH, 3);
+    /// assert_eq!(sum.get(), 5);
+    /// ```
     fn call(&mut self, time: Timestamp, value: T) -> Self::Future;
 }
 

@@ -1009,7 +1009,10 @@ impl EventLoop {
     }
 
     /// A loop whose clock starts at `start` (ASP's `start_time`): typically
-    /// the time of the first past event to replay.
+    /// the time of the first past event to replay. Any `start` works, from
+    /// [`Timestamp::MIN`] to [`Timestamp::MAX`]; following the wall clock, a
+    /// loop started in the future waits for the wall clock to reach each
+    /// key (a [`simulated`](Self::simulated) one does not).
     ///
     /// # Examples
     ///
