@@ -1,7 +1,8 @@
 //! Arbitrary futures on the loop: like asyncio, an [`EventLoop`] runs any
 //! future, with its own clock. Breakfast in virtual time: the kettle and
 //! the toaster run as tasks whose [`JoinHandle`](timecast::JoinHandle)s are
-//! awaited; a task spawns another; [`call_later`] schedules a plain and an
+//! awaited (each gives the task's output, or a
+//! [`JoinError`](timecast::JoinError) had it panicked); a task spawns another; [`call_later`] schedules a plain and an
 //! async callback.
 //!
 //! The loop is [`simulated`](EventLoop::simulated): the clock jumps from
@@ -26,7 +27,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use timecast::{call_later, now, sleep, sleep_until, spawn, EventLoop, TaskError, Timestamp};
+use timecast::{call_later, now, sleep, sleep_until, spawn, EventLoop, JoinError, Timestamp};
 
 /// What a task says, and when (by the loop's clock).
 pub(crate) type Log = Rc<RefCell<Vec<(Timestamp, String)>>>;
@@ -40,12 +41,13 @@ const fn minutes(n: u64) -> Duration {
     Duration::from_secs(60 * n)
 }
 
-/// Breakfast, as a future that runs on an [`EventLoop`].
-pub(crate) async fn breakfast(log: Log) {
+/// Breakfast, as a future that runs on an [`EventLoop`]. Fails if a task it
+/// awaits panicked.
+pub(crate) async fn breakfast(log: Log) -> Result<(), JoinError> {
     let start = now();
     say(&log, "kettle on, toast in");
 
-    // Two tasks run concurrently; their handles are futures of their output.
+    // Two tasks run concurrently; their handles are futures of their outcome.
     let l = log.clone();
     let kettle = spawn(async move {
         sleep(minutes(3)).await;
@@ -78,7 +80,7 @@ pub(crate) async fn breakfast(log: Log) {
         say(&l, "clear the table (a plain callback)")
     });
 
-    let (toast, water) = (toaster.await, kettle.await);
+    let (toast, water) = (toaster.await?, kettle.await?);
     say(&log, format!("breakfast has {toast} and {water}"));
 
     // Wait for the rest of breakfast, callbacks included. This timer, due at
@@ -90,13 +92,14 @@ pub(crate) async fn breakfast(log: Log) {
         &log,
         format!("breakfast over: 3 tasks and 2 callbacks, {minutes} minutes"),
     );
+    Ok(())
 }
 
-fn main() -> Result<(), TaskError> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seven = Timestamp::from_ymd_hms(2025, 1, 1, 7, 0, 0).expect("a valid date");
     let el = EventLoop::starting_at(seven).simulated();
     let log = Log::default();
-    el.try_block_on(breakfast(log.clone()))?;
+    el.try_block_on(breakfast(log.clone()))??;
     for (t, what) in log.borrow().iter() {
         // `HH:MM:SS` of the RFC 3339 form.
         println!("{} {what}", &t.to_string()[11..19]);

@@ -87,6 +87,6 @@ pub use ops::{StreamOps, Window};
 pub use sink::handle;
 pub use source::{process_stream, timer, LatePolicy};
 pub use time::{
-    call_at, call_later, is_live, lateness, now, sleep, sleep_until, spawn, EventLoop, JoinHandle,
-    TaskError, Timestamp,
+    call_at, call_later, is_live, lateness, now, sleep, sleep_until, spawn, EventLoop, JoinError,
+    JoinHandle, TaskError, Timestamp,
 };

@@ -14,6 +14,9 @@ pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize
 #[cfg(loom)]
 pub(crate) use loom::sync::Arc;
 
+/// A fence on the `std` atomics inside `std::sync::Arc` (task wakers are
+/// `std` wakers under loom too).
+pub(crate) use std::sync::atomic::fence as std_fence;
 /// Primitives of the time layer's timer thread, which loom does not model.
 pub(crate) use std::sync::{Condvar, Mutex as StdMutex, OnceLock};
 

@@ -3,8 +3,10 @@
 //! especially).
 
 use std::cell::{Cell, RefCell};
-use std::pin::pin;
+use std::future::Future;
+use std::pin::{pin, Pin};
 use std::rc::Rc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::{stream, StreamExt};
@@ -387,4 +389,114 @@ fn dropping_a_process_stream_cancels_its_source() {
     el.run().unwrap();
     assert_eq!(handled.get(), 11, "events at 0..=10 s");
     assert_eq!(el.now(), Timestamp::from_unix_millis(10_500));
+}
+
+// Panics and stuck sources.
+
+/// Polls `fut` once with a waker that does nothing: `None` if pending (a
+/// simulated loop that would wait forever shows as `None`, not a hang).
+fn poll_once<F: Future>(fut: Pin<&mut F>) -> Option<F::Output> {
+    match fut.poll(&mut Context::from_waker(&futures::task::noop_waker())) {
+        Poll::Ready(out) => Some(out),
+        Poll::Pending => None,
+    }
+}
+
+/// Regression: the error named the stream's internal task (`task #1`), not
+/// the one the user spawned; and running the loop again hung, as the
+/// user's task awaited the internal one, whose handle never resolved.
+#[test]
+fn a_panicking_handler_names_the_users_task_and_its_handle_resolves() {
+    let el = sim();
+    let stream = el.spawn(
+        process_stream(|_: Timestamp, v: u32| {
+            if v == 2 {
+                panic!("bad value {v}");
+            }
+        })
+        .past([(t(1), 1), (t(2), 2), (t(3), 3)]),
+    );
+    let err = el.run().unwrap_err();
+    assert!(err.is_panic());
+    assert!(
+        err.task()
+            .starts_with("task #0 (spawned at tests/process_stream.rs:"),
+        "{}",
+        err.task()
+    );
+    assert_eq!(err.message(), "bad value 2");
+
+    // Run again: a task awaiting the stream's handle ends with the panic,
+    // and the panic is not reported a second time.
+    let waiter = el.spawn(stream);
+    assert_eq!(poll_once(pin!(el.run_async())), Some(Ok(())));
+    let join = poll_once(pin!(waiter)).unwrap().unwrap().unwrap_err();
+    assert!(join.is_panic());
+    assert_eq!(join.task(), err.task());
+    assert_eq!(join.panic_message(), Some("bad value 2"));
+    assert_eq!(el.now(), t(2));
+}
+
+#[test]
+fn a_panicking_handler_of_a_named_stream_awaited_by_a_later_run() {
+    let el = sim();
+    let stream = el.spawn_named(
+        "feed",
+        process_stream(|_: Timestamp, ()| -> () { panic!("no") }).past([(t(1), ())]),
+    );
+    assert_eq!(
+        el.run().unwrap_err().to_string(),
+        "task `feed` panicked: no"
+    );
+    let outcome = el.block_on(stream);
+    assert_eq!(outcome.unwrap_err().to_string(), "task `feed` panicked: no");
+}
+
+/// Regression: a panic in `on_live_start` was named after the stream's
+/// internal task.
+#[test]
+fn a_panicking_on_live_start_is_a_task_error_of_the_users_task() {
+    let el = sim();
+    let stream = el.spawn_named(
+        "feed",
+        process_stream(|_: Timestamp, _: u8| {})
+            .past([(t(1), 1)])
+            .on_live_start(|| panic!("cannot go live")),
+    );
+    let err = el.run().unwrap_err();
+    assert_eq!(err.to_string(), "task `feed` panicked: cannot go live");
+    assert_eq!(el.now(), t(1));
+    assert!(el.block_on(stream).unwrap_err().is_panic());
+
+    let el = sim();
+    el.spawn(process_stream(|_: Timestamp, _: u8| {}).on_live_start(|| panic!("at once")));
+    let err = el.run().unwrap_err();
+    assert!(
+        err.task()
+            .starts_with("task #0 (spawned at tests/process_stream.rs:"),
+        "{}",
+        err.task()
+    );
+    assert_eq!(err.message(), "at once");
+}
+
+#[test]
+fn a_stream_whose_live_source_can_never_yield_is_stuck_under_the_users_name() {
+    let el = sim();
+    let got = log::<u8>();
+    let g = got.clone();
+    el.spawn_named(
+        "feed",
+        process_stream(move |_: Timestamp, v: u8| g.borrow_mut().push(v))
+            .past([(t(1), 1)])
+            .live(stream::pending()),
+    );
+    let err = poll_once(pin!(el.run_async())).unwrap().unwrap_err();
+    assert!(err.is_stuck());
+    assert_eq!(
+        err.tasks(),
+        ["feed"],
+        "the stream and its source task: one name"
+    );
+    assert_eq!(*got.borrow(), [1]);
 }

@@ -466,8 +466,9 @@ fn determinism_same_past_same_trace_every_run_at_any_speed() {
     assert_eq!(run(EventLoop::starting_at(start).speed(1e9)), reference);
     assert_eq!(run(EventLoop::starting_at(start).speed(1e6)), reference);
     // Regression: pacing scaled durations by the speed with `mul_f64`,
-    // which panics on overflow; a huge speed is just "as fast as possible".
-    assert_eq!(run(EventLoop::starting_at(start).speed(1e300)), reference);
+    // which panics on overflow; the largest speed is "as fast as possible".
+    let fastest = EventLoop::starting_at(start).speed(EventLoop::MAX_SPEED);
+    assert_eq!(run(fastest), reference);
 
     // The same parts joined in one task instead of spawned: same order.
     let el = EventLoop::starting_at(start).simulated();
@@ -488,28 +489,38 @@ fn speed_paces_the_replay() {
     assert_eq!(el.now(), start + ms(40));
 }
 
+/// Regression: `speed` took any positive finite factor, so
+/// `f64::MIN_POSITIVE` turned a second of the past into centuries of
+/// waiting. Factors outside `MIN_SPEED..=MAX_SPEED` are rejected like zero
+/// and NaN.
 #[test]
-#[should_panic(expected = "positive finite")]
-fn speed_zero_panics() {
-    let _ = EventLoop::new().speed(0.0);
-}
-
-#[test]
-#[should_panic(expected = "positive finite")]
-fn speed_nan_panics() {
-    let _ = EventLoop::new().speed(f64::NAN);
-}
-
-#[test]
-#[should_panic(expected = "positive finite")]
-fn speed_negative_panics() {
-    let _ = EventLoop::new().speed(-1.0);
-}
-
-#[test]
-#[should_panic(expected = "positive finite")]
-fn speed_infinite_panics() {
-    let _ = EventLoop::new().speed(f64::INFINITY);
+fn speed_rejects_factors_that_cannot_be_meant() {
+    let subnormal = f64::MIN_POSITIVE / 2.0;
+    let bad = [
+        0.0,
+        -0.0,
+        -1.0,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::MIN_POSITIVE,
+        subnormal,
+        EventLoop::MIN_SPEED / 2.0,
+        EventLoop::MAX_SPEED * 2.0,
+        1e300,
+    ];
+    for speed in bad {
+        let panic = std::panic::catch_unwind(|| EventLoop::new().speed(speed))
+            .expect_err(&format!("speed({speed}) accepted"));
+        let message = panic.downcast_ref::<String>().unwrap();
+        assert!(
+            message.starts_with("EventLoop::speed takes a factor from 0.001 to 1000000000"),
+            "{message}"
+        );
+    }
+    for speed in [EventLoop::MIN_SPEED, 0.5, 1.0, EventLoop::MAX_SPEED] {
+        let _ = EventLoop::new().speed(speed);
+    }
 }
 
 // Running inside other runtimes.
@@ -758,7 +769,7 @@ fn after_a_task_error_the_other_tasks_can_run_on() {
     assert!(el.run().is_err());
     assert!(!other.is_finished());
     el.run().unwrap();
-    assert_eq!(el.block_on(other), "finished");
+    assert_eq!(el.block_on(other).unwrap(), "finished");
     assert_eq!(el.now(), t(5));
 }
 
@@ -784,6 +795,382 @@ fn try_block_on_returns_the_task_error() {
         .unwrap_err();
     assert_eq!(err.task(), "block_on");
     assert_eq!(err.message(), "oops");
+}
+
+/// Polls `fut` once with a waker that does nothing: `None` if pending.
+/// In simulated mode a run does all it can in one poll, so a loop that
+/// would wait forever shows here as `None`, not as a hung test.
+fn poll_once<F: Future>(fut: Pin<&mut F>) -> Option<F::Output> {
+    match fut.poll(&mut Context::from_waker(&futures::task::noop_waker())) {
+        Poll::Ready(out) => Some(out),
+        Poll::Pending => None,
+    }
+}
+
+/// Regression: a panicked task's handle never resolved, so running the
+/// loop again hung whenever anything awaited it.
+#[test]
+fn a_panicked_tasks_handle_resolves_to_the_panic_on_the_next_run() {
+    let el = sim();
+    let parser = el.spawn_named("parser", async {
+        sleep(secs(1)).await;
+        panic!("bad input {}", 42);
+    });
+    let err = el.run().unwrap_err();
+    assert_eq!(err.to_string(), "task `parser` panicked: bad input 42");
+    assert!(parser.is_finished());
+
+    let waiter = el.spawn(parser);
+    assert_eq!(poll_once(pin!(el.run_async())), Some(Ok(())));
+    let err = poll_once(pin!(waiter)).unwrap().unwrap().unwrap_err();
+    assert!(err.is_panic() && !err.is_cancelled());
+    assert_eq!(err.task(), "parser");
+    assert_eq!(err.panic_message(), Some("bad input 42"));
+    assert_eq!(err.to_string(), "task `parser` panicked: bad input 42");
+    let payload = err.into_panic();
+    assert!(payload.is::<String>() || payload.is::<&str>());
+}
+
+/// A task awaiting the handle before the panic is woken by it.
+#[test]
+fn a_task_awaiting_a_handle_is_woken_by_its_panic() {
+    let el = sim();
+    let failing = el.spawn(async {
+        sleep(secs(2)).await;
+        std::panic::panic_any(7_u32);
+    });
+    let waiter = el.spawn(async move { failing.await.unwrap_err() });
+    let err = el.run().unwrap_err();
+    assert_eq!(err.message(), "non-string panic payload");
+    assert!(
+        err.task().starts_with("task #0 (spawned at tests/time.rs:"),
+        "{}",
+        err.task()
+    );
+    assert_eq!(poll_once(pin!(el.run_async())), Some(Ok(())));
+    let join = poll_once(pin!(waiter)).unwrap().unwrap();
+    assert_eq!(join.task(), err.task());
+    assert_eq!(join.into_panic().downcast_ref::<u32>(), Some(&7));
+}
+
+#[test]
+fn an_aborted_task_is_dropped_and_its_handle_says_cancelled() {
+    struct DropFlag(Rc<Cell<bool>>);
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.set(true);
+        }
+    }
+    let el = sim();
+    let dropped = Rc::new(Cell::new(false));
+    let flag = DropFlag(dropped.clone());
+    let out = el.block_on(async move {
+        let ticker = spawn(async move {
+            let _flag = flag;
+            loop {
+                sleep(secs(1)).await;
+            }
+        });
+        sleep(secs(3)).await;
+        assert!(!ticker.is_finished());
+        ticker.abort();
+        assert!(ticker.is_finished());
+        ticker.abort(); // No-op once finished.
+        (now(), ticker.await)
+    });
+    assert!(dropped.get());
+    assert_eq!(out.0, t(3));
+    let err = out.1.unwrap_err();
+    assert!(err.is_cancelled() && !err.is_panic());
+    assert!(
+        err.task().starts_with("task #1 (spawned at tests/time.rs:"),
+        "{}",
+        err
+    );
+    assert!(err.to_string().ends_with(")` was cancelled"), "{err}");
+    assert!(err.panic_message().is_none());
+    assert!(err.try_into_panic().is_err());
+
+    // Aborting a finished task changes nothing.
+    let el = sim();
+    let done = el.spawn(async { 5 });
+    el.run().unwrap();
+    done.abort();
+    assert_eq!(poll_once(pin!(done)).unwrap().unwrap(), 5);
+}
+
+#[test]
+fn a_task_that_aborts_itself_ends_when_its_poll_returns() {
+    let el = sim();
+    let reached = Rc::new(Cell::new(false));
+    let r = reached.clone();
+    let slot: Rc<RefCell<Option<timecast::JoinHandle<()>>>> = Rc::default();
+    let own = slot.clone();
+    let task = el.spawn(async move {
+        own.borrow().as_ref().unwrap().abort();
+        sleep(secs(1)).await;
+        r.set(true);
+    });
+    // The handle the task aborts itself through.
+    *slot.borrow_mut() = Some(task);
+    el.run().unwrap();
+    assert!(!reached.get());
+    let task = slot.borrow_mut().take().unwrap();
+    assert!(poll_once(pin!(task)).unwrap().unwrap_err().is_cancelled());
+    assert_eq!(el.now(), t(0));
+}
+
+/// A task aborted from outside any loop is dropped as its loop's: its
+/// destructor may read the loop's clock.
+#[test]
+fn a_task_aborted_from_outside_its_loop_is_dropped_inside_it() {
+    struct NowOnDrop(Rc<Cell<Option<Timestamp>>>);
+    impl Drop for NowOnDrop {
+        fn drop(&mut self) {
+            self.0.set(Some(now()));
+        }
+    }
+    let seen = Rc::new(Cell::new(None));
+    let guard = NowOnDrop(seen.clone());
+    let el = sim();
+    let task = el.spawn(async move {
+        let _guard = guard;
+        sleep(secs(3600)).await;
+    });
+    el.block_on(async { sleep(secs(2)).await });
+    task.abort();
+    assert_eq!(seen.get(), Some(t(2)));
+    el.run().unwrap();
+    assert_eq!(el.now(), t(2), "the aborted task's sleep is gone");
+}
+
+#[test]
+fn dropping_a_loop_cancels_the_handles_of_its_tasks() {
+    let el = sim();
+    let pending = el.spawn_named("forever", std::future::pending::<()>());
+    drop(el);
+    assert!(pending.is_finished());
+    let err = poll_once(pin!(pending)).unwrap().unwrap_err();
+    assert_eq!(err.to_string(), "task `forever` was cancelled");
+}
+
+/// Regression: a loop dropped with two tasks whose `Drop` panics aborted
+/// the process (a panic while unwinding from the first).
+#[test]
+fn dropping_a_loop_drops_every_task_even_if_one_panics_in_drop() {
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("bomb");
+        }
+    }
+    let dropped = Rc::new(Cell::new(0));
+    struct Count(Rc<Cell<usize>>);
+    impl Drop for Count {
+        fn drop(&mut self) {
+            self.0.set(self.0.get() + 1);
+        }
+    }
+    let el = sim();
+    for _ in 0..2 {
+        let bomb = Bomb;
+        let count = Count(dropped.clone());
+        el.spawn(async move {
+            let _count = count;
+            let _bomb = bomb;
+            std::future::pending::<()>().await;
+        });
+    }
+    el.try_block_on(async { sleep(secs(1)).await }).unwrap();
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(el))).unwrap_err();
+    assert_eq!(*panic.downcast_ref::<&str>().unwrap(), "bomb");
+    assert_eq!(dropped.get(), 2);
+}
+
+/// A task that aborts itself is dropped when its poll returns: a panic in
+/// that drop is the task's error, not a panic out of `run`.
+#[test]
+fn a_task_aborted_while_polled_that_panics_when_dropped_is_a_task_error() {
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("bomb");
+        }
+    }
+    let el = sim();
+    let slot: Rc<RefCell<Option<timecast::JoinHandle<()>>>> = Rc::default();
+    let own = slot.clone();
+    let task = el.spawn_named("bomb", async move {
+        let _bomb = Bomb;
+        own.borrow().as_ref().unwrap().abort();
+        std::future::pending::<()>().await;
+    });
+    *slot.borrow_mut() = Some(task);
+    let err = el.run().unwrap_err();
+    assert!(err.is_panic());
+    assert_eq!(err.task(), "bomb");
+    assert_eq!(err.message(), "(while dropped) bomb");
+    let task = slot.borrow_mut().take().unwrap();
+    assert!(poll_once(pin!(task)).unwrap().unwrap_err().is_cancelled());
+}
+
+/// Arguments at the ends of time saturate; nothing panics or hangs.
+#[test]
+fn delays_and_starts_at_the_ends_of_time_saturate() {
+    let el = sim();
+    let fired = Rc::new(Cell::new(None));
+    let f = fired.clone();
+    el.spawn(async move {
+        call_later(Duration::MAX, move || f.set(Some(now())));
+    });
+    el.run().unwrap();
+    assert_eq!(fired.get(), Some(Timestamp::MAX));
+
+    let el = EventLoop::starting_at(Timestamp::MAX).simulated();
+    let at = el.block_on(async {
+        sleep(secs(1)).await;
+        let ticks: Vec<_> = timer(secs(1)).collect().await;
+        assert!(ticks.is_empty(), "no tick after Timestamp::MAX");
+        now()
+    });
+    assert_eq!(at, Timestamp::MAX);
+
+    let el = EventLoop::starting_at(Timestamp::MIN).simulated();
+    let ticks: Vec<_> = el.block_on(timer(secs(1)).take(2).collect());
+    assert_eq!(ticks, [Timestamp::MIN + secs(1), Timestamp::MIN + secs(2)]);
+}
+
+// Stuck tasks.
+
+/// Regression: a simulated loop with a task that nothing can wake hung
+/// forever.
+#[test]
+fn a_simulated_loop_whose_tasks_nothing_can_wake_reports_them_stuck() {
+    let el = sim();
+    el.spawn_named("idle", std::future::pending::<()>());
+    el.spawn(async { sleep(secs(5)).await });
+    el.spawn(std::future::pending::<()>());
+    let err = poll_once(pin!(el.run_async())).unwrap().unwrap_err();
+    assert!(err.is_stuck() && !err.is_panic());
+    assert_eq!(el.now(), t(5), "everything that could run ran");
+    assert_eq!(err.tasks().len(), 2);
+    assert_eq!(err.task(), "idle");
+    assert!(
+        err.tasks()[1].starts_with("task #2 (spawned at tests/time.rs:"),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("tasks `idle`, `task #2 (spawned at tests/time.rs:"),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("are stuck: the simulated loop has no timer pending"),
+        "{err}"
+    );
+
+    // The same, blocking; and a task awaiting a stuck task's handle is stuck too.
+    let el = sim();
+    let idle = el.spawn_named("idle", std::future::pending::<()>());
+    el.spawn_named("waiter", idle);
+    let err = el.run().unwrap_err();
+    assert_eq!(err.tasks(), ["idle", "waiter"]);
+
+    // `block_on`'s future is a task like the others.
+    let err = sim()
+        .try_block_on(std::future::pending::<()>())
+        .unwrap_err();
+    assert_eq!(
+        err.to_string().split(':').next(),
+        Some("task `block_on` is stuck")
+    );
+}
+
+/// A waker held outside the loop (here by another thread) may still wake
+/// its task: a simulated loop waits for it, and is not stuck.
+#[test]
+fn a_simulated_loop_waits_for_a_waker_held_by_another_thread() {
+    struct External(Arc<std::sync::Mutex<(bool, Option<Waker>)>>);
+    impl Future for External {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            let mut state = self.0.lock().unwrap();
+            if state.0 {
+                return Poll::Ready(());
+            }
+            state.1 = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+    let shared = Arc::new(std::sync::Mutex::new((false, None::<Waker>)));
+    let el = sim();
+    let task = el.spawn(External(shared.clone()));
+    let counter = Arc::new(CountingWaker {
+        wakes: AtomicUsize::new(0),
+        woken: AtomicBool::new(false),
+        thread: std::thread::current(),
+    });
+    let outer = Waker::from(counter.clone());
+    let mut run = pin!(el.run_async());
+    assert!(run
+        .as_mut()
+        .poll(&mut Context::from_waker(&outer))
+        .is_pending());
+    // The loop is idle now; another thread wakes the task.
+    std::thread::spawn(move || {
+        let waker = {
+            let mut state = shared.lock().unwrap();
+            state.0 = true;
+            state.1.take().unwrap()
+        };
+        waker.wake();
+    })
+    .join()
+    .unwrap();
+    assert_eq!(
+        counter.wakes.load(Ordering::SeqCst),
+        1,
+        "the loop's waker was woken"
+    );
+    assert!(matches!(
+        run.as_mut().poll(&mut Context::from_waker(&outer)),
+        Poll::Ready(Ok(()))
+    ));
+    assert!(task.is_finished());
+}
+
+/// A live source fed by another thread in simulated mode: the consumer's
+/// waker is held by the stream, so the loop waits for the thread.
+#[test]
+fn a_simulated_loop_waits_for_a_live_source_fed_by_another_thread() {
+    let feed = AsyncStream::with_capacity(4);
+    let live = feed.subscribe();
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let g = got.clone();
+    let el = sim();
+    el.spawn(process_stream(move |ts: Timestamp, v: u32| g.borrow_mut().push((ts, v))).live(live));
+    let mut run = pin!(el.run_async());
+    assert!(poll_once(run.as_mut()).is_none(), "waits for the feed");
+    std::thread::spawn(move || {
+        for i in 1..=3 {
+            feed.put_blocking((t(i), i as u32)).unwrap();
+        }
+    })
+    .join()
+    .unwrap();
+    let (ran, _, _) = block_on_counting(run);
+    ran.unwrap();
+    assert_eq!(*got.borrow(), [(t(1), 1), (t(2), 2), (t(3), 3)]);
+}
+
+/// Following the wall clock, a loop with nothing pending waits for a
+/// wake-up, as any executor does: it reports nothing stuck.
+#[test]
+fn a_wall_clock_loop_with_nothing_pending_waits() {
+    let el = EventLoop::new();
+    el.spawn(std::future::pending::<()>());
+    assert!(poll_once(pin!(el.run_async())).is_none());
 }
 
 #[test]
@@ -836,9 +1223,9 @@ fn join_handles_and_tasks_spawned_by_tasks() {
                 now()
             });
             sleep(secs(1)).await;
-            (now(), inner.await)
+            (now(), inner.await.unwrap())
         });
-        let (a, b) = outer.await;
+        let (a, b) = outer.await.unwrap();
         (a, b, now())
     });
     assert_eq!(out, (t(1), t(2), t(2)));
@@ -873,7 +1260,7 @@ fn call_later_and_call_at_with_plain_and_async_closures() {
         });
         let c = tr.clone();
         call_at(t(4), move || c.push("call_at", t(4)));
-        handle.await;
+        handle.await.unwrap();
         tr.push("awaited the async callback", t(7));
     });
     el.run().unwrap();
@@ -1009,15 +1396,29 @@ fn dropping_the_loop_drops_its_pending_tasks() {
 }
 
 /// Regression: after an `on_live` callback panicked, the loop believed it
-/// was still running and refused to run again.
+/// was still running and refused to run again. And the panic escaped `run`
+/// instead of being its `TaskError`.
 #[test]
 fn a_loop_runs_again_after_an_on_live_callback_panicked() {
     let el = sim();
+    let ran = Rc::new(Cell::new(false));
+    let r = ran.clone();
     el.on_live(|| panic!("live!"));
-    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| el.run()));
-    assert!(panicked.is_err());
+    el.on_live(move || r.set(true));
+    let err = el.run().unwrap_err();
+    assert!(err.is_panic());
+    assert_eq!(err.message(), "live!");
+    assert!(
+        err.task()
+            .starts_with("on_live callback (registered at tests/time.rs:"),
+        "{}",
+        err.task()
+    );
+    // The callbacks after it run at the next run.
+    assert!(!ran.get());
     el.spawn(async { sleep(secs(1)).await });
     el.run().unwrap();
+    assert!(ran.get());
     assert_eq!(el.now(), t(1));
 }
 
@@ -1111,4 +1512,25 @@ fn timestamps_are_ordered_and_hashable() {
     assert_eq!(set.len(), 5);
     assert!(set.contains(&t(3)));
     assert_eq!(Timestamp::default(), Timestamp::UNIX_EPOCH);
+}
+
+/// Errors cross threads (a supervisor may report them anywhere, or box
+/// them as `dyn Error + Send + Sync`); handles stay `Unpin` (they are `Rc`
+/// based, so `!Send`, like the loop's tasks).
+#[test]
+fn task_errors_are_send_sync_unpin_and_handles_unpin() {
+    fn assert_all<T: Send + Sync + Unpin + std::error::Error + 'static>() {}
+    fn assert_unpin<T: Unpin>() {}
+    assert_all::<timecast::TaskError>();
+    assert_all::<timecast::JoinError>();
+    assert_unpin::<timecast::JoinHandle<std::cell::Cell<u8>>>();
+    assert_unpin::<timecast::time::RunFuture<'static>>();
+    assert_unpin::<timecast::time::Sleep>();
+    assert_unpin::<timecast::source::Timer>();
+    let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(
+        sim()
+            .try_block_on(std::future::pending::<()>())
+            .unwrap_err(),
+    );
+    assert!(boxed.to_string().contains("stuck"));
 }

@@ -271,7 +271,7 @@ fn asp_futures_breakfast_timeline() {
     let seven = Timestamp::from_ymd_hms(2025, 1, 1, 7, 0, 0).unwrap();
     let el = EventLoop::starting_at(seven).simulated();
     let log = asp_futures::Log::default();
-    el.block_on(asp_futures::breakfast(log.clone()));
+    el.block_on(asp_futures::breakfast(log.clone())).unwrap();
     let timeline: Vec<_> = log
         .borrow()
         .iter()

@@ -11,12 +11,47 @@ use std::time::Duration;
 use futures_core::Stream;
 use futures_util::StreamExt;
 
-use crate::time::{spawn_on, Core, EventHandler, JoinHandle, Key, SourceEvent, Timestamp};
+use crate::time::{
+    spawn_as, spawn_on, Core, EventHandler, JoinHandle, Key, SourceEvent, Timestamp,
+};
 
 /// What a stream does with a late live event: one stamped before an event
 /// or timer the loop has already dispatched. Every late event is counted in
 /// [`EventLoop::late_events`](crate::EventLoop::late_events) whatever the
 /// policy.
+///
+/// # Examples
+///
+/// A live event stamped 5 s that arrives once the loop has dispatched 10 s,
+/// under each policy:
+///
+/// ```
+/// use std::{cell::RefCell, rc::Rc};
+/// use futures::stream;
+/// use timecast::{process_stream, sleep_until, EventLoop, LatePolicy, Timestamp};
+///
+/// let handled = |policy: LatePolicy<u32>| {
+///     let (t5, t10) = (Timestamp::from_unix_secs(5), Timestamp::from_unix_secs(10));
+///     let live = stream::once(async move {
+///         sleep_until(t10).await;
+///         (t5, 7)
+///     });
+///     let seen = Rc::new(RefCell::new(Vec::new()));
+///     let s = seen.clone();
+///     let el = EventLoop::starting_at(Timestamp::UNIX_EPOCH).simulated();
+///     el.block_on(
+///         process_stream(move |ts: Timestamp, v: u32| s.borrow_mut().push((ts, v, timecast::lateness())))
+///             .live(live)
+///             .on_late(policy),
+///     );
+///     assert_eq!(el.late_events(), 1);
+///     seen.take()
+/// };
+/// let late = Some(std::time::Duration::from_secs(5));
+/// assert_eq!(handled(LatePolicy::Deliver), [(Timestamp::from_unix_secs(5), 7, late)]);
+/// assert_eq!(handled(LatePolicy::Drop), []);
+/// assert_eq!(handled(LatePolicy::divert(|_ts, _v| {})), []);
+/// ```
 pub enum LatePolicy<T> {
     /// Deliver it to the handler with its own timestamp, at once (the
     /// default). [`lateness`](crate::lateness) tells the handler how late.
@@ -140,6 +175,46 @@ struct Config<T, H, P, L> {
 /// [`EventLoop`](crate::EventLoop) (or await it inside one); it completes
 /// when the past is exhausted and the live stream has ended. Dropping it
 /// before then stops the source: no further event is handled.
+///
+/// Its source runs as a task of its own, named after the task that awaits
+/// it: a panic of the handler, of `on_live_start` or of a late-event
+/// closure is a [`TaskError`](crate::TaskError) naming the task the user
+/// spawned, and ends that task too (its
+/// [`JoinHandle`](crate::JoinHandle) resolves to the panic).
+///
+/// # Cancel safety
+///
+/// Dropping it stops the source where it is: the event being handled (if
+/// its handler awaits) is abandoned, and the rest of the past and the live
+/// stream are dropped unread. It is not a stream to resume: to stop at a
+/// point in time and go on later, stop the input, not this future.
+///
+/// # Panics
+///
+/// Configured (`past`, `live`, …) after it was first polled, or polled
+/// again after it completed.
+///
+/// # Examples
+///
+/// ```
+/// use std::{cell::Cell, rc::Rc};
+/// use futures::stream;
+/// use timecast::{process_stream, EventLoop, Timestamp};
+///
+/// let total = Rc::new(Cell::new(0));
+/// let t = total.clone();
+/// let past = [(Timestamp::from_unix_secs(1), 1), (Timestamp::from_unix_secs(2), 2)];
+/// let live = stream::iter([(Timestamp::from_unix_secs(3), 3)]);
+/// let task = process_stream(move |_ts: Timestamp, v: i32| t.set(t.get() + v))
+///     .past(past)
+///     .live(live);
+/// let el = EventLoop::starting_at(Timestamp::UNIX_EPOCH).simulated();
+/// let handle = el.spawn(task);
+/// el.run()?;
+/// assert_eq!(total.get(), 6);
+/// assert!(handle.is_finished());
+/// # Ok::<_, timecast::TaskError>(())
+/// ```
 #[must_use = "futures do nothing unless spawned or awaited"]
 pub struct ProcessStream<T, M, H, P = Past<T>, L = Live<T>> {
     config: Option<Config<T, H, P, L>>,
@@ -298,14 +373,26 @@ where
                 .take()
                 .expect("process_stream polled after it completed");
             let core = crate::time::current_core("process_stream");
-            // Named after the task awaiting it, for its `TaskError`s.
-            let handle = spawn_on(&core, core.current_name(), run(core.clone(), config));
+            // Named after the task awaiting it, for its errors: the task
+            // the user spawned.
+            let source = run(core.clone(), config);
+            let handle = match core.current_label() {
+                Some(label) => spawn_as(&core, label, source),
+                None => spawn_on(&core, None, source),
+            };
             self.task = Some(SourceTask { core, handle });
         }
         let task = self.task.as_mut().expect("just set");
-        std::task::ready!(Pin::new(&mut task.handle).poll(cx));
-        self.task = None;
-        Poll::Ready(())
+        let outcome = std::task::ready!(Pin::new(&mut task.handle).poll(cx));
+        let SourceTask { core, .. } = self.task.take().expect("polled");
+        match outcome {
+            Ok(()) => Poll::Ready(()),
+            // The handler (or a callback) panicked, and the loop reported
+            // it: this future's task ends with the same panic.
+            Err(e) if e.is_panic() => core.rethrow(e.into_panic()),
+            // Only when the loop drops its tasks, this one too.
+            Err(_) => Poll::Ready(()),
+        }
     }
 }
 
@@ -313,7 +400,7 @@ impl<T, M, H, P, L> Drop for ProcessStream<T, M, H, P, L> {
     /// Cancels the source: dropping the future stops its task.
     fn drop(&mut self) {
         if let Some(task) = self.task.take() {
-            task.core.abort(task.handle.id());
+            task.handle.abort();
         }
     }
 }

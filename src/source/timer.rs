@@ -49,7 +49,34 @@ pub fn timer(period: Duration) -> Timer {
     }
 }
 
-/// The stream returned by [`timer`].
+/// The stream returned by [`timer`]: ticks at `start + k·period`.
+///
+/// # Cancel safety
+///
+/// Dropping a pending `next()` loses no tick: the wait for the next tick
+/// stays in the `Timer`, and the next poll goes on with it. Dropping the
+/// `Timer` stops it.
+///
+/// # Examples
+///
+/// As the live source of a [`process_stream`](crate::process_stream): a
+/// tick every minute for five minutes.
+///
+/// ```
+/// use std::{cell::Cell, rc::Rc, time::Duration};
+/// use futures::StreamExt;
+/// use timecast::{process_stream, timer, EventLoop, Timestamp};
+///
+/// let el = EventLoop::starting_at(Timestamp::UNIX_EPOCH).simulated();
+/// let ticks = timer(Duration::from_secs(60))
+///     .until(Timestamp::from_unix_secs(300))
+///     .map(|tick| (tick, ()));
+/// let count = Rc::new(Cell::new(0));
+/// let c = count.clone();
+/// el.block_on(process_stream(move |_ts: Timestamp, ()| c.set(c.get() + 1)).live(ticks));
+/// assert_eq!(count.get(), 5);
+/// assert_eq!(el.now(), Timestamp::from_unix_secs(300));
+/// ```
 #[must_use = "streams do nothing unless polled"]
 pub struct Timer {
     period: Duration,
@@ -63,7 +90,9 @@ pub struct Timer {
 
 impl Timer {
     /// Ticks at `start + k·period` instead of from the clock at first poll.
-    /// A start in the past replays the missed ticks first, in order.
+    /// A start in the past replays the missed ticks first, in order (all of
+    /// them: a start far in the past with a short period is that many
+    /// ticks). Ticks after [`Timestamp::MAX`] end the stream.
     ///
     /// # Examples
     ///

@@ -14,9 +14,10 @@ use super::Timestamp;
 #[derive(Debug)]
 pub(crate) struct Pace {
     /// Never wait for the wall clock.
-    simulated: bool,
-    /// Replay at this many times wall-clock speed (`None`: as fast as possible).
-    speed: Option<f64>,
+    simulated: Cell<bool>,
+    /// Replay at this many times wall-clock speed (`None`: as fast as
+    /// possible); within `EventLoop::MIN_SPEED..=MAX_SPEED`.
+    speed: Cell<Option<f64>>,
     /// Wall clock and replay anchors, taken when the loop first runs.
     anchors: Cell<Option<Anchors>>,
     /// A time known to be due: keys at or before it need no clock reading.
@@ -35,23 +36,25 @@ struct Anchors {
 impl Pace {
     pub(crate) fn new() -> Self {
         Self {
-            simulated: false,
-            speed: None,
+            simulated: Cell::new(false),
+            speed: Cell::new(None),
             anchors: Cell::new(None),
             due_until: Cell::new(Timestamp::MIN),
         }
     }
 
-    pub(crate) fn set_simulated(&mut self) {
-        self.simulated = true;
+    /// Set by the loop's builder, before the loop first runs.
+    pub(crate) fn set_simulated(&self) {
+        self.simulated.set(true);
     }
 
-    pub(crate) fn set_speed(&mut self, speed: f64) {
-        self.speed = Some(speed);
+    /// Set by the loop's builder, before the loop first runs.
+    pub(crate) fn set_speed(&self, speed: f64) {
+        self.speed.set(Some(speed));
     }
 
     pub(crate) fn is_simulated(&self) -> bool {
-        self.simulated
+        self.simulated.get()
     }
 
     /// Anchors pacing at the loop's first run, with the clock at `clock`.
@@ -68,13 +71,13 @@ impl Pace {
     /// The latest time that is due now: the wall clock, or less if replay
     /// at a finite speed has not reached it yet.
     pub(crate) fn due_now(&self) -> Timestamp {
-        if self.simulated {
+        if self.simulated.get() {
             return Timestamp::MAX;
         }
         let a = self.anchors.get().expect("pacing starts with the loop");
         let elapsed = a.instant.elapsed();
         let wall = a.wall.saturating_add(elapsed);
-        let paced = match self.speed {
+        let paced = match self.speed.get() {
             Some(speed) => a.virtual_start.saturating_add(scale(elapsed, speed)),
             None => Timestamp::MAX,
         };
@@ -86,7 +89,7 @@ impl Pace {
     /// `None` if `time` is due now; else the instant at which it will be.
     #[inline]
     pub(crate) fn due_at(&self, time: Timestamp) -> Option<Instant> {
-        if self.simulated || time <= self.due_until.get() {
+        if self.simulated.get() || time <= self.due_until.get() {
             return None;
         }
         self.due_at_slow(time)
@@ -101,7 +104,7 @@ impl Pace {
         }
         let a = self.anchors.get().expect("pacing starts with the loop");
         let by_wall = later(a.instant, time.duration_since(a.wall));
-        let by_speed = match self.speed {
+        let by_speed = match self.speed.get() {
             Some(speed) => later(
                 a.instant,
                 scale(time.duration_since(a.virtual_start), 1.0 / speed),
@@ -112,8 +115,8 @@ impl Pace {
     }
 }
 
-/// `duration · factor`, saturating at [`Duration::MAX`] (any positive
-/// finite speed is allowed, so the product may not fit).
+/// `duration · factor`, saturating at [`Duration::MAX`] (the product of a
+/// long duration and a large speed may not fit).
 fn scale(duration: Duration, factor: f64) -> Duration {
     Duration::try_from_secs_f64(duration.as_secs_f64() * factor).unwrap_or(Duration::MAX)
 }

@@ -1,23 +1,31 @@
 //! [`EventLoop`]: a single-threaded executor whose clock replays the past as
 //! fast as possible (or at a chosen speed), then follows the wall clock.
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use super::clock::Pace;
+use super::join::{spawn_on, JoinError, JoinHandle, Outcome};
 use super::timers::{Key, Target, TimerId, TimerQueue};
 use super::Timestamp;
-use crate::sync::{Arc, AtomicBool, Mutex, Ordering};
+use crate::sync::{std_fence, Arc, AtomicBool, Mutex, Ordering};
 
-/// A task panicked: the loop stopped. Names the task and keeps its panic
-/// message.
+/// Why a run of an [`EventLoop`] stopped before its work was done: a task
+/// panicked, or (in [`simulated`](EventLoop::simulated) mode) the pending
+/// tasks are stuck, with nothing left that could ever wake them.
+///
+/// Names the task(s) concerned: the name given to
+/// [`spawn_named`](EventLoop::spawn_named), or `task #N (spawned at
+/// file:line:col)` for an unnamed task. A [`process_stream`](crate::process_stream)
+/// is named after the task the user spawned it as.
 ///
 /// # Examples
 ///
@@ -25,23 +33,118 @@ use crate::sync::{Arc, AtomicBool, Mutex, Ordering};
 /// let el = timecast::EventLoop::new().simulated();
 /// el.spawn_named("parser", async { panic!("bad input") });
 /// let err = el.run().unwrap_err();
+/// assert!(err.is_panic());
 /// assert_eq!(err.task(), "parser");
 /// assert_eq!(err.message(), "bad input");
 /// assert_eq!(err.to_string(), "task `parser` panicked: bad input");
+///
+/// el.spawn_named("idle", std::future::pending::<()>());
+/// let err = el.run().unwrap_err();
+/// assert!(err.is_stuck());
+/// assert_eq!(err.tasks(), ["idle"]);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TaskError {
-    task: String,
+    kind: TaskErrorKind,
+    /// The task that panicked, or every stuck task (at least one).
+    tasks: Vec<String>,
     message: String,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TaskErrorKind {
+    Panicked,
+    Stuck,
+}
+
 impl TaskError {
-    /// The name of the task that panicked (`task #N` for unnamed tasks).
-    pub fn task(&self) -> &str {
-        &self.task
+    pub(crate) fn panicked(task: String, message: String) -> Self {
+        Self {
+            kind: TaskErrorKind::Panicked,
+            tasks: vec![task],
+            message,
+        }
     }
 
-    /// The panic message.
+    fn stuck(tasks: Vec<String>) -> Self {
+        Self {
+            kind: TaskErrorKind::Stuck,
+            tasks,
+            message: "the simulated loop has no timer pending and no waker of its tasks is \
+                      held outside the loop, so nothing can ever wake them: make sure what \
+                      they await is fed (a timer, a channel another thread or task puts to), \
+                      or abort them"
+                .to_owned(),
+        }
+    }
+
+    /// Whether a task panicked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let el = timecast::EventLoop::new().simulated();
+    /// el.spawn(async { panic!("oops") });
+    /// assert!(el.run().unwrap_err().is_panic());
+    /// ```
+    pub fn is_panic(&self) -> bool {
+        self.kind == TaskErrorKind::Panicked
+    }
+
+    /// Whether the run stopped because its tasks are stuck: in
+    /// [`simulated`](EventLoop::simulated) mode, tasks are pending, no timer
+    /// is, and no waker of a task is held outside the loop (see
+    /// [`EventLoop::run`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let el = timecast::EventLoop::new().simulated();
+    /// el.spawn(std::future::pending::<()>());
+    /// assert!(el.run().unwrap_err().is_stuck());
+    /// ```
+    pub fn is_stuck(&self) -> bool {
+        self.kind == TaskErrorKind::Stuck
+    }
+
+    /// The name of the task that panicked, or of the first stuck task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let el = timecast::EventLoop::new().simulated();
+    /// el.spawn(async { panic!("oops") });
+    /// let err = el.run().unwrap_err();
+    /// assert!(err.task().starts_with("task #0 (spawned at "), "{}", err.task());
+    /// ```
+    pub fn task(&self) -> &str {
+        &self.tasks[0]
+    }
+
+    /// The names of every task concerned: the one that panicked, or every
+    /// stuck task, in spawn order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let el = timecast::EventLoop::new().simulated();
+    /// el.spawn_named("a", std::future::pending::<()>());
+    /// el.spawn_named("b", std::future::pending::<()>());
+    /// assert_eq!(el.run().unwrap_err().tasks(), ["a", "b"]);
+    /// ```
+    pub fn tasks(&self) -> &[String] {
+        &self.tasks
+    }
+
+    /// The panic message, or what being stuck means and what to do.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let el = timecast::EventLoop::new().simulated();
+    /// el.spawn(async { panic!("bad input {}", 42) });
+    /// assert_eq!(el.run().unwrap_err().message(), "bad input 42");
+    /// ```
     pub fn message(&self) -> &str {
         &self.message
     }
@@ -49,19 +152,56 @@ impl TaskError {
 
 impl fmt::Display for TaskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "task `{}` panicked: {}", self.task, self.message)
+        match self.kind {
+            TaskErrorKind::Panicked => {
+                write!(f, "task `{}` panicked: {}", self.tasks[0], self.message)
+            }
+            TaskErrorKind::Stuck => {
+                let (noun, verb) = if self.tasks.len() == 1 {
+                    ("task", "is")
+                } else {
+                    ("tasks", "are")
+                };
+                write!(f, "{noun} ")?;
+                for (i, task) in self.tasks.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { ", " };
+                    write!(f, "{sep}`{task}`")?;
+                }
+                write!(f, " {verb} stuck: {}", self.message)
+            }
+        }
     }
 }
 
 impl std::error::Error for TaskError {}
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {
         s.clone()
     } else {
         "non-string panic payload".to_owned()
+    }
+}
+
+/// The name of a task in errors: the name it was given, or its spawn order
+/// and place. Shared by the tasks a task spawns on its behalf (a
+/// `process_stream`'s source), so that errors name the task the user
+/// spawned.
+#[derive(Clone, Debug)]
+pub(crate) struct Label {
+    name: Option<Rc<str>>,
+    serial: u64,
+    at: &'static Location<'static>,
+}
+
+impl fmt::Display for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(name) => f.write_str(name),
+            None => write!(f, "task #{} (spawned at {})", self.serial, self.at),
+        }
     }
 }
 
@@ -98,6 +238,12 @@ pub(crate) struct TaskId {
     generation: u32,
 }
 
+impl TaskId {
+    pub(crate) fn index(self) -> usize {
+        self.index
+    }
+}
+
 /// The waker of one task: queues the task on the loop.
 struct TaskWaker {
     index: usize,
@@ -123,11 +269,32 @@ struct TaskSlot {
     /// Shared with the poll in progress: an `Rc` clone costs no atomic
     /// operation, unlike a `Waker` clone.
     waker: Rc<Waker>,
-    name: Option<Rc<str>>,
-    serial: u64,
+    /// The `Arc` inside `waker`: its count tells whether anything outside
+    /// the slot holds the task's waker (see `Core::stuck`).
+    waker_arc: std::sync::Arc<TaskWaker>,
+    /// Where the task's outcome goes if it panics or is cancelled.
+    join: Rc<dyn Outcome>,
+    label: Label,
     queued: bool,
+    /// Aborted while being polled: cancelled once the poll returns.
+    aborted: bool,
     /// How late the live event this task is handling was, if it was.
     lateness: Option<Duration>,
+}
+
+impl TaskSlot {
+    /// Strong counts of `waker_arc` when only the slot holds it: its own
+    /// `Arc` and the one inside `waker`.
+    const UNSHARED: usize = 2;
+}
+
+impl Drop for TaskSlot {
+    /// A task dropped before it completed (aborted, or left on a loop that
+    /// is dropped) is cancelled: its handle resolves to a
+    /// [`JoinError`] saying so. No-op for a completed or panicked task.
+    fn drop(&mut self) {
+        self.join.cancel(&self.label);
+    }
 }
 
 #[derive(Default)]
@@ -156,7 +323,7 @@ pub(crate) struct Core {
     /// Sources whose past is not exhausted yet.
     pasts_open: Cell<usize>,
     live: Cell<bool>,
-    on_live: RefCell<Vec<Box<dyn FnOnce()>>>,
+    on_live: RefCell<VecDeque<OnLive>>,
     late_events: Cell<u64>,
     waited: Cell<bool>,
     running: Cell<bool>,
@@ -170,7 +337,13 @@ pub(crate) struct Core {
     registered: Cell<Option<Instant>>,
     /// An empty buffer to swap with the remote queue.
     spare: RefCell<Vec<(usize, u32)>>,
+    /// Set by [`rethrow`](Self::rethrow): the panic unwinding from the task
+    /// being polled was already reported by the task it came from.
+    rethrown: Cell<bool>,
 }
+
+/// A callback registered with [`EventLoop::on_live`], and where.
+type OnLive = (Box<dyn FnOnce()>, &'static Location<'static>);
 
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
@@ -239,6 +412,7 @@ impl Core {
             deadline: Cell::new(None),
             registered: Cell::new(None),
             spare: RefCell::default(),
+            rethrown: Cell::new(false),
         }
     }
 
@@ -360,7 +534,41 @@ impl Core {
         }
     }
 
-    pub(crate) fn spawn_boxed(&self, name: Option<Rc<str>>, future: BoxFuture) -> TaskId {
+    /// A label for a task about to be spawned: `name`, or its serial and
+    /// `at`.
+    pub(crate) fn label(&self, name: Option<Rc<str>>, at: &'static Location<'static>) -> Label {
+        let serial = self.next_serial.get();
+        self.next_serial.set(serial + 1);
+        Label { name, serial, at }
+    }
+
+    /// The label of the task being polled.
+    pub(crate) fn current_label(&self) -> Option<Label> {
+        let index = self.current.get()?;
+        Some(
+            self.tasks
+                .borrow()
+                .slots
+                .get(index)?
+                .as_ref()?
+                .label
+                .clone(),
+        )
+    }
+
+    /// The id of the task being polled.
+    pub(crate) fn current_task(&self) -> Option<TaskId> {
+        let index = self.current.get()?;
+        let generation = *self.tasks.borrow().generations.get(index)?;
+        Some(TaskId { index, generation })
+    }
+
+    pub(crate) fn spawn_boxed(
+        &self,
+        label: Label,
+        join: Rc<dyn Outcome>,
+        future: BoxFuture,
+    ) -> TaskId {
         let mut tasks = self.tasks.borrow_mut();
         let index = tasks.free.pop().unwrap_or_else(|| {
             tasks.slots.push(None);
@@ -368,19 +576,20 @@ impl Core {
             tasks.slots.len() - 1
         });
         let generation = tasks.generations[index];
-        let serial = self.next_serial.get();
-        self.next_serial.set(serial + 1);
-        let waker = Rc::new(Waker::from(std::sync::Arc::new(TaskWaker {
+        let waker_arc = std::sync::Arc::new(TaskWaker {
             index,
             generation,
             remote: self.remote.clone(),
-        })));
+        });
+        let waker = Rc::new(Waker::from(waker_arc.clone()));
         tasks.slots[index] = Some(TaskSlot {
             future: Some(future),
             waker,
-            name,
-            serial,
+            waker_arc,
+            join,
+            label,
             queued: true,
+            aborted: false,
             lateness: None,
         });
         tasks.live += 1;
@@ -389,15 +598,26 @@ impl Core {
         TaskId { index, generation }
     }
 
-    /// Ends task `id` without completing it: drops its future. Does nothing
-    /// if the task has finished, or is the one being polled (a task cannot
-    /// drop itself mid-poll; it runs on).
+    /// Ends task `id` without completing it: drops its future, and its
+    /// handle resolves to a cancelled [`JoinError`]. Does nothing if the
+    /// task has finished. A task that aborts itself (it is being polled)
+    /// is cancelled when its poll returns, unless it completes in that
+    /// poll.
+    ///
+    /// A panic in the future's `Drop` propagates to the caller.
     pub(crate) fn abort(&self, id: TaskId) {
         if !self.is_alive(id) {
             return;
         }
         let future = match self.tasks.borrow_mut().slots.get_mut(id.index) {
-            Some(Some(slot)) => slot.future.take(),
+            Some(Some(slot)) => {
+                let future = slot.future.take();
+                if future.is_none() {
+                    // Being polled: `poll_task` cancels it.
+                    slot.aborted = true;
+                }
+                future
+            }
             _ => None,
         };
         if let Some(future) = future {
@@ -406,10 +626,27 @@ impl Core {
         }
     }
 
-    /// The name of the task being polled, if it has one.
-    pub(crate) fn current_name(&self) -> Option<Rc<str>> {
-        let index = self.current.get()?;
-        self.tasks.borrow().slots.get(index)?.as_ref()?.name.clone()
+    /// [`abort`](Self::abort) with `core` as the current loop, so that the
+    /// dropped future finds its loop (as it would inside a task), wherever
+    /// this is called from.
+    pub(crate) fn abort_entered(core: &Rc<Core>, id: TaskId) {
+        let _enter = Enter::new(core);
+        core.abort(id);
+    }
+
+    /// Queues task `id` to be polled, if it is still alive.
+    pub(crate) fn wake_task(&self, id: TaskId) {
+        if self.is_alive(id) {
+            self.schedule(id.index);
+        }
+    }
+
+    /// Resumes the panic of a task this task awaited, whose [`TaskError`]
+    /// the loop has already reported: the task being polled ends with the
+    /// panic as its outcome, and the loop does not report it again.
+    pub(crate) fn rethrow(&self, payload: Box<dyn Any + Send>) -> ! {
+        self.rethrown.set(true);
+        std::panic::resume_unwind(payload)
     }
 
     /// Queues task `index` to be polled.
@@ -449,7 +686,8 @@ impl Core {
         self.spare.replace(woken);
     }
 
-    /// Polls task `index` once. Returns an error if it panicked.
+    /// Polls task `index` once. Returns an error if it panicked (or its
+    /// future panicked when dropped on completion).
     fn poll_task(&self, index: usize) -> Result<(), TaskError> {
         let (mut future, waker) = {
             let mut tasks = self.tasks.borrow_mut();
@@ -463,55 +701,83 @@ impl Core {
             }
         };
         self.current.set(Some(index));
+        self.rethrown.set(false);
         let mut cx = Context::from_waker(&waker);
         let outcome = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)));
         self.current.set(None);
         match outcome {
             Ok(Poll::Pending) => {
-                if let Some(Some(slot)) = self.tasks.borrow_mut().slots.get_mut(index) {
-                    // The slot's future stays `None` while the task is polled
-                    // (`abort` cannot take it then): nothing to drop here.
+                let mut tasks = self.tasks.borrow_mut();
+                let slot = tasks.slots[index].as_mut().expect("the polled task");
+                if !slot.aborted {
+                    // The slot's future stays `None` while the task is
+                    // polled (`abort` cannot take it then): nothing to drop
+                    // here.
                     let none = slot.future.replace(future);
                     debug_assert!(none.is_none());
                     std::mem::forget(none);
+                    return Ok(());
                 }
-                Ok(())
+                drop(tasks);
+                // It aborted itself: cancelled now.
+                let label = self.finish_task(index);
+                Self::drop_future(&label, future)
             }
             Ok(Poll::Ready(())) => {
-                self.finish_task(index);
-                drop(future);
-                Ok(())
+                let label = self.finish_task(index);
+                Self::drop_future(&label, future)
             }
             Err(payload) => {
-                let name = self.task_name(index);
+                let rethrown = self.rethrown.replace(false);
+                let (label, join) = {
+                    let tasks = self.tasks.borrow();
+                    let slot = tasks.slots[index].as_ref().expect("the polled task");
+                    (slot.label.clone(), slot.join.clone())
+                };
+                let message = panic_message(&*payload);
+                join.fail(JoinError::panicked(
+                    label.to_string(),
+                    message.clone(),
+                    payload,
+                ));
+                drop(join);
                 self.finish_task(index);
+                // A task whose poll panicked may panic again when dropped:
+                // the first panic is the one to report.
                 let _ = catch_unwind(AssertUnwindSafe(move || drop(future)));
-                Err(TaskError {
-                    task: name,
-                    message: panic_message(&*payload),
-                })
+                if rethrown {
+                    // Reported when the task it came from panicked.
+                    Ok(())
+                } else {
+                    Err(TaskError::panicked(label.to_string(), message))
+                }
             }
         }
     }
 
-    fn task_name(&self, index: usize) -> String {
-        match self.tasks.borrow().slots.get(index) {
-            Some(Some(TaskSlot {
-                name: Some(name), ..
-            })) => name.to_string(),
-            Some(Some(slot)) => format!("task #{}", slot.serial),
-            _ => format!("task #{index}"),
-        }
+    /// Drops the future of task `index`, which has just finished: a panic in
+    /// its `Drop` is a [`TaskError`] of the task, not a panic out of the
+    /// loop.
+    fn drop_future(label: &Label, future: BoxFuture) -> Result<(), TaskError> {
+        catch_unwind(AssertUnwindSafe(move || drop(future))).map_err(|payload| {
+            TaskError::panicked(
+                label.to_string(),
+                format!("(while dropped) {}", panic_message(&*payload)),
+            )
+        })
     }
 
-    fn finish_task(&self, index: usize) {
+    /// Removes task `index` from the loop; returns its label.
+    fn finish_task(&self, index: usize) -> Label {
         let mut tasks = self.tasks.borrow_mut();
-        let slot = tasks.slots[index].take();
+        let slot = tasks.slots[index].take().expect("a live task");
         tasks.generations[index] = tasks.generations[index].wrapping_add(1);
         tasks.free.push(index);
         tasks.live -= 1;
         drop(tasks);
+        let label = slot.label.clone();
         drop(slot);
+        label
     }
 
     /// Whether `waker` is task `index`'s own waker (and not, say, a
@@ -546,7 +812,9 @@ impl Core {
             if self.done() {
                 // A run that ends caught up has gone live, even if it never
                 // had to wait. The callbacks may spawn tasks: run them too.
-                self.check_live();
+                if let Err(e) = self.check_live() {
+                    return Poll::Ready(Err(e));
+                }
                 if self.done() {
                     return Poll::Ready(Ok(()));
                 }
@@ -574,7 +842,9 @@ impl Core {
                 },
                 None => None,
             };
-            self.check_live();
+            if let Err(e) = self.check_live() {
+                return Poll::Ready(Err(e));
+            }
             if !self.ready.borrow().is_empty() {
                 continue;
             }
@@ -596,6 +866,12 @@ impl Core {
             if self.remote.pending.load(Ordering::SeqCst) {
                 self.remote.idle.store(false, Ordering::SeqCst);
                 continue;
+            }
+            if deadline.is_none() && self.pace.is_simulated() {
+                if let Some(stuck) = self.stuck() {
+                    self.remote.idle.store(false, Ordering::SeqCst);
+                    return Poll::Ready(Err(stuck));
+                }
             }
             if let Some(at) = deadline {
                 if !parks && self.registered.replace(Some(at)) != Some(at) {
@@ -626,20 +902,66 @@ impl Core {
     }
 
     /// Fires the loop's live notification once: every past is exhausted and
-    /// nothing is due.
-    fn check_live(&self) {
-        if self.live.get() || self.pasts_open.get() > 0 {
-            return;
+    /// nothing is due. Then runs the [`on_live`](EventLoop::on_live)
+    /// callbacks; a panicking one stops the run with a [`TaskError`] (the
+    /// others run at the next run).
+    fn check_live(&self) -> Result<(), TaskError> {
+        if !self.live.get() {
+            if self.pasts_open.get() > 0 {
+                return Ok(());
+            }
+            let next = self.timers.borrow_mut().peek();
+            if next.is_some_and(|key| self.pace.due_at(key.time).is_none()) {
+                return Ok(());
+            }
+            self.live.set(true);
         }
-        let next = self.timers.borrow_mut().peek();
-        if next.is_some_and(|key| self.pace.due_at(key.time).is_none()) {
-            return;
+        loop {
+            let next = self.on_live.borrow_mut().pop_front();
+            let Some((callback, at)) = next else {
+                return Ok(());
+            };
+            catch_unwind(AssertUnwindSafe(callback)).map_err(|payload| {
+                TaskError::panicked(
+                    format!("on_live callback (registered at {at})"),
+                    panic_message(&*payload),
+                )
+            })?;
         }
-        self.live.set(true);
-        let callbacks = std::mem::take(&mut *self.on_live.borrow_mut());
-        for callback in callbacks {
-            callback();
+    }
+
+    /// The tasks of a simulated loop that nothing can ever wake: every task
+    /// is pending, none is ready, no timer is pending (the caller checked),
+    /// no wake-up is queued, and no task's waker is held outside its slot.
+    /// `None` if any waker is held elsewhere: whoever holds it (another
+    /// thread, a channel, a combinator) may still wake its task.
+    ///
+    /// Wakers held inside the loop do not count: a task awaiting a
+    /// [`JoinHandle`] of this loop, a timer, or a source's next event is
+    /// registered by task id, not by waker.
+    fn stuck(&self) -> Option<TaskError> {
+        let tasks = self.tasks.borrow();
+        let shared = tasks
+            .slots
+            .iter()
+            .flatten()
+            .any(|slot| std::sync::Arc::strong_count(&slot.waker_arc) != TaskSlot::UNSHARED);
+        if shared || tasks.live == 0 {
+            return None;
         }
+        // A thread that wakes a task queues the wake-up before it drops its
+        // waker (a release decrement of the count read above): see the
+        // wake-up if the count saw the drop.
+        std_fence(Ordering::Acquire);
+        if self.remote.pending.load(Ordering::SeqCst) {
+            return None;
+        }
+        let mut slots: Vec<&TaskSlot> = tasks.slots.iter().flatten().collect();
+        slots.sort_by_key(|slot| slot.label.serial);
+        let mut names: Vec<String> = slots.iter().map(|slot| slot.label.to_string()).collect();
+        // A task and the tasks it spawned on its behalf share one name.
+        names.dedup();
+        Some(TaskError::stuck(names))
     }
 }
 
@@ -687,7 +1009,10 @@ impl EventLoop {
     }
 
     /// A loop whose clock starts at `start` (ASP's `start_time`): typically
-    /// the time of the first past event to replay.
+    /// the time of the first past event to replay. Any `start` works, from
+    /// [`Timestamp::MIN`] to [`Timestamp::MAX`]; following the wall clock, a
+    /// loop started in the future waits for the wall clock to reach each
+    /// key (a [`simulated`](Self::simulated) one does not).
     ///
     /// # Examples
     ///
@@ -716,18 +1041,45 @@ impl EventLoop {
     /// el.block_on(async { timecast::sleep(Duration::from_secs(86_400)).await });
     /// assert_eq!(el.now(), start + Duration::from_secs(86_400));
     /// ```
-    pub fn simulated(mut self) -> Self {
-        self.pace_mut().set_simulated();
+    pub fn simulated(self) -> Self {
+        self.core.pace.set_simulated();
         self
     }
 
+    /// The smallest factor [`speed`](Self::speed) takes: a second of the
+    /// past replayed in 16 min 40 s.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let slow_motion = timecast::EventLoop::new().speed(timecast::EventLoop::MIN_SPEED);
+    /// # drop(slow_motion);
+    /// ```
+    pub const MIN_SPEED: f64 = 1e-3;
+
+    /// The largest factor [`speed`](Self::speed) takes: a second of the
+    /// past per nanosecond, as fast as a loop goes anyway.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let el = timecast::EventLoop::new().speed(timecast::EventLoop::MAX_SPEED);
+    /// # drop(el);
+    /// ```
+    pub const MAX_SPEED: f64 = 1e9;
+
     /// Replays the past at `speed` times wall-clock speed instead of as fast
-    /// as possible (2.0: twice as fast). Once caught up with the wall clock,
-    /// the loop follows it as usual.
+    /// as possible (2.0: twice as fast; 0.5: half as fast). Once caught up
+    /// with the wall clock, the loop follows it as usual.
+    ///
+    /// `speed` must lie in [`MIN_SPEED`](Self::MIN_SPEED)`..=`[`MAX_SPEED`](Self::MAX_SPEED):
+    /// a smaller factor turns seconds of the past into days of waiting, and
+    /// a larger one is no different from not setting a speed at all.
     ///
     /// # Panics
     ///
-    /// If `speed` is not a positive finite number.
+    /// If `speed` is outside that range (zero, negative, subnormal, NaN or
+    /// infinite included).
     ///
     /// # Examples
     ///
@@ -742,19 +1094,16 @@ impl EventLoop {
     /// assert_eq!(el.now(), start + Duration::from_secs(2));
     /// assert!(wall.elapsed() >= Duration::from_millis(2));
     /// ```
-    pub fn speed(mut self, speed: f64) -> Self {
+    pub fn speed(self, speed: f64) -> Self {
         assert!(
-            speed.is_finite() && speed > 0.0,
-            "EventLoop::speed takes a positive finite factor, got {speed}"
+            (Self::MIN_SPEED..=Self::MAX_SPEED).contains(&speed),
+            "EventLoop::speed takes a factor from {} to {} (EventLoop::MIN_SPEED..=MAX_SPEED), \
+             got {speed}; to replay as fast as possible, set no speed",
+            Self::MIN_SPEED,
+            Self::MAX_SPEED,
         );
-        self.pace_mut().set_speed(speed);
+        self.core.pace.set_speed(speed);
         self
-    }
-
-    fn pace_mut(&mut self) -> &mut Pace {
-        &mut Rc::get_mut(&mut self.core)
-            .expect("configure the EventLoop before spawning onto it")
-            .pace
     }
 
     /// The loop's clock.
@@ -770,15 +1119,21 @@ impl EventLoop {
     }
 
     /// Spawns a task on the loop; it starts when the loop runs. The future
-    /// need not be `Send`. The returned handle is a future of its output.
+    /// need not be `Send`. The returned handle is a future of its outcome:
+    /// the output, or a [`JoinError`] if the task panicked or was aborted.
+    ///
+    /// Errors name an unnamed task by its spawn order and the place of this
+    /// call: `task #3 (spawned at src/main.rs:10:5)`.
     ///
     /// # Examples
     ///
     /// ```
     /// let el = timecast::EventLoop::new().simulated();
     /// let task = el.spawn(async { 6 * 7 });
-    /// assert_eq!(el.block_on(task), 42);
+    /// assert_eq!(el.block_on(task)?, 42);
+    /// # Ok::<_, timecast::JoinError>(())
     /// ```
+    #[track_caller]
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + 'static,
@@ -786,7 +1141,8 @@ impl EventLoop {
         spawn_on(&self.core, None, future)
     }
 
-    /// Spawns a task with a name, used in [`TaskError`] if it panics.
+    /// Spawns a task with a name, used in [`TaskError`]s and
+    /// [`JoinError`]s.
     ///
     /// # Examples
     ///
@@ -796,6 +1152,7 @@ impl EventLoop {
     /// el.run()?;
     /// # Ok::<_, timecast::TaskError>(())
     /// ```
+    #[track_caller]
     pub fn spawn_named<F>(&self, name: &str, future: F) -> JoinHandle<F::Output>
     where
         F: Future + 'static,
@@ -809,6 +1166,11 @@ impl EventLoop {
     /// once every past is exhausted and nothing else is pending, at the
     /// latest when the run ends.)
     ///
+    /// A callback registered once the loop is live runs at once, on the
+    /// caller. One that panics when the loop runs it stops the run with a
+    /// [`TaskError`] naming it `on_live callback (registered at
+    /// file:line:col)`; the callbacks after it run at the next run.
+    ///
     /// # Examples
     ///
     /// ```
@@ -821,11 +1183,15 @@ impl EventLoop {
     /// assert!(live.get());
     /// # Ok::<_, timecast::TaskError>(())
     /// ```
+    #[track_caller]
     pub fn on_live(&self, callback: impl FnOnce() + 'static) {
-        if self.core.live.get() {
+        if self.core.live.get() && self.core.on_live.borrow().is_empty() {
             callback();
         } else {
-            self.core.on_live.borrow_mut().push(Box::new(callback));
+            self.core
+                .on_live
+                .borrow_mut()
+                .push_back((Box::new(callback), Location::caller()));
         }
     }
 
@@ -858,10 +1224,35 @@ impl EventLoop {
 
     /// Runs the loop on the current thread until every task has finished.
     ///
+    /// # Waiting, and stuck tasks
+    ///
+    /// When no task can run and no timer is due, the loop waits for a
+    /// wake-up. In [`simulated`](Self::simulated) mode every timer is due at
+    /// once, so a wait can only end with a wake-up from outside the loop:
+    /// through a task's [`Waker`] held by something else (a channel fed by
+    /// another thread, a combinator, user code). If no task's waker is held
+    /// anywhere but by the loop itself, nothing can ever wake them: the run
+    /// stops with a [`TaskError`] that [`is_stuck`](TaskError::is_stuck)
+    /// and names them. The loop counts waker clones, so it reports only what
+    /// it can prove: a task whose waker is held elsewhere is waited for,
+    /// even if that holder never wakes it (a channel whose only producer is
+    /// itself stuck). A task awaiting a [`JoinHandle`] of this loop, a timer
+    /// or a source's next event does not hold its waker out.
+    ///
+    /// Following the wall clock ([`new`](Self::new),
+    /// [`starting_at`](Self::starting_at) without `simulated`), the loop
+    /// waits for the next timer or a wake-up, as any executor does: with
+    /// nothing pending it waits forever (`block_on(std::future::pending())`
+    /// is how a program serves other threads forever). Whether a held waker
+    /// will ever be used cannot be known, so no wait is reported as stuck.
+    ///
     /// # Errors
     ///
     /// [`TaskError`] if a task panicked: the loop stops at once; the other
-    /// tasks stay on the loop, unpolled.
+    /// tasks stay on the loop, unpolled, and the panicked task's
+    /// [`JoinHandle`] resolves to a [`JoinError`] when awaited. Also if a
+    /// callback of [`on_live`](Self::on_live) panicked, or if the tasks are
+    /// stuck (above); running the loop again goes on from there.
     ///
     /// # Panics
     ///
@@ -907,6 +1298,12 @@ impl EventLoop {
     ///
     /// As [`run`](Self::run).
     ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future pauses the loop where it is: its tasks, timers
+    /// and clock stay as they are, nothing is lost, and the next `run`,
+    /// `run_async` or `block_on` goes on from there.
+    ///
     /// # Examples
     ///
     /// ```
@@ -928,9 +1325,11 @@ impl EventLoop {
     ///
     /// # Panics
     ///
-    /// If a task panics (the panic names the task and keeps its message; use
-    /// [`try_block_on`](Self::try_block_on) to get a [`TaskError`] instead),
-    /// or if called from inside a task of this same loop.
+    /// If the run stops with a [`TaskError`]: a task panicked, or (in
+    /// simulated mode) the tasks are stuck; the panic's message is the
+    /// error's. Use [`try_block_on`](Self::try_block_on) to get the
+    /// [`TaskError`] instead. Also if called from inside a task of this same
+    /// loop.
     ///
     /// # Blocking
     ///
@@ -942,6 +1341,7 @@ impl EventLoop {
     /// let el = timecast::EventLoop::new().simulated();
     /// assert_eq!(el.block_on(async { "done" }), "done");
     /// ```
+    #[track_caller]
     pub fn block_on<F>(&self, future: F) -> F::Output
     where
         F: Future + 'static,
@@ -953,7 +1353,9 @@ impl EventLoop {
     ///
     /// # Errors
     ///
-    /// [`TaskError`] if a task (`future` included) panicked.
+    /// [`TaskError`] if a task (`future` included) panicked, or if the tasks
+    /// are stuck (see [`run`](Self::run)); `future` stays on the loop, and
+    /// its output is lost.
     ///
     /// # Blocking
     ///
@@ -966,6 +1368,7 @@ impl EventLoop {
     /// let err = el.try_block_on(async { panic!("oops") }).unwrap_err();
     /// assert_eq!(err.message(), "oops");
     /// ```
+    #[track_caller]
     pub fn try_block_on<F>(&self, future: F) -> Result<F::Output, TaskError>
     where
         F: Future + 'static,
@@ -974,23 +1377,37 @@ impl EventLoop {
         crate::sync::block_on_with(
             RunFuture {
                 el: self,
-                until: Some(handle.id),
+                until: Some(handle.id()),
                 parks: true,
             },
             || self.core.deadline.get(),
         )?;
-        let output = handle.state.borrow_mut().output.take();
-        Ok(output.expect("block_on's task finished"))
+        match handle.try_take() {
+            Some(Ok(output)) => Ok(output),
+            // Its panic ended the run with an error already.
+            _ => unreachable!("block_on's task completed"),
+        }
     }
 }
 
 impl Drop for EventLoop {
-    /// Drops the tasks still on the loop (and `on_live` callbacks not run).
-    /// Their futures hold the loop's core (through sleeps and sources), so
-    /// without this the core and the tasks would keep each other alive.
+    /// Drops the tasks still on the loop (and `on_live` callbacks not run);
+    /// their handles resolve to cancelled [`JoinError`]s. Their futures
+    /// hold the loop's core (through sleeps and sources), so without this
+    /// the core and the tasks would keep each other alive.
+    ///
+    /// A task whose `Drop` panics does not stop the others from being
+    /// dropped; the first such panic resumes once all are (unless the
+    /// thread is panicking already).
     fn drop(&mut self) {
         let core = &self.core;
         let _enter = Enter::new(core);
+        let mut panic = None;
+        let mut drop_caught = |f: Box<dyn FnOnce() + '_>| {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+                panic.get_or_insert(payload);
+            }
+        };
         // A dropped future may spawn or register callbacks: repeat until
         // nothing is left. The borrows end before anything is dropped.
         loop {
@@ -1000,8 +1417,17 @@ impl Drop for EventLoop {
             if tasks.live == 0 && callbacks.is_empty() {
                 break;
             }
-            drop(tasks);
-            drop(callbacks);
+            for slot in tasks.slots.into_iter().flatten() {
+                drop_caught(Box::new(move || drop(slot)));
+            }
+            for callback in callbacks {
+                drop_caught(Box::new(move || drop(callback)));
+            }
+        }
+        if let Some(payload) = panic {
+            if !std::thread::panicking() {
+                std::panic::resume_unwind(payload);
+            }
         }
     }
 }
@@ -1023,7 +1449,25 @@ impl fmt::Debug for EventLoop {
     }
 }
 
-/// The future returned by [`EventLoop::run_async`].
+/// The future returned by [`EventLoop::run_async`]: runs the loop until
+/// every task has finished.
+///
+/// # Cancel safety
+///
+/// Dropping it pauses the loop where it is; nothing is lost (see
+/// [`EventLoop::run_async`]).
+///
+/// # Examples
+///
+/// ```
+/// use timecast::{time::RunFuture, EventLoop};
+///
+/// let el = EventLoop::new().simulated();
+/// el.spawn(async {});
+/// let run: RunFuture<'_> = el.run_async();
+/// futures::executor::block_on(run)?;
+/// # Ok::<_, timecast::TaskError>(())
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct RunFuture<'a> {
     el: &'a EventLoop,
@@ -1063,111 +1507,4 @@ impl fmt::Debug for RunFuture<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RunFuture").finish_non_exhaustive()
     }
-}
-
-struct JoinState<T> {
-    output: Option<T>,
-    finished: bool,
-    waker: Option<Waker>,
-}
-
-/// A handle to a task spawned on an [`EventLoop`]: a future of the task's
-/// output. Dropping it detaches the task, which runs on.
-///
-/// # Examples
-///
-/// ```
-/// let el = timecast::EventLoop::new().simulated();
-/// let out = el.block_on(async {
-///     let a = timecast::spawn(async { 1 });
-///     let b = timecast::spawn(async { 2 });
-///     a.await + b.await
-/// });
-/// assert_eq!(out, 3);
-/// ```
-pub struct JoinHandle<T> {
-    state: Rc<RefCell<JoinState<T>>>,
-    id: TaskId,
-}
-
-impl<T> JoinHandle<T> {
-    /// Whether the task has finished.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let el = timecast::EventLoop::new().simulated();
-    /// let task = el.spawn(async {});
-    /// assert!(!task.is_finished());
-    /// el.run()?;
-    /// assert!(task.is_finished());
-    /// # Ok::<_, timecast::TaskError>(())
-    /// ```
-    pub fn is_finished(&self) -> bool {
-        self.state.borrow().finished
-    }
-
-    pub(crate) fn id(&self) -> TaskId {
-        self.id
-    }
-}
-
-impl<T> Future for JoinHandle<T> {
-    type Output = T;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        let mut state = self.state.borrow_mut();
-        if let Some(output) = state.output.take() {
-            return Poll::Ready(output);
-        }
-        assert!(
-            !state.finished,
-            "JoinHandle polled after it returned the output"
-        );
-        match &mut state.waker {
-            Some(waker) => waker.clone_from(cx.waker()),
-            empty => *empty = Some(cx.waker().clone()),
-        }
-        Poll::Pending
-    }
-}
-
-impl<T> fmt::Debug for JoinHandle<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinHandle")
-            .field("finished", &self.state.borrow().finished)
-            .finish()
-    }
-}
-
-pub(crate) fn spawn_on<F>(
-    core: &Rc<Core>,
-    name: Option<Rc<str>>,
-    future: F,
-) -> JoinHandle<F::Output>
-where
-    F: Future + 'static,
-{
-    let state = Rc::new(RefCell::new(JoinState {
-        output: None,
-        finished: false,
-        waker: None,
-    }));
-    let task_state = state.clone();
-    let id = core.spawn_boxed(
-        name,
-        Box::pin(async move {
-            let output = future.await;
-            let waker = {
-                let mut state = task_state.borrow_mut();
-                state.output = Some(output);
-                state.finished = true;
-                state.waker.take()
-            };
-            if let Some(waker) = waker {
-                waker.wake();
-            }
-        }),
-    );
-    JoinHandle { state, id }
 }

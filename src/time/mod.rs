@@ -26,7 +26,10 @@
 //!    the loop waits for the wall clock or a wake-up from a live source. In
 //!    real time, a loop woken from waiting moves its clock up to the wall
 //!    clock (never past a pending key): once caught up, the clock follows
-//!    the wall clock.
+//!    the wall clock. A simulated loop whose pending tasks nothing can wake
+//!    (no timer, no waker held outside the loop) stops with a
+//!    [`TaskError`] that names them, instead of waiting forever (see
+//!    [`EventLoop::run`]).
 //! 6. **Per stream, callbacks are serial**: the next event of a stream is not
 //!    dispatched before the previous callback (and its awaits) finished.
 //!    Streams run concurrently with each other.
@@ -43,19 +46,23 @@
 mod callback;
 mod clock;
 mod executor;
+mod join;
 mod sleep;
 mod timers;
 mod timestamp;
 
+use std::panic::Location;
 use std::rc::Rc;
 use std::time::Duration;
 
 pub use callback::{marker, Callback, EventHandler};
-pub use executor::{EventLoop, JoinHandle, RunFuture, TaskError};
+pub use executor::{EventLoop, RunFuture, TaskError};
+pub use join::{JoinError, JoinHandle};
 pub use sleep::Sleep;
 pub use timestamp::Timestamp;
 
-pub(crate) use executor::{spawn_on, try_with_core, with_core, Core};
+pub(crate) use executor::{try_with_core, with_core, Core};
+pub(crate) use join::{spawn_as, spawn_on};
 pub(crate) use sleep::SourceEvent;
 pub(crate) use timers::Key;
 
@@ -79,7 +86,8 @@ pub fn now() -> Timestamp {
 }
 
 /// Waits `duration` of the loop's time: instantly over the past (or in
-/// simulated mode), in real time once live.
+/// simulated mode), in real time once live. A deadline past
+/// [`Timestamp::MAX`] is `Timestamp::MAX`.
 ///
 /// # Panics
 ///
@@ -142,7 +150,11 @@ pub fn sleep_until(deadline: Timestamp) -> Sleep {
 /// later event, if `at` is past). The callback is a closure, or a closure
 /// returning a future that the loop then runs as a task.
 ///
-/// The timer takes its place in the order when `call_at` is called.
+/// The timer takes its place in the order when `call_at` is called. The
+/// callback runs as a task: the returned [`JoinHandle`] resolves when it is
+/// done (a panic in it is a [`TaskError`] of the run);
+/// dropping the handle leaves the callback scheduled, and
+/// [`abort`](JoinHandle::abort) cancels it.
 ///
 /// # Panics
 ///
@@ -160,17 +172,20 @@ pub fn sleep_until(deadline: Timestamp) -> Sleep {
 /// el.run()?;
 /// # Ok::<_, timecast::TaskError>(())
 /// ```
+#[track_caller]
 pub fn call_at<M>(at: Timestamp, callback: impl Callback<M>) -> JoinHandle<()> {
+    let caller = Location::caller();
     with_core("call_at()", |core| {
         let wait = Sleep::new(core.clone(), core.timer_key(at));
-        executor::spawn_on(core, None, async move {
+        spawn_as(core, core.label(None, caller), async move {
             wait.await;
             callback.call().await;
         })
     })
 }
 
-/// Runs `callback` after `delay` of the loop's time; see [`call_at`].
+/// Runs `callback` after `delay` of the loop's time; see [`call_at`]. A
+/// time past [`Timestamp::MAX`] is `Timestamp::MAX`.
 ///
 /// # Panics
 ///
@@ -192,6 +207,7 @@ pub fn call_at<M>(at: Timestamp, callback: impl Callback<M>) -> JoinHandle<()> {
 /// el.run()?;
 /// # Ok::<_, timecast::TaskError>(())
 /// ```
+#[track_caller]
 pub fn call_later<M>(delay: Duration, callback: impl Callback<M>) -> JoinHandle<()> {
     let at = with_core("call_later()", |core| {
         core.clock.get().saturating_add(delay)
@@ -209,14 +225,19 @@ pub fn call_later<M>(delay: Duration, callback: impl Callback<M>) -> JoinHandle<
 ///
 /// ```
 /// let el = timecast::EventLoop::new().simulated();
-/// let n = el.block_on(async { timecast::spawn(async { 5 }).await });
+/// let n = el.block_on(async { timecast::spawn(async { 5 }).await })?;
 /// assert_eq!(n, 5);
+/// # Ok::<_, timecast::JoinError>(())
 /// ```
+#[track_caller]
 pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
 where
     F: std::future::Future + 'static,
 {
-    with_core("spawn()", |core| executor::spawn_on(core, None, future))
+    let caller = Location::caller();
+    with_core("spawn()", |core| {
+        spawn_as(core, core.label(None, caller), future)
+    })
 }
 
 /// Inside the callback of a late live event: how late it was (how far

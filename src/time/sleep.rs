@@ -13,6 +13,32 @@ use super::Timestamp;
 /// The future returned by [`sleep`](crate::sleep) and
 /// [`sleep_until`](crate::sleep_until): completes when the loop's clock is
 /// dispatched at its deadline.
+///
+/// Its place in the loop's order (rule 1 of [`time`](crate::time)) is
+/// taken when it is created, not when first polled.
+///
+/// # Cancel safety
+///
+/// Dropping it cancels the timer; nothing else changes.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use futures::future::{select, Either};
+/// use timecast::{sleep, EventLoop, Timestamp};
+///
+/// let el = EventLoop::starting_at(Timestamp::UNIX_EPOCH).simulated();
+/// let first = el.block_on(async {
+///     // A timeout: whichever sleep ends first wins; the other is dropped.
+///     match select(sleep(Duration::from_secs(5)), sleep(Duration::from_secs(3))).await {
+///         Either::Left(_) => "five",
+///         Either::Right(_) => "three",
+///     }
+/// });
+/// assert_eq!(first, "three");
+/// assert_eq!(el.now(), Timestamp::from_unix_secs(3));
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct Sleep {
     core: Rc<Core>,
