@@ -1,5 +1,5 @@
-//! Pins the auto traits of every public channel type, so that a change to
-//! a field cannot silently make a handle `!Send`, `!Sync` or `!Unpin`.
+//! Pins the auto traits of every public type, so that a change to a field
+//! cannot silently make a handle `!Send`, `!Sync` or `!Unpin`.
 //!
 //! Stable Rust has no negative assertion, so only what holds is asserted;
 //! comments say what does not.
@@ -8,7 +8,10 @@ use std::cell::Cell;
 use std::marker::PhantomPinned;
 
 use timecast::channel::{Put, PutSink, Recv};
-use timecast::{AsyncStream, Closed, Consumer, TryPutError, TryRecvError};
+use timecast::{
+    ops, sink, AsyncStream, Closed, Consumer, EventLoop, JoinError, JoinHandle, LatePolicy,
+    TaskError, Timestamp, TryPutError, TryRecvError, Window,
+};
 
 fn assert_send<T: Send>() {}
 fn assert_unpin<T: Unpin>() {}
@@ -62,4 +65,52 @@ fn handles_and_futures_are_unpin_for_any_value() {
     assert_unpin::<PutSink<V>>();
     // The errors own the value: `Closed<V>` and `TryPutError<V>` are
     // `Unpin` only if `V` is.
+}
+
+type Events = futures::stream::Iter<std::vec::IntoIter<(Timestamp, u64)>>;
+
+/// Values, errors and the stream combinators cross threads whenever what
+/// they hold does: a pipeline built from `Send` parts can be spawned on a
+/// multi-threaded runtime.
+#[test]
+fn values_errors_and_combinators_follow_their_parts() {
+    assert_all::<Timestamp>();
+    assert_all::<Window<String>>();
+    assert_all::<TaskError>();
+    assert_all::<JoinError>();
+    assert_all::<ops::Tumbling>();
+    assert_all::<ops::Hopping>();
+    assert_all::<ops::Session>();
+    assert_all::<ops::CountLate>();
+    assert_all::<ops::EventTime>();
+
+    assert_all::<ops::Pairwise<Events>>();
+    assert_all::<ops::Accumulate<Events, fn((Timestamp, u64), (Timestamp, u64)) -> (Timestamp, u64)>>(
+    );
+    assert_all::<ops::AccumulateFrom<Events, u64, fn(u64, (Timestamp, u64)) -> u64>>();
+    assert_all::<ops::Windowed<Events, ops::Tumbling, u64>>();
+    assert_all::<ops::Windowed<Events, ops::Hopping, u64>>();
+    assert_all::<ops::Windowed<Events, ops::Session, u64>>();
+    assert_all::<ops::Sliding<Events, u64>>();
+    assert_all::<ops::AsOfJoin<Events, Events, u64, u64>>();
+
+    assert_all::<sink::Discard>();
+    assert_all::<sink::FanOut<AsyncStream<u64>, sink::Discard>>();
+    assert_all::<sink::Handle<Events, fn((Timestamp, u64)) -> Option<u64>, sink::marker::Plain>>();
+}
+
+/// The event loop and what is bound to it stay on the loop's thread (they
+/// share its `Rc` core), but all of them are `Unpin`, so they can be polled
+/// by hand and stored without pinning.
+#[test]
+fn loop_bound_types_are_unpin() {
+    assert_unpin::<EventLoop>();
+    assert_unpin::<JoinHandle<PhantomPinned>>();
+    assert_unpin::<timecast::time::RunFuture<'static>>();
+    assert_unpin::<timecast::time::Sleep>();
+    assert_unpin::<timecast::source::Timer>();
+    assert_unpin::<LatePolicy<String>>();
+    // Not `Send`, not `Sync`: EventLoop, JoinHandle, RunFuture, Sleep, Timer
+    // and ProcessStream, which all hold the loop's `Rc` core or a task slot,
+    // and LatePolicy, whose diverting closure runs on the loop.
 }
