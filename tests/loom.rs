@@ -312,3 +312,36 @@ fn a_take_races_a_consumer_drop() {
         assert_eq!(alive.load(loom::sync::atomic::Ordering::Relaxed), 0);
     });
 }
+
+/// A cancelled rendezvous put is withdrawn (the tail moves back) and a new
+/// put reuses its slot while a consumer that read the old tail races to
+/// take it: the consumer must see the new value fully written (loom checks
+/// the slot's cell), or nothing.
+#[test]
+fn a_retracted_slot_is_reused_while_a_consumer_races() {
+    loom::model(|| {
+        let stream = AsyncStream::new();
+        let mut consumer = stream.subscribe();
+        let taker = thread::spawn(move || {
+            let first = consumer.try_recv();
+            (first, consumer)
+        });
+        {
+            let waker = Waker::from(Arc::new(Noop));
+            let mut put = pin!(stream.put(1));
+            let _ = put.as_mut().poll(&mut Context::from_waker(&waker));
+        } // dropped: withdraws the value unless the consumer claimed it
+        let second = stream.try_put(2);
+        let (first, mut consumer) = taker.join().unwrap();
+        match (first, second) {
+            // The consumer claimed 1 first: the withdrawal failed, so 1
+            // stayed in flight and 2 found no room.
+            (Ok(1), Err(e)) => assert!(e.is_full()),
+            (Ok(1), Ok(())) => assert_eq!(consumer.try_recv(), Ok(2)),
+            // 1 was retracted; the consumer took 2, or nothing yet.
+            (Ok(2), Ok(())) => {}
+            (Err(TryRecvError::Empty), Ok(())) => assert_eq!(consumer.try_recv(), Ok(2)),
+            other => panic!("unexpected {other:?}"),
+        }
+    });
+}

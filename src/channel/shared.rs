@@ -242,8 +242,14 @@ impl<T> Shared<T> {
         // synchronizes with the consumer that freed it), and only producers
         // holding the mutex write slots, so nothing else accesses it now.
         slot.value.with_mut(|ptr| unsafe { (*ptr).write(value) });
-        slot.delivery.store(FRESH, Ordering::Relaxed);
         slot.remaining.store(state.consumers + 1, Ordering::Relaxed);
+        if self.is_rendezvous() {
+            // Published last, with Release: a consumer that loaded the tail
+            // before a withdrawn put moved it back reaches this slot
+            // through `delivery` alone (its Acquire in `claim`), not the
+            // tail, so this store must order the value and the count.
+            slot.delivery.store(FRESH, Ordering::Release);
+        }
         self.tail.store(seq + 1, Ordering::Release);
         Ok(seq)
     }
