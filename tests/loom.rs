@@ -345,3 +345,82 @@ fn a_retracted_slot_is_reused_while_a_consumer_races() {
         }
     });
 }
+
+/// A value whose `Clone` and `Drop` call back into its stream (through the
+/// producer handle it carries), which locks the stream's mutex.
+struct Reentrant(AsyncStream<Reentrant>);
+
+impl Clone for Reentrant {
+    fn clone(&self) -> Self {
+        let _ = self.0.consumer_count();
+        Reentrant(self.0.clone())
+    }
+}
+
+impl Drop for Reentrant {
+    fn drop(&mut self) {
+        let _ = self.0.is_closed();
+    }
+}
+
+/// A consumer waiting for a value that must be cloned (another consumer
+/// takes it too) while the producer puts it: however the put interleaves
+/// with the receive's look, register and look-again, the clone never runs
+/// under the stream's mutex (loom reports the deadlock if it does).
+#[test]
+fn a_waiting_receive_clones_outside_the_lock() {
+    loom::model(|| {
+        let stream = AsyncStream::with_capacity(1);
+        let mut a = stream.subscribe();
+        let mut b = stream.subscribe();
+        let value = Reentrant(stream.clone());
+
+        let receiver = thread::spawn(move || {
+            drop(block_on(a.recv()));
+            a
+        });
+        block_on(stream.put(value)).unwrap_or_else(|_| panic!("closed"));
+        let a = receiver.join().unwrap();
+        drop(b.try_recv().unwrap_or_else(|e| panic!("{e}")));
+        drop((a, b, stream));
+    });
+}
+
+/// A rendezvous value one consumer takes on its thread while the other
+/// leaves: the put completes, the value received once. If instead both
+/// leave, the put takes its value back and offers it to the next consumer.
+#[test]
+fn a_rendezvous_take_races_a_consumer_drop() {
+    loom::model(|| {
+        let stream = AsyncStream::new();
+        let mut a = stream.subscribe();
+        let b = stream.subscribe();
+        let waker = Waker::from(Arc::new(Noop));
+        let mut cx = Context::from_waker(&waker);
+        let mut put = pin!(stream.put(1));
+        assert!(put.as_mut().poll(&mut cx).is_pending());
+
+        let taker = thread::spawn(move || a.try_recv());
+        drop(b);
+        assert_eq!(taker.join().unwrap(), Ok(1));
+        assert_eq!(put.as_mut().poll(&mut cx), Poll::Ready(Ok(())));
+    });
+    loom::model(|| {
+        let stream = AsyncStream::new();
+        let a = stream.subscribe();
+        let b = stream.subscribe();
+        let waker = Waker::from(Arc::new(Noop));
+        let mut cx = Context::from_waker(&waker);
+        let mut put = pin!(stream.put(1));
+        assert!(put.as_mut().poll(&mut cx).is_pending());
+
+        let leaver = thread::spawn(move || drop(a));
+        drop(b);
+        leaver.join().unwrap();
+        assert!(put.as_mut().poll(&mut cx).is_pending());
+        let mut c = stream.subscribe();
+        assert!(put.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(c.try_recv(), Ok(1));
+        assert_eq!(put.as_mut().poll(&mut cx), Poll::Ready(Ok(())));
+    });
+}

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use futures_core::{FusedStream, Stream};
 
 use super::error::TryRecvError;
-use super::shared::{Shared, Wake};
+use super::shared::{NeedsClone, Shared, Wake};
 use crate::sync::Arc;
 
 /// Receives every value put into an [`AsyncStream`](crate::AsyncStream)
@@ -212,34 +212,38 @@ impl<T: Clone> Consumer<T> {
     /// ```
     #[inline(always)]
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        // Fast path: no lock.
-        match self.try_recv() {
-            Ok(value) => return Poll::Ready(Some(value)),
-            Err(TryRecvError::Closed) => return self.terminate(),
-            Err(TryRecvError::Empty) => {}
-        }
-        // Register under the lock, then look again: a producer pushes under
-        // the same lock, so it either sees this waker or was seen here.
-        let mut state = self.shared.state.lock();
-        match self.shared.try_take(&mut self.pos) {
-            Ok((value, freed)) => {
-                let stale = state.recv_waiters.clear(self.key);
-                let wake = if freed { Wake::PRODUCERS } else { Wake::NONE };
-                self.shared.release(state, wake);
-                drop(stale);
-                Poll::Ready(Some(value))
+        // A waker cloned before locking, to register: cloning a waker runs
+        // the executor's code, which must not run under the lock.
+        let mut fresh = None;
+        loop {
+            // Values are taken (and cloned, and dropped) without the lock.
+            match self.try_recv() {
+                Ok(value) => return Poll::Ready(Some(value)),
+                Err(TryRecvError::Closed) => return self.terminate(),
+                Err(TryRecvError::Empty) => {}
             }
-            Err(TryRecvError::Closed) => {
-                let stale = state.recv_waiters.clear(self.key);
+            // Register under the lock, then look again: a producer pushes
+            // (and closing closes) under the same lock, so it either sees
+            // this waker or was seen here. What it put is taken above,
+            // after unlocking.
+            let mut state = self.shared.state.lock();
+            if self.shared.has_next(&state, self.pos) {
                 drop(state);
-                drop(stale);
-                self.terminate()
+                continue;
             }
-            Err(TryRecvError::Empty) => {
-                let replaced = state.recv_waiters.register(&mut self.key, cx.waker());
-                drop(state);
-                drop(replaced);
-                Poll::Pending
+            match state
+                .recv_waiters
+                .register(&mut self.key, cx.waker(), &mut fresh)
+            {
+                Ok(replaced) => {
+                    drop(state);
+                    drop(replaced);
+                    return Poll::Pending;
+                }
+                Err(NeedsClone) => {
+                    drop(state);
+                    fresh = Some(cx.waker().clone());
+                }
             }
         }
     }

@@ -3,13 +3,13 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use futures_util::Sink;
 
 use super::error::{Closed, TryPutError};
 use super::receiver::Consumer;
-use super::shared::{Shared, Wake};
+use super::shared::{NeedsClone, Shared, Wake};
 use crate::sync::Arc;
 
 /// A lossless broadcast stream: every [`Consumer`] receives every value, in
@@ -186,7 +186,7 @@ impl<T> AsyncStream<T> {
     /// ```
     pub fn try_put(&self, value: T) -> Result<(), TryPutError<T>> {
         let state = self.shared.state.lock();
-        let result = self.shared.try_push(&state, value);
+        let result = self.shared.try_push(&state, value, false);
         let wake = if result.is_ok() {
             Wake::CONSUMERS
         } else {
@@ -419,6 +419,26 @@ impl<T> PutOp<T> {
 
     #[inline(always)]
     fn poll(&mut self, shared: &Shared<T>, cx: &mut Context<'_>) -> Poll<Result<(), Closed<T>>> {
+        // A waker cloned before locking, to register: cloning a waker runs
+        // the executor's code, which must not run under the lock.
+        let mut fresh = None;
+        loop {
+            if let Some(outcome) = self.poll_locked(shared, cx, &mut fresh) {
+                return outcome;
+            }
+            fresh = Some(cx.waker().clone());
+        }
+    }
+
+    /// One attempt under the lock; `None` if registering needs a clone of
+    /// the waker that `fresh` does not hold yet.
+    #[inline(always)]
+    fn poll_locked(
+        &mut self,
+        shared: &Shared<T>,
+        cx: &mut Context<'_>,
+        fresh: &mut Option<Waker>,
+    ) -> Option<Poll<Result<(), Closed<T>>>> {
         let mut state = shared.state.lock();
         let mut wake = Wake::NONE;
         let mut replaced = None;
@@ -426,7 +446,7 @@ impl<T> PutOp<T> {
         // mark it (`await_slot`), and if it turns out free, try again.
         let outcome = loop {
             match std::mem::replace(&mut self.stage, Stage::Done) {
-                Stage::Waiting(value) => match shared.try_push(&state, value) {
+                Stage::Waiting(value) => match shared.try_push(&state, value, true) {
                     Ok(seq) if shared.capacity == 0 => {
                         self.stage = Stage::Buffered(seq, state.epoch);
                         wake = Wake::CONSUMERS;
@@ -450,14 +470,30 @@ impl<T> PutOp<T> {
                     break Poll::Ready(Ok(()))
                 }
                 Stage::Buffered(seq, epoch) => {
+                    if let Some(value) = shared.reclaim(&state, seq) {
+                        // Every consumer it was for left without taking
+                        // it: offer it again.
+                        self.stage = Stage::Waiting(value);
+                        wake = Wake::PRODUCERS;
+                        continue;
+                    }
                     self.stage = Stage::Buffered(seq, epoch);
                     if shared.await_slot(&state, seq) {
                         continue;
                     }
                 }
-                Stage::Done => panic!("`Put` polled after it completed"),
+                Stage::Done => {
+                    drop(state);
+                    panic!("`Put` polled after it completed");
+                }
             }
-            replaced = state.put_waiters.register(&mut self.key, cx.waker());
+            match state.put_waiters.register(&mut self.key, cx.waker(), fresh) {
+                Ok(old) => replaced = old,
+                Err(NeedsClone) => {
+                    shared.release(state, wake);
+                    return None;
+                }
+            }
             break Poll::Pending;
         };
         let old_waker = if outcome.is_ready() {
@@ -467,7 +503,7 @@ impl<T> PutOp<T> {
         };
         shared.release(state, wake);
         drop((old_waker, replaced));
-        outcome
+        Some(outcome)
     }
 
     /// Undoes a put that will not complete: releases its waiter slot and

@@ -43,14 +43,20 @@ use crate::sync::{
     AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Mutex, MutexGuard, Ordering, UnsafeCell,
 };
 
-/// Rendezvous slot states: whether the value may still be withdrawn.
+/// Rendezvous slot states. Not yet received: its put may still withdraw it.
 const FRESH: u8 = 0;
+/// Received by some consumer (or put by `try_put`, which keeps no claim on
+/// it): it stays, and goes to every consumer it is for.
 const DELIVERED: u8 = 1;
 /// Withdrawn, but a consumer subscribed after it was put: a tombstone that
 /// consumers step over.
 const WITHDRAWN: u8 = 2;
 /// Withdrawn and the tail moved back: as if never put.
 const RETRACTED: u8 = 3;
+/// Every consumer it was for left before receiving it. The value stays in
+/// the slot (count 1: the value alone) until its put, still pending, takes
+/// it back to offer it again (or hand it back on close or cancel).
+const ORPHANED: u8 = 4;
 
 /// In a slot's `remaining`: a producer waits for this slot to free.
 const WAITING: usize = 1 << (usize::BITS - 1);
@@ -63,8 +69,8 @@ const LAST: usize = 2;
 struct Slot<T> {
     value: UnsafeCell<MaybeUninit<T>>,
     remaining: AtomicUsize,
-    /// Rendezvous streams only: [`FRESH`], [`DELIVERED`], [`WITHDRAWN`] or
-    /// [`RETRACTED`].
+    /// Rendezvous streams only: [`FRESH`], [`DELIVERED`], [`WITHDRAWN`],
+    /// [`RETRACTED`] or [`ORPHANED`].
     delivery: AtomicU8,
 }
 
@@ -217,6 +223,13 @@ impl<T> Shared<T> {
         self.tail.load(Ordering::Acquire)
     }
 
+    /// Whether the consumer at `pos` has something to take now: a value, or
+    /// the end of a closed stream. Under the mutex, which every change of
+    /// the tail and of `closed` holds, the answer cannot be stale.
+    pub(crate) fn has_next(&self, state: &State, pos: u64) -> bool {
+        state.closed || self.tail.load(Ordering::Relaxed) != pos
+    }
+
     /// Number of values buffered that some consumer has yet to take.
     pub(crate) fn len(&self, _state: &State) -> usize {
         let tail = self.tail();
@@ -227,8 +240,16 @@ impl<T> Shared<T> {
     }
 
     /// Buffers `value` if there is room, and returns its sequence number.
+    /// `pending`: a pending rendezvous put keeps a claim on the value (it
+    /// may withdraw it, or take it back if its consumers leave); `try_put`
+    /// keeps none.
     #[inline(always)]
-    pub(crate) fn try_push(&self, state: &State, value: T) -> Result<u64, TryPutError<T>> {
+    pub(crate) fn try_push(
+        &self,
+        state: &State,
+        value: T,
+        pending: bool,
+    ) -> Result<u64, TryPutError<T>> {
         if state.closed {
             return Err(TryPutError::Closed(value));
         }
@@ -248,7 +269,8 @@ impl<T> Shared<T> {
             // before a withdrawn put moved it back reaches this slot
             // through `delivery` alone (its Acquire in `claim`), not the
             // tail, so this store must order the value and the count.
-            slot.delivery.store(FRESH, Ordering::Release);
+            let delivery = if pending { FRESH } else { DELIVERED };
+            slot.delivery.store(delivery, Ordering::Release);
         }
         self.tail.store(seq + 1, Ordering::Release);
         Ok(seq)
@@ -300,6 +322,9 @@ impl<T> Shared<T> {
         if self.is_taken(state, seq) {
             return None;
         }
+        if let Some(value) = self.reclaim(state, seq) {
+            return Some(value);
+        }
         let slot = self.slot(seq);
         let retract = state.epoch == epoch;
         let mark = if retract { RETRACTED } else { WITHDRAWN };
@@ -317,6 +342,25 @@ impl<T> Shared<T> {
             slot.remaining.store(0, Ordering::Release);
             self.tail.store(seq, Ordering::Release);
         }
+        Some(value)
+    }
+
+    /// Takes back the rendezvous value put as `seq` if every consumer it was
+    /// for left before receiving it ([`ORPHANED`]), freeing its slot; its
+    /// put offers it again. Call under the mutex, with `seq` not taken.
+    pub(crate) fn reclaim(&self, _state: &State, seq: u64) -> Option<T> {
+        let slot = self.slot(seq);
+        if !self.is_rendezvous() || slot.delivery.load(Ordering::Acquire) != ORPHANED {
+            return None;
+        }
+        // SAFETY: an orphaned value is initialized and no consumer will
+        // touch it: every consumer counted for it has left, later ones start
+        // after it, and the count of 1 keeps producers from reusing the
+        // slot, until it is stored 0 below. The mutex held here orders this
+        // read after the unsubscribe that orphaned it.
+        let value = slot.value.with(|ptr| unsafe { (*ptr).assume_init_read() });
+        // The caller wakes the producers, whether or not one waits here.
+        slot.remaining.store(0, Ordering::Release);
         Some(value)
     }
 
@@ -354,13 +398,13 @@ impl<T> Shared<T> {
                     }
                 }
             }
-            *pos += 1;
             let value = if slot.remaining.load(Ordering::Acquire) & COUNT == LAST {
                 // SAFETY: this consumer is the only one yet to take the value
                 // (the others decremented `remaining` after cloning, with
                 // Release), so nobody else reads it; it is moved out once, and
                 // the slot freed right after.
                 let value = slot.value.with(|ptr| unsafe { (*ptr).assume_init_read() });
+                *pos += 1;
                 wake |= slot.remaining.swap(0, Ordering::AcqRel) & WAITING != 0;
                 value
             } else {
@@ -370,14 +414,22 @@ impl<T> Shared<T> {
                 let value = slot
                     .value
                     .with(|ptr| unsafe { (*ptr).assume_init_ref().clone() });
+                // Only once the clone returned does this consumer move past
+                // the value: if `T::clone` panics, it stays at the value,
+                // still counted, and its next receive clones it again (or
+                // its drop releases it). Nothing is skipped or leaked.
+                *pos += 1;
                 if slot.remaining.fetch_sub(1, Ordering::AcqRel) & COUNT == LAST {
-                    // The others finished while this one cloned.
+                    // The others finished while this one cloned. The slot
+                    // is freed even if `T::drop` panics.
+                    let free = FreeOnUnwind { shared: self, slot };
                     // SAFETY: every other consumer is done with the value
                     // (their decrements came first, with Release), and the
                     // count of 1 left keeps the slot from being reused until
                     // it is stored 0 after the drop.
                     slot.value
                         .with_mut(|ptr| unsafe { (*ptr).assume_init_drop() });
+                    std::mem::forget(free);
                     wake |= slot.remaining.swap(0, Ordering::AcqRel) & WAITING != 0;
                 }
                 value
@@ -437,17 +489,44 @@ impl<T> Shared<T> {
             if slot.remaining.fetch_sub(1, Ordering::AcqRel) & COUNT != LAST {
                 continue;
             }
-            if !(self.is_rendezvous() && slot.delivery.load(Ordering::Acquire) == WITHDRAWN) {
+            match self
+                .is_rendezvous()
+                .then(|| slot.delivery.load(Ordering::Acquire))
+            {
+                // A tombstone: its value is gone already.
+                Some(WITHDRAWN) => {}
+                // No consumer received it, and none is left to: the value
+                // stays for its pending put to take back (`reclaim`) and
+                // offer again. The slot stays taken until then.
+                Some(FRESH) => {
+                    slot.delivery.store(ORPHANED, Ordering::Relaxed);
+                    continue;
+                }
                 // SAFETY: the count went 2 -> 1 here, so every other
                 // consumer is done with the value; it is moved out once,
                 // and producers, which write slots under the mutex held
                 // here, cannot reuse the slot before it is freed below.
-                freed.push(slot.value.with(|ptr| unsafe { (*ptr).assume_init_read() }));
+                _ => freed.push(slot.value.with(|ptr| unsafe { (*ptr).assume_init_read() })),
             }
             // The caller wakes the producers, whether or not one waits here.
             slot.remaining.store(0, Ordering::Release);
         }
         freed
+    }
+}
+
+/// Frees a slot whose value a consumer drops, if the drop panics: the
+/// value is gone either way, and producers must not wait for it forever.
+struct FreeOnUnwind<'a, T> {
+    shared: &'a Shared<T>,
+    slot: &'a Slot<T>,
+}
+
+impl<T> Drop for FreeOnUnwind<'_, T> {
+    fn drop(&mut self) {
+        if self.slot.remaining.swap(0, Ordering::AcqRel) & WAITING != 0 {
+            self.shared.wake_producers();
+        }
     }
 }
 
@@ -469,6 +548,10 @@ impl State {
     }
 }
 
+/// [`WaitList::register`] needs a waker cloned before locking.
+#[derive(Debug)]
+pub(crate) struct NeedsClone;
+
 /// Wakers of the tasks waiting on one side of a stream.
 ///
 /// Each waiting party owns a key (an index here) for as long as it lives, so
@@ -483,9 +566,27 @@ pub(crate) struct WaitList {
 
 impl WaitList {
     /// Records that the party with `key` waits, to be woken with `waker`.
-    /// Returns the waker it replaces, to be dropped once unlocked.
+    ///
+    /// Cloning a waker runs the executor's code, which must not run under
+    /// the lock: unless `key` already holds a waker that wakes the same
+    /// task, the clone must be in `fresh`, made before locking; without
+    /// one this returns [`NeedsClone`]. Returns the waker it replaces, to be
+    /// dropped once unlocked (as `fresh`, if unused).
     #[must_use = "drop the replaced waker after releasing the lock"]
-    pub(crate) fn register(&mut self, key: &mut Option<usize>, waker: &Waker) -> Option<Waker> {
+    pub(crate) fn register(
+        &mut self,
+        key: &mut Option<usize>,
+        waker: &Waker,
+        fresh: &mut Option<Waker>,
+    ) -> Result<Option<Waker>, NeedsClone> {
+        if let Some(Some(old)) = key.map(|index| &self.slots[index]) {
+            if old.will_wake(waker) {
+                return Ok(None);
+            }
+        }
+        let Some(new) = fresh.take() else {
+            return Err(NeedsClone);
+        };
         let index = match *key {
             Some(index) => index,
             None => {
@@ -497,24 +598,11 @@ impl WaitList {
                 index
             }
         };
-        match &mut self.slots[index] {
-            Some(old) if old.will_wake(waker) => None,
-            Some(old) => Some(std::mem::replace(old, waker.clone())),
-            empty => {
-                *empty = Some(waker.clone());
-                self.waiting += 1;
-                None
-            }
+        let old = self.slots[index].replace(new);
+        if old.is_none() {
+            self.waiting += 1;
         }
-    }
-
-    /// Forgets that the party with `key` waits, keeping its key.
-    pub(crate) fn clear(&mut self, key: Option<usize>) -> Option<Waker> {
-        let waker = self.slots[key?].take();
-        if waker.is_some() {
-            self.waiting -= 1;
-        }
-        waker
+        Ok(old)
     }
 
     /// Releases `key`; returns the waker it held, to be dropped unlocked.
