@@ -1849,3 +1849,90 @@ fn rendezvous_try_put_value_whose_consumers_left_is_dropped() {
         "the slot is free"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Capacity
+// ---------------------------------------------------------------------------
+
+/// A capacity above `MAX_CAPACITY` panics with a message that says which
+/// capacity and what to pass instead; `MAX_CAPACITY` itself works.
+#[test]
+fn a_capacity_above_the_maximum_panics_with_a_clear_message() {
+    for capacity in [AsyncStream::<u8>::MAX_CAPACITY + 1, usize::MAX] {
+        let caught = std::panic::catch_unwind(|| AsyncStream::<u8>::with_capacity(capacity));
+        let message = caught.expect_err("accepted").downcast::<String>().unwrap();
+        assert!(
+            message.contains(&capacity.to_string()) && message.contains("MAX_CAPACITY"),
+            "{message}"
+        );
+    }
+    let stream = AsyncStream::with_capacity(AsyncStream::<u8>::MAX_CAPACITY);
+    let mut consumer = stream.subscribe();
+    stream.try_put(1).unwrap();
+    assert_eq!(consumer.try_recv(), Ok(1));
+}
+
+/// The buffer grows while values are buffered, across several doublings,
+/// with consumers at different positions in different rings: every
+/// consumer receives every value in order, the capacity still bounds what
+/// is buffered, and the grown buffer is reused.
+#[test]
+fn the_buffer_grows_as_values_are_buffered() {
+    for capacity in [33, 100, 1000] {
+        let stream = AsyncStream::with_capacity(capacity);
+        let mut fast = stream.subscribe();
+        let mut slow = stream.subscribe();
+        let mut late = None;
+        let (mut next_fast, mut next_slow, mut next_late) = (0, 0, 0);
+        let mut put = 0;
+        for round in 0..4 {
+            while stream.try_put(put).is_ok() {
+                put += 1;
+                if put == 50 && late.is_none() {
+                    late = Some((stream.subscribe(), put));
+                    next_late = put;
+                }
+                // The fast consumer keeps up, half the time.
+                if put % 2 == 0 {
+                    assert_eq!(fast.try_recv(), Ok(next_fast));
+                    next_fast += 1;
+                }
+            }
+            assert_eq!(stream.len(), capacity, "round {round}");
+            assert_eq!(slow.len(), capacity);
+            // The slow consumer takes a third, the others everything.
+            for _ in 0..capacity / 3 {
+                assert_eq!(slow.try_recv(), Ok(next_slow));
+                next_slow += 1;
+            }
+            while let Ok(v) = fast.try_recv() {
+                assert_eq!(v, next_fast);
+                next_fast += 1;
+            }
+            if let Some((late, _)) = &mut late {
+                while let Ok(v) = late.try_recv() {
+                    assert_eq!(v, next_late);
+                    next_late += 1;
+                }
+            }
+        }
+        let late = late.map(|(late, _)| late);
+        drop(late);
+        while let Ok(v) = slow.try_recv() {
+            assert_eq!(v, next_slow);
+            next_slow += 1;
+        }
+        assert_eq!((next_fast, next_slow), (put, put));
+        assert!(stream.is_empty());
+        // A clone made mid-stream sees the same values as its original.
+        for i in 0..capacity as u64 / 2 {
+            stream.try_put(put + i).unwrap();
+        }
+        let mut twin = slow.clone();
+        for i in 0..capacity as u64 / 2 {
+            assert_eq!(slow.try_recv(), Ok(put + i));
+            assert_eq!(twin.try_recv(), Ok(put + i));
+            assert_eq!(fast.try_recv(), Ok(put + i));
+        }
+    }
+}

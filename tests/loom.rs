@@ -424,3 +424,32 @@ fn a_rendezvous_take_races_a_consumer_drop() {
         assert_eq!(put.as_mut().poll(&mut cx), Poll::Ready(Ok(())));
     });
 }
+
+/// The buffer grows while a consumer takes on its thread (under loom a
+/// stream starts with one slot, so capacity 2 grows once): the consumer
+/// moves on to the new ring and receives every value in order, each
+/// written before it is read (loom checks every access to the slots).
+#[test]
+fn a_consumer_follows_the_buffer_as_it_grows() {
+    loom::model(|| {
+        let stream = AsyncStream::with_capacity(2);
+        let mut a = stream.subscribe();
+        stream.try_put(0).unwrap();
+        let taker = thread::spawn(move || {
+            let mut got = Vec::new();
+            while got.len() < 3 {
+                match a.try_recv() {
+                    Ok(v) => got.push(v),
+                    Err(TryRecvError::Empty) => thread::yield_now(),
+                    Err(TryRecvError::Closed) => break,
+                }
+            }
+            got
+        });
+        // Slot 0 may still hold 0: then a ring of 2 starts at 1.
+        stream.try_put(1).unwrap();
+        block_on(stream.put(2)).unwrap();
+        drop(stream);
+        assert_eq!(taker.join().unwrap(), [0, 1, 2]);
+    });
+}

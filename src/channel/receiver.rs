@@ -43,16 +43,19 @@ pub struct Consumer<T> {
     shared: Arc<Shared<T>>,
     /// Sequence number of the next value this consumer takes.
     pos: u64,
+    /// The ring that holds it (or held the previous one).
+    ring: usize,
     /// This consumer's key in the consumers' waiter list.
     key: Option<usize>,
     terminated: bool,
 }
 
 impl<T> Consumer<T> {
-    pub(crate) fn new(shared: Arc<Shared<T>>, pos: u64) -> Self {
+    pub(crate) fn new(shared: Arc<Shared<T>>, pos: u64, ring: usize) -> Self {
         Self {
             shared,
             pos,
+            ring,
             key: None,
             terminated: false,
         }
@@ -135,7 +138,7 @@ impl<T: Clone> Consumer<T> {
     /// ```
     #[inline(always)]
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
-        let (value, wake) = self.shared.try_take(&mut self.pos)?;
+        let (value, wake) = self.shared.try_take(&mut self.pos, &mut self.ring)?;
         if wake {
             self.shared.wake_producers();
         }
@@ -279,7 +282,7 @@ impl<T> Clone for Consumer<T> {
         let mut state = self.shared.state.lock();
         self.shared.subscribe_at(&mut state, self.pos);
         drop(state);
-        Self::new(self.shared.clone(), self.pos)
+        Self::new(self.shared.clone(), self.pos, self.ring)
     }
 }
 

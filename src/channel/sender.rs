@@ -9,7 +9,7 @@ use futures_util::Sink;
 
 use super::error::{Closed, TryPutError};
 use super::receiver::Consumer;
-use super::shared::{NeedsClone, Shared, Wake};
+use super::shared::{NeedsClone, Shared, Wake, MAX_CAPACITY};
 use crate::sync::Arc;
 
 /// A lossless broadcast stream: every [`Consumer`] receives every value, in
@@ -76,11 +76,39 @@ impl<T> AsyncStream<T> {
         Self::with_capacity(0)
     }
 
+    /// The largest capacity a stream may have, `usize::MAX >> 1`. A stream
+    /// of this capacity is bounded only by memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use timecast::AsyncStream;
+    ///
+    /// // Allocates a few slots, not `MAX_CAPACITY` of them.
+    /// let stream = AsyncStream::<u64>::with_capacity(AsyncStream::<u64>::MAX_CAPACITY);
+    /// let mut consumer = stream.subscribe();
+    /// for i in 0..1000 {
+    ///     stream.try_put(i)?; // never full
+    /// }
+    /// assert_eq!(consumer.try_recv(), Ok(0));
+    /// # Ok::<_, timecast::TryPutError<u64>>(())
+    /// ```
+    pub const MAX_CAPACITY: usize = MAX_CAPACITY;
+
     /// Builds a stream whose producers may run `capacity` values ahead of
     /// the slowest consumer. Capacity 0 is a rendezvous, as [`new`](Self::new).
     ///
-    /// The buffer is allocated here, once; putting and receiving allocate
-    /// nothing afterwards.
+    /// Memory follows what is buffered, not the capacity: the stream
+    /// starts with a few slots and doubles its buffer, up to `capacity`,
+    /// when more values are buffered at once than it holds. A large
+    /// capacity (up to [`MAX_CAPACITY`](Self::MAX_CAPACITY)) thus means
+    /// "bounded only by memory". Once the buffer has reached the size the
+    /// stream needs, putting and receiving allocate nothing.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is more than [`MAX_CAPACITY`](Self::MAX_CAPACITY)
+    /// (`usize::MAX >> 1`).
     ///
     /// # Examples
     ///
@@ -95,7 +123,14 @@ impl<T> AsyncStream<T> {
     /// assert_eq!(consumer.try_recv(), Ok(1));
     /// # Ok::<_, timecast::TryPutError<i32>>(())
     /// ```
+    #[track_caller]
     pub fn with_capacity(capacity: usize) -> Self {
+        assert!(
+            capacity <= MAX_CAPACITY,
+            "AsyncStream::with_capacity({capacity}): the capacity is more than \
+             AsyncStream::MAX_CAPACITY (usize::MAX >> 1); for a stream bounded only \
+             by memory, pass AsyncStream::MAX_CAPACITY"
+        );
         Self {
             shared: Arc::new(Shared::new(capacity)),
         }
@@ -119,9 +154,9 @@ impl<T> AsyncStream<T> {
     /// ```
     pub fn subscribe(&self) -> Consumer<T> {
         let mut state = self.shared.state.lock();
-        let pos = self.shared.subscribe(&mut state);
+        let (pos, ring) = self.shared.subscribe(&mut state);
         self.shared.release(state, Wake::PRODUCERS);
-        Consumer::new(self.shared.clone(), pos)
+        Consumer::new(self.shared.clone(), pos, ring)
     }
 
     /// Puts `value` into the stream, waiting for room.
@@ -185,8 +220,8 @@ impl<T> AsyncStream<T> {
     /// assert_eq!(stream.try_put('b'), Ok(()));
     /// ```
     pub fn try_put(&self, value: T) -> Result<(), TryPutError<T>> {
-        let state = self.shared.state.lock();
-        let result = self.shared.try_push(&state, value, false);
+        let mut state = self.shared.state.lock();
+        let result = self.shared.try_push(&mut state, value, false);
         let wake = if result.is_ok() {
             Wake::CONSUMERS
         } else {
@@ -446,7 +481,7 @@ impl<T> PutOp<T> {
         // mark it (`await_slot`), and if it turns out free, try again.
         let outcome = loop {
             match std::mem::replace(&mut self.stage, Stage::Done) {
-                Stage::Waiting(value) => match shared.try_push(&state, value, true) {
+                Stage::Waiting(value) => match shared.try_push(&mut state, value, true) {
                     Ok(seq) if shared.capacity == 0 => {
                         self.stage = Stage::Buffered(seq, state.epoch);
                         wake = Wake::CONSUMERS;

@@ -1,7 +1,11 @@
 //! The state every handle of one stream shares, and the waiter lists.
 //!
 //! Values live in a ring of `max(capacity, 1)` slots, rounded up to a power
-//! of two. Producers, and
+//! of two, allocated as values are buffered: a stream starts with a small
+//! ring, and when it is full while the stream has room, producers start a
+//! ring twice the size; consumers move on to it once they have taken what
+//! the older ring holds. Rings are freed with the stream, so memory follows
+//! the most values buffered at once, not the capacity. Producers, and
 //! everything that changes who takes part (subscribe, unsubscribe, close),
 //! go through one mutex. Consumers take values without it: each slot counts
 //! the consumers yet to take its value, the last one moves the value out,
@@ -11,8 +15,16 @@
 //! # Invariants
 //!
 //! - `tail` is the sequence number the next value gets; it only changes
-//!   under the mutex. The value of sequence number `s` lives in slot
-//!   `s & mask`. `limit = max(capacity, 1)` values at most are buffered.
+//!   under the mutex. `limit = max(capacity, 1)` values at most are
+//!   buffered.
+//! - Rings are numbered from 0, each twice the size of the one before, up
+//!   to `limit` rounded up to a power of two; `State::newest` is the last
+//!   one allocated. Ring `r` holds the sequence numbers from its `start` up
+//!   to (not including) its `end`, which is `u64::MAX` until ring `r + 1`
+//!   starts; the value of `s` lives in slot `s & mask` of its ring. Ring
+//!   `r + 1` is published before its `start` is stored as ring `r`'s `end`,
+//!   and both before the tail moves past it, so a consumer that loaded the
+//!   tail with Acquire finds the ring of every value below it.
 //! - A slot is free when its count is 0. Otherwise it holds the value of
 //!   the latest sequence number mapping to it (or, for a withdrawn
 //!   rendezvous value, nothing), and its count is one more than the number
@@ -21,8 +33,9 @@
 //! - Slots free in sequence order: a consumer that took slot `s` took every
 //!   slot before it, and a consumer subscribed after `s` was put does not
 //!   count for it. So "slot `tail - limit` is free" means there is room,
-//!   and then the slot `tail` maps to (holding `tail - ring.len()` or
-//!   earlier) is free too.
+//!   and then, in a ring of at least `limit` slots, the slot `tail` maps to
+//!   (holding `tail - ring.len()` or earlier) is free too. In a smaller
+//!   ring it may not be: then a new ring starts at `tail`.
 //! - A consumer that finds the count at 2 before taking is the last to take
 //!   the value: it moves it out. The others clone it, then decrement the
 //!   count; the one whose decrement leaves 1 was the last after all (the
@@ -40,8 +53,16 @@ use std::task::Waker;
 
 use super::error::{TryPutError, TryRecvError};
 use crate::sync::{
-    AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Mutex, MutexGuard, Ordering, UnsafeCell,
+    AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Mutex, MutexGuard, Ordering,
+    UnsafeCell,
 };
+
+/// The largest capacity a stream may have.
+pub(crate) const MAX_CAPACITY: usize = usize::MAX >> 1;
+
+/// The number of slots a stream starts with (fewer if its capacity is
+/// smaller). Under loom, one, so that the models see rings grow.
+const FIRST_RING: usize = if cfg!(loom) { 1 } else { 32 };
 
 /// Rendezvous slot states. Not yet received: its put may still withdraw it.
 const FRESH: u8 = 0;
@@ -74,12 +95,52 @@ struct Slot<T> {
     delivery: AtomicU8,
 }
 
+/// One ring of slots: the values of the sequence numbers from `start` to
+/// `end` (see the invariants above).
+struct Ring<T> {
+    slots: Box<[Slot<T>]>,
+    /// `slots.len() - 1`; the length is a power of two.
+    mask: usize,
+    /// The first sequence number this ring holds.
+    start: u64,
+    /// The first sequence number the next ring holds; `u64::MAX` while this
+    /// ring is the newest.
+    end: AtomicU64,
+}
+
+impl<T> Ring<T> {
+    fn new(len: usize, start: u64) -> Self {
+        debug_assert!(len.is_power_of_two());
+        Ring {
+            slots: (0..len)
+                .map(|_| Slot {
+                    value: UnsafeCell::new(MaybeUninit::uninit()),
+                    remaining: AtomicUsize::new(0),
+                    delivery: AtomicU8::new(FRESH),
+                })
+                .collect(),
+            mask: len - 1,
+            start,
+            end: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    #[inline(always)]
+    fn slot(&self, seq: u64) -> &Slot<T> {
+        let index = seq as usize & self.mask;
+        debug_assert!(index < self.slots.len());
+        // SAFETY: `mask` is `slots.len() - 1` and a ring is never empty, so
+        // `index <= mask < slots.len()`.
+        unsafe { self.slots.get_unchecked(index) }
+    }
+}
+
 /// State shared by the producers and consumers of one stream.
 pub(crate) struct Shared<T> {
     pub(crate) state: Mutex<State>,
-    ring: Box<[Slot<T>]>,
-    /// `ring.len() - 1`; the ring's length is a power of two.
-    mask: usize,
+    /// The rings, oldest first: null until allocated, each by a producer
+    /// under the mutex; freed with the stream.
+    rings: Box<[AtomicPtr<Ring<T>>]>,
     /// How many values may be buffered: `max(capacity, 1)`.
     limit: u64,
     tail: AtomicU64,
@@ -105,6 +166,8 @@ pub(crate) struct State {
     pub(crate) consumers: usize,
     pub(crate) producers: usize,
     pub(crate) closed: bool,
+    /// The newest ring allocated: new values go there.
+    pub(crate) newest: usize,
     pub(crate) recv_waiters: WaitList,
     pub(crate) put_waiters: WaitList,
 }
@@ -136,26 +199,32 @@ impl Wake {
 }
 
 impl<T> Shared<T> {
+    /// A stream of `capacity` (at most [`MAX_CAPACITY`]), with its first
+    /// ring allocated.
     pub(crate) fn new(capacity: usize) -> Self {
+        assert!(capacity <= MAX_CAPACITY);
         let limit = capacity.max(1);
-        let ring: Box<[Slot<T>]> = (0..limit.next_power_of_two())
-            .map(|_| Slot {
-                value: UnsafeCell::new(MaybeUninit::uninit()),
-                remaining: AtomicUsize::new(0),
-                delivery: AtomicU8::new(FRESH),
-            })
+        let largest = limit.next_power_of_two();
+        let first = largest.min(FIRST_RING);
+        let count = (largest / first).trailing_zeros() as usize + 1;
+        let rings: Box<[AtomicPtr<Ring<T>>]> = (0..count)
+            .map(|_| AtomicPtr::new(std::ptr::null_mut()))
             .collect();
+        rings[0].store(
+            Box::into_raw(Box::new(Ring::new(first, 0))),
+            Ordering::Relaxed,
+        );
         Self {
             state: Mutex::new(State {
                 epoch: 0,
                 consumers: 0,
                 producers: 1,
                 closed: false,
+                newest: 0,
                 recv_waiters: WaitList::default(),
                 put_waiters: WaitList::default(),
             }),
-            mask: ring.len() - 1,
-            ring,
+            rings,
             limit: limit as u64,
             tail: AtomicU64::new(0),
             closed: AtomicBool::new(false),
@@ -163,13 +232,43 @@ impl<T> Shared<T> {
         }
     }
 
+    /// Ring `index`, which must be allocated: at most `State::newest`, or
+    /// the ring a consumer is in, or the next one once it found its ring's
+    /// `end` at or below a sequence number under the tail it loaded.
     #[inline(always)]
-    fn slot(&self, seq: u64) -> &Slot<T> {
-        let index = seq as usize & self.mask;
-        debug_assert!(index < self.ring.len());
-        // SAFETY: `mask` is `ring.len() - 1` and the ring is never empty, so
-        // `index <= mask < ring.len()`.
-        unsafe { self.ring.get_unchecked(index) }
+    fn ring(&self, index: usize) -> &Ring<T> {
+        let ring = self.rings[index].load(Ordering::Acquire);
+        debug_assert!(!ring.is_null());
+        // SAFETY: the caller's index is of an allocated ring, published
+        // with Release before any value in it (see the invariants); rings
+        // are freed only when the stream is dropped, which `&self` forbids.
+        unsafe { &*ring }
+    }
+
+    /// The slot of `seq`, in whichever ring holds it. Call under the mutex,
+    /// with `seq` at most the tail and in a ring still allocated.
+    fn slot(&self, state: &State, seq: u64) -> &Slot<T> {
+        let mut index = state.newest;
+        loop {
+            let ring = self.ring(index);
+            if seq >= ring.start || index == 0 {
+                return ring.slot(seq);
+            }
+            index -= 1;
+        }
+    }
+
+    /// Starts ring `newest + 1`, twice the size, at `seq`; returns it. Call
+    /// under the mutex, with the newest ring smaller than `limit`.
+    #[cold]
+    fn grow(&self, state: &mut State, seq: u64) -> &Ring<T> {
+        let old = self.ring(state.newest);
+        debug_assert!((old.slots.len() as u64) < self.limit);
+        let ring = Box::into_raw(Box::new(Ring::new(old.slots.len() * 2, seq)));
+        state.newest += 1;
+        self.rings[state.newest].store(ring, Ordering::Release);
+        old.end.store(seq, Ordering::Release);
+        self.ring(state.newest)
     }
 
     fn is_rendezvous(&self) -> bool {
@@ -231,12 +330,20 @@ impl<T> Shared<T> {
     }
 
     /// Number of values buffered that some consumer has yet to take.
-    pub(crate) fn len(&self, _state: &State) -> usize {
+    pub(crate) fn len(&self, state: &State) -> usize {
+        // Slots free in sequence order: walk back from the newest value to
+        // the first free slot.
         let tail = self.tail();
         let oldest = tail.saturating_sub(self.limit);
-        (oldest..tail)
-            .filter(|&seq| self.slot(seq).remaining.load(Ordering::Acquire) & COUNT > 1)
-            .count()
+        let mut len = 0;
+        for seq in (oldest..tail).rev() {
+            match self.slot(state, seq).remaining.load(Ordering::Acquire) & COUNT {
+                0 => break,
+                1 => {}
+                _ => len += 1,
+            }
+        }
+        len
     }
 
     /// Buffers `value` if there is room, and returns its sequence number.
@@ -246,7 +353,7 @@ impl<T> Shared<T> {
     #[inline(always)]
     pub(crate) fn try_push(
         &self,
-        state: &State,
+        state: &mut State,
         value: T,
         pending: bool,
     ) -> Result<u64, TryPutError<T>> {
@@ -254,14 +361,24 @@ impl<T> Shared<T> {
             return Err(TryPutError::Closed(value));
         }
         let seq = self.tail.load(Ordering::Relaxed);
-        if state.consumers == 0 || !self.has_room(seq) {
+        let mut ring = self.ring(state.newest);
+        if state.consumers == 0 || !self.has_room(state, ring, seq) {
             return Err(TryPutError::Full(value));
         }
-        let slot = self.slot(seq);
-        // SAFETY: the slot is free (the value `limit` back is fully taken, so
-        // is every earlier one, and the Acquire load in `has_room`
-        // synchronizes with the consumer that freed it), and only producers
-        // holding the mutex write slots, so nothing else accesses it now.
+        let mut slot = ring.slot(seq);
+        if (ring.slots.len() as u64) < self.limit
+            && slot.remaining.load(Ordering::Acquire) & COUNT != 0
+        {
+            // This ring is full, the stream is not.
+            ring = self.grow(state, seq);
+            slot = ring.slot(seq);
+        }
+        // SAFETY: the slot is free: in a ring of `limit` slots or more,
+        // because the value `limit` back is fully taken, so is every
+        // earlier one, and the Acquire load in `has_room` synchronizes with
+        // the consumer that freed it; in a smaller ring, because the load
+        // above found it free (or the ring is new). Only producers holding
+        // the mutex write slots, so nothing else accesses it now.
         slot.value.with_mut(|ptr| unsafe { (*ptr).write(value) });
         slot.remaining.store(state.consumers + 1, Ordering::Relaxed);
         if self.is_rendezvous() {
@@ -277,16 +394,18 @@ impl<T> Shared<T> {
     }
 
     /// Whether the value put as `tail` would fit: fewer than `limit` values
-    /// are buffered.
+    /// are buffered. `newest` is the newest ring.
     #[inline(always)]
-    fn has_room(&self, tail: u64) -> bool {
-        tail < self.limit
-            || self
-                .slot(tail - self.limit)
-                .remaining
-                .load(Ordering::Acquire)
-                & COUNT
-                == 0
+    fn has_room(&self, state: &State, newest: &Ring<T>, tail: u64) -> bool {
+        let Some(seq) = tail.checked_sub(self.limit) else {
+            return true;
+        };
+        let slot = if seq >= newest.start {
+            newest.slot(seq)
+        } else {
+            self.slot(state, seq)
+        };
+        slot.remaining.load(Ordering::Acquire) & COUNT == 0
     }
 
     /// The sequence number whose slot must free before the value put as
@@ -297,9 +416,9 @@ impl<T> Shared<T> {
 
     /// Whether the value put as `seq` has been taken by every consumer (or
     /// every consumer that was to take it has gone). Call under the mutex.
-    pub(crate) fn is_taken(&self, _state: &State, seq: u64) -> bool {
+    pub(crate) fn is_taken(&self, state: &State, seq: u64) -> bool {
         self.tail.load(Ordering::Relaxed) > seq + self.limit
-            || self.slot(seq).remaining.load(Ordering::Acquire) & COUNT == 0
+            || self.slot(state, seq).remaining.load(Ordering::Acquire) & COUNT == 0
     }
 
     /// Marks the slot of `seq` as awaited by a producer, so that the consumer
@@ -307,8 +426,12 @@ impl<T> Shared<T> {
     /// (then there is nothing to wait for). Call under the mutex, with `seq`
     /// the tail (waiting for room) or a buffered value (waiting for it to be
     /// taken).
-    pub(crate) fn await_slot(&self, _state: &State, seq: u64) -> bool {
-        self.slot(seq).remaining.fetch_or(WAITING, Ordering::AcqRel) & COUNT == 0
+    pub(crate) fn await_slot(&self, state: &State, seq: u64) -> bool {
+        self.slot(state, seq)
+            .remaining
+            .fetch_or(WAITING, Ordering::AcqRel)
+            & COUNT
+            == 0
     }
 
     /// Withdraws the rendezvous value put as `seq` (when the subscription
@@ -325,7 +448,7 @@ impl<T> Shared<T> {
         if let Some(value) = self.reclaim(state, seq) {
             return Some(value);
         }
-        let slot = self.slot(seq);
+        let slot = self.slot(state, seq);
         let retract = state.epoch == epoch;
         let mark = if retract { RETRACTED } else { WITHDRAWN };
         slot.delivery
@@ -348,8 +471,8 @@ impl<T> Shared<T> {
     /// Takes back the rendezvous value put as `seq` if every consumer it was
     /// for left before receiving it ([`ORPHANED`]), freeing its slot; its
     /// put offers it again. Call under the mutex, with `seq` not taken.
-    pub(crate) fn reclaim(&self, _state: &State, seq: u64) -> Option<T> {
-        let slot = self.slot(seq);
+    pub(crate) fn reclaim(&self, state: &State, seq: u64) -> Option<T> {
+        let slot = self.slot(state, seq);
         if !self.is_rendezvous() || slot.delivery.load(Ordering::Acquire) != ORPHANED {
             return None;
         }
@@ -364,11 +487,15 @@ impl<T> Shared<T> {
         Some(value)
     }
 
-    /// Takes the next value for the consumer at `pos`, without the mutex.
-    /// The `bool` tells whether it freed a slot a producer waits for: the
-    /// caller must then wake the producers.
+    /// Takes the next value for the consumer at `pos`, in ring `ring`,
+    /// without the mutex. The `bool` tells whether it freed a slot a
+    /// producer waits for: the caller must then wake the producers.
     #[inline(always)]
-    pub(crate) fn try_take(&self, pos: &mut u64) -> Result<(T, bool), TryRecvError>
+    pub(crate) fn try_take(
+        &self,
+        pos: &mut u64,
+        ring: &mut usize,
+    ) -> Result<(T, bool), TryRecvError>
     where
         T: Clone,
     {
@@ -381,7 +508,13 @@ impl<T> Shared<T> {
                 }
                 return Err(TryRecvError::Closed);
             }
-            let slot = self.slot(*pos);
+            let current = self.ring(*ring);
+            if *pos >= current.end.load(Ordering::Acquire) {
+                // Everything in this ring is taken: on to the next one.
+                *ring += 1;
+                continue;
+            }
+            let slot = current.slot(*pos);
             if self.is_rendezvous() {
                 match Self::claim(slot) {
                     DELIVERED => {}
@@ -461,11 +594,12 @@ impl<T> Shared<T> {
         self.release(state, Wake::PRODUCERS);
     }
 
-    /// Registers a new consumer; returns its starting position (the tail).
-    pub(crate) fn subscribe(&self, state: &mut State) -> u64 {
+    /// Registers a new consumer; returns its starting position (the tail)
+    /// and ring (the newest).
+    pub(crate) fn subscribe(&self, state: &mut State) -> (u64, usize) {
         state.epoch += 1;
         state.consumers += 1;
-        self.tail.load(Ordering::Relaxed)
+        (self.tail.load(Ordering::Relaxed), state.newest)
     }
 
     /// Registers a consumer that starts at `pos`, like an existing one whose
@@ -474,7 +608,9 @@ impl<T> Shared<T> {
         state.epoch += 1;
         state.consumers += 1;
         for seq in pos..self.tail.load(Ordering::Relaxed) {
-            self.slot(seq).remaining.fetch_add(1, Ordering::AcqRel);
+            self.slot(state, seq)
+                .remaining
+                .fetch_add(1, Ordering::AcqRel);
         }
     }
 
@@ -485,7 +621,7 @@ impl<T> Shared<T> {
         state.consumers -= 1;
         let mut freed = Vec::new();
         for seq in pos..self.tail.load(Ordering::Relaxed) {
-            let slot = self.slot(seq);
+            let slot = self.slot(state, seq);
             if slot.remaining.fetch_sub(1, Ordering::AcqRel) & COUNT != LAST {
                 continue;
             }
@@ -534,10 +670,19 @@ impl<T> Drop for Shared<T> {
     fn drop(&mut self) {
         // Every value put had a consumer, and every consumer, when dropped,
         // released the values it had yet to take: nothing is left to drop.
-        debug_assert!(self
-            .ring
-            .iter()
-            .all(|slot| slot.remaining.load(Ordering::Relaxed) & COUNT == 0));
+        for ring in self.rings.iter() {
+            let ring = ring.load(Ordering::Acquire);
+            if ring.is_null() {
+                break;
+            }
+            // SAFETY: allocated by `Box::into_raw` in `new` or `grow`, and
+            // freed only here, once: nothing else can reach it any more.
+            let ring = unsafe { Box::from_raw(ring) };
+            debug_assert!(ring
+                .slots
+                .iter()
+                .all(|slot| slot.remaining.load(Ordering::Relaxed) & COUNT == 0));
+        }
     }
 }
 
