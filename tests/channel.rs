@@ -812,8 +812,10 @@ fn values_are_dropped_exactly_once_when_consumers_leave() {
     for _ in 0..8 {
         stream.try_put(Live::new(&ALIVE)).unwrap();
     }
-    drop(a);
+    drop(a); // the last consumer: the 8 values it left wait for the next
     drop(kept);
+    assert_eq!(ALIVE.load(SeqCst), 8, "held for the next consumer");
+    drop(stream);
     assert_eq!(ALIVE.load(SeqCst), 0, "nothing leaked");
 }
 
@@ -1142,7 +1144,10 @@ impl Rng {
 ///   queue gets the value;
 /// - `try_recv` gives the queue's front, else `Closed` iff closed, else `Empty`;
 /// - a put polled once then dropped (with `dropped_puts`) completes, fails
-///   or leaves everything unchanged.
+///   or leaves everything unchanged;
+/// - when the last consumer leaves, the values in its queue from the first
+///   one no consumer received are held, and the next consumer's queue
+///   starts with them.
 ///
 /// Returns a description of the first divergence.
 fn run_model(seed: u64, capacity: usize, ops: usize, dropped_puts: bool) -> Result<(), String> {
@@ -1153,6 +1158,8 @@ fn run_model(seed: u64, capacity: usize, ops: usize, dropped_puts: bool) -> Resu
     let mut closed = false;
     let mut next = 0u64;
     let limit = capacity.max(1);
+    let mut received = std::collections::HashSet::new();
+    let mut held = VecDeque::new();
     let (_, waker) = counting_waker();
 
     for step in 0..ops {
@@ -1173,7 +1180,7 @@ fn run_model(seed: u64, capacity: usize, ops: usize, dropped_puts: bool) -> Resu
                 what = "subscribe";
                 if real.len() < 5 {
                     real.push(stream.subscribe());
-                    model.push(VecDeque::new());
+                    model.push(std::mem::take(&mut held));
                 }
             }
             11..=18 => {
@@ -1181,7 +1188,13 @@ fn run_model(seed: u64, capacity: usize, ops: usize, dropped_puts: bool) -> Resu
                 if !real.is_empty() {
                     let i = rng.below(real.len());
                     drop(real.swap_remove(i));
-                    model.swap_remove(i);
+                    let mut left = model.swap_remove(i);
+                    if model.is_empty() {
+                        while left.front().is_some_and(|v| received.contains(v)) {
+                            left.pop_front();
+                        }
+                        held = left;
+                    }
                 }
             }
             19..=24 => {
@@ -1235,7 +1248,10 @@ fn run_model(seed: u64, capacity: usize, ops: usize, dropped_puts: bool) -> Resu
                 if !real.is_empty() {
                     let i = rng.below(real.len());
                     let want = match model[i].pop_front() {
-                        Some(v) => Ok(v),
+                        Some(v) => {
+                            received.insert(v);
+                            Ok(v)
+                        }
                         None if closed => Err(TryRecvError::Closed),
                         None => Err(TryRecvError::Empty),
                     };
@@ -1250,7 +1266,7 @@ fn run_model(seed: u64, capacity: usize, ops: usize, dropped_puts: bool) -> Resu
         }
 
         // The observable state after every operation.
-        let lag = model.iter().map(VecDeque::len).max().unwrap_or(0);
+        let lag = model.iter().map(VecDeque::len).max().unwrap_or(held.len());
         let observed = (stream.len(), stream.consumer_count(), stream.is_closed());
         if observed != (lag, model.len(), closed) {
             return Err(format!(
@@ -1459,10 +1475,24 @@ fn no_value_is_cloned_or_dropped_under_the_lock() {
         let c = b.clone();
         drop(b); // held 4 with a and c
         assert!(stream.close());
-        drop(c); // the last to hold 3 of them: drops them
-        drop(a); // the last to hold the rest
+        drop(c); // the last to hold the one a received: drops it
+        while let Some(value) = a.recv_blocking() {
+            drop(value);
+        }
+        drop(a);
         drop((stream, cell));
         assert_eq!(alive.load(SeqCst), 0);
+    });
+    finishes("dropping the consumer values were put for", || {
+        let (stream, cell, alive) = reentrant_stream(4);
+        let a = stream.subscribe();
+        for _ in 0..4 {
+            assert!(stream.try_put(Reentrant::new(&cell, &alive)).is_ok());
+        }
+        let later = stream.subscribe();
+        drop(a); // the values were for a alone: dropped
+        assert_eq!(alive.load(SeqCst), 0);
+        drop((later, stream, cell));
     });
     finishes("cancelling puts, values handed back", || {
         let (waker_count, waker) = counting_waker();
@@ -1833,21 +1863,109 @@ fn rendezvous_value_taken_by_one_consumer_completes_the_put() {
     assert_eq!(c.try_recv(), Ok(3));
 }
 
-/// `try_put` keeps no claim on a rendezvous value: if every consumer leaves
-/// before taking it, it is dropped and its slot freed.
+/// A value whose put completed (buffered, or `try_put`) and that the last
+/// consumer left untaken waits, with every later value, for the next
+/// consumer, which receives it first; meanwhile puts wait for that
+/// consumer, as with no consumer at all. Values some consumer received
+/// before it left are not held; nor are values whose consumers left while
+/// consumers subscribed after them remain (those were put for nobody
+/// there is).
 #[test]
-fn rendezvous_try_put_value_whose_consumers_left_is_dropped() {
+fn values_the_last_consumer_left_wait_for_the_next_one() {
     static ALIVE: AtomicUsize = AtomicUsize::new(0);
-    let stream = AsyncStream::new();
-    let a = stream.subscribe();
-    assert!(stream.try_put(Live::new(&ALIVE)).is_ok());
-    drop(a);
-    assert_eq!(ALIVE.load(SeqCst), 0);
-    let _b = stream.subscribe();
-    assert!(
-        stream.try_put(Live::new(&ALIVE)).is_ok(),
-        "the slot is free"
-    );
+    let value = |v: u64| (v, Live::new(&ALIVE));
+    let ids = |got: Vec<(u64, Live)>| got.into_iter().map(|(v, _)| v).collect::<Vec<_>>();
+    for capacity in [0, 1, 4] {
+        let limit = capacity.max(1) as u64;
+        let stream = AsyncStream::with_capacity(capacity);
+
+        // The last consumer leaves untaken values: held for the next one.
+        let mut a = stream.subscribe();
+        for v in 0..limit {
+            assert!(stream.try_put(value(v)).is_ok());
+        }
+        if limit > 1 {
+            assert_eq!(a.try_recv().map(|(v, _)| v), Ok(0));
+        }
+        drop(a);
+        let held = if limit > 1 { limit - 1 } else { 1 };
+        assert_eq!(ALIVE.load(SeqCst), held as usize, "capacity {capacity}");
+        assert_eq!(stream.len(), held as usize);
+        assert!(stream.try_put(value(99)).unwrap_err().is_full());
+        let (woken, waker) = counting_waker();
+        let mut put = stream.put(value(limit));
+        assert!(poll(&mut put, &waker).is_pending(), "no consumer");
+        let mut b = stream.subscribe();
+        assert_eq!(woken.count(), 1);
+        assert_eq!(b.len(), held as usize);
+        let mut got = Vec::new();
+        let mut done = false;
+        while got.len() < held as usize + 1 {
+            done = done || poll(&mut put, &waker).is_ready();
+            if let Ok(v) = b.try_recv() {
+                got.push(v);
+            }
+        }
+        let first = limit - held;
+        assert_eq!(
+            ids(got),
+            (first..=limit).collect::<Vec<_>>(),
+            "capacity {capacity}"
+        );
+        assert!(done || poll(&mut put, &waker).is_ready());
+        drop(put);
+
+        // Two consumers: what one received before leaving is not held.
+        let mut c = stream.subscribe();
+        for v in 10..10 + limit {
+            assert!(stream.try_put(value(v)).is_ok());
+        }
+        if limit > 1 {
+            assert_eq!(c.try_recv().map(|(v, _)| v), Ok(10));
+        }
+        drop(c);
+        drop(b);
+        let mut d = stream.subscribe();
+        let mut got = Vec::new();
+        while let Ok(v) = d.try_recv() {
+            got.push(v);
+        }
+        let first = if limit > 1 { 11 } else { 10 };
+        assert_eq!(
+            ids(got),
+            (first..10 + limit).collect::<Vec<_>>(),
+            "capacity {capacity}"
+        );
+
+        // Consumers that subscribed after a value remain: it is dropped.
+        assert!(stream.try_put(value(20)).is_ok());
+        let mut e = stream.subscribe();
+        drop(d);
+        assert_eq!(
+            ALIVE.load(SeqCst),
+            0,
+            "capacity {capacity}: 20 was put for d alone"
+        );
+        assert!(stream.try_put(value(21)).is_ok());
+        assert_eq!(e.try_recv().map(|(v, _)| v), Ok(21));
+
+        // Held values outlive a close, for a consumer that subscribes after
+        // it, and are dropped with the stream if none does.
+        assert!(stream.try_put(value(30)).is_ok());
+        drop(e);
+        stream.close();
+        let mut f = stream.subscribe();
+        assert_eq!(f.try_recv().map(|(v, _)| v), Ok(30));
+        assert_eq!(f.try_recv().map(|(v, _)| v), Err(TryRecvError::Closed));
+        drop(f);
+        let stream = AsyncStream::with_capacity(capacity);
+        let g = stream.subscribe();
+        assert!(stream.try_put(value(40)).is_ok());
+        drop(g);
+        assert_eq!(ALIVE.load(SeqCst), 1);
+        drop(stream);
+        assert_eq!(ALIVE.load(SeqCst), 0, "capacity {capacity}: leaked");
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1933,6 +2051,85 @@ fn the_buffer_grows_as_values_are_buffered() {
             assert_eq!(slow.try_recv(), Ok(put + i));
             assert_eq!(twin.try_recv(), Ok(put + i));
             assert_eq!(fast.try_recv(), Ok(put + i));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Threads (also run under Miri, with fewer values)
+// ---------------------------------------------------------------------------
+
+/// Two producers and three consumers on five threads share heap values
+/// (`String`s, so that Miri sees every allocation): consumers that block,
+/// poll as a `Stream` and spin on `try_recv` receive every value of every
+/// producer once, in each producer's order; a fourth consumer is dropped
+/// midway with values pending; the buffer grows as values pile up. Miri
+/// checks every access to the slots, and that nothing leaks.
+#[test]
+fn threads_share_heap_values_without_races() {
+    const N: u64 = if cfg!(miri) { 24 } else { 1_000 };
+    const PRODUCERS: usize = 2;
+    for capacity in [0, 1, 40] {
+        let stream = AsyncStream::<String>::with_capacity(capacity);
+        let parse = |s: String| {
+            let (p, i) = s.split_once(':').unwrap();
+            (p.parse::<usize>().unwrap(), i.parse::<u64>().unwrap())
+        };
+        let mut blocking = stream.subscribe();
+        let mut polled = stream.subscribe();
+        let mut spinning = stream.subscribe();
+        let mut leaving = stream.subscribe();
+        let readers = vec![
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                while let Some(v) = blocking.recv_blocking() {
+                    seen.push(parse(v));
+                }
+                seen
+            }),
+            std::thread::spawn(move || {
+                block_on(async {
+                    let mut seen = Vec::new();
+                    while let Some(v) = polled.next().await {
+                        seen.push(parse(v));
+                    }
+                    seen
+                })
+            }),
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                loop {
+                    match spinning.try_recv() {
+                        Ok(v) => seen.push(parse(v)),
+                        Err(TryRecvError::Empty) => std::thread::yield_now(),
+                        Err(TryRecvError::Closed) => return seen,
+                    }
+                }
+            }),
+        ];
+        let writers: Vec<_> = (0..PRODUCERS)
+            .map(|p| {
+                let producer = stream.clone();
+                std::thread::spawn(move || {
+                    for i in 0..N {
+                        producer.put_blocking(format!("{p}:{i}")).unwrap();
+                    }
+                })
+            })
+            .collect();
+        // The fourth consumer takes a few values, then leaves with values
+        // pending: the others go on.
+        for _ in 0..3 {
+            assert!(leaving.recv_blocking().is_some());
+        }
+        drop(leaving);
+        drop(stream);
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        for reader in readers {
+            let seen = reader.join().unwrap();
+            check_tagged(&seen, PRODUCERS, N, &format!("capacity {capacity}"));
         }
     }
 }

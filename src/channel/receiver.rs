@@ -124,6 +124,15 @@ impl<T: Clone> Consumer<T> {
     /// [`TryRecvError::Closed`] if the stream is closed and this consumer has
     /// received everything.
     ///
+    /// # Panics
+    ///
+    /// If `T::clone` panics (every consumer but the last to take a value
+    /// gets a clone), the panic propagates and the consumer stays at the
+    /// value: the next receive clones it again, and dropping the consumer
+    /// releases it. Other consumers and producers are not affected. The
+    /// same holds for [`recv`](Self::recv), [`recv_blocking`](Self::recv_blocking),
+    /// [`poll_recv`](Self::poll_recv) and the `Stream` implementation.
+    ///
     /// # Examples
     ///
     /// ```
@@ -147,6 +156,10 @@ impl<T: Clone> Consumer<T> {
 
     /// Receives the next value; `None` once the stream is closed and this
     /// consumer has received everything.
+    ///
+    /// # Panics
+    ///
+    /// If `T::clone` panics, as [`try_recv`](Self::try_recv) says.
     ///
     /// # Cancel safety
     ///
@@ -224,6 +237,11 @@ impl<T: Clone> Consumer<T> {
                 Ok(value) => return Poll::Ready(Some(value)),
                 Err(TryRecvError::Closed) => return self.terminate(),
                 Err(TryRecvError::Empty) => {}
+            }
+            // About to wait: the waker is most likely not registered (a
+            // wake-up takes it out), so clone it now, unlocked.
+            if fresh.is_none() {
+                fresh = Some(cx.waker().clone());
             }
             // Register under the lock, then look again: a producer pushes
             // (and closing closes) under the same lock, so it either sees
@@ -307,7 +325,37 @@ impl<T> fmt::Debug for Consumer<T> {
     }
 }
 
-/// The future returned by [`Consumer::recv`].
+/// The future returned by [`Consumer::recv`]: resolves to the next value,
+/// or `None` once the stream is closed and this consumer has received
+/// everything.
+///
+/// # Cancel safety
+///
+/// Cancel safe: dropping a `Recv` before it completes loses no value; the
+/// next receive gets it.
+///
+/// # Panics
+///
+/// If `T::clone` panics, as [`Consumer::try_recv`] says.
+///
+/// # Examples
+///
+/// ```
+/// use std::future::Future;
+/// use std::pin::Pin;
+/// use std::task::{Context, Poll};
+/// use futures::task::noop_waker;
+///
+/// let stream = timecast::AsyncStream::with_capacity(1);
+/// let mut consumer = stream.subscribe();
+/// let waker = noop_waker();
+/// let mut cx = Context::from_waker(&waker);
+/// let mut recv = consumer.recv();
+/// assert_eq!(Pin::new(&mut recv).poll(&mut cx), Poll::Pending);
+/// stream.try_put(4)?;
+/// assert_eq!(Pin::new(&mut recv).poll(&mut cx), Poll::Ready(Some(4)));
+/// # Ok::<_, timecast::TryPutError<i32>>(())
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct Recv<'a, T> {
     consumer: &'a mut Consumer<T>,

@@ -138,7 +138,10 @@ impl<T> AsyncStream<T> {
 
     /// Returns a consumer that receives every value put after this call.
     ///
-    /// A consumer subscribed to a closed stream ends at once.
+    /// If no consumer was subscribed and the last one left values no
+    /// consumer received, the new consumer receives those first (see the
+    /// module docs, "Where a value goes"). A consumer subscribed to a closed
+    /// stream receives those values, if any, then ends.
     ///
     /// # Examples
     ///
@@ -170,6 +173,11 @@ impl<T> AsyncStream<T> {
     ///
     /// [`Closed`] with the value if the stream is closed before the value
     /// could be put.
+    ///
+    /// A rendezvous put whose consumers all leave before any of them
+    /// received the value does not complete: it offers the value again, to
+    /// the consumers subscribed then or to the next one (see the module
+    /// docs, "Where a value goes").
     ///
     /// # Cancel safety
     ///
@@ -455,8 +463,13 @@ impl<T> PutOp<T> {
     #[inline(always)]
     fn poll(&mut self, shared: &Shared<T>, cx: &mut Context<'_>) -> Poll<Result<(), Closed<T>>> {
         // A waker cloned before locking, to register: cloning a waker runs
-        // the executor's code, which must not run under the lock.
-        let mut fresh = None;
+        // the executor's code, which must not run under the lock. A
+        // rendezvous put always waits for its takes, so it clones at once;
+        // a buffered one only once it finds it must wait.
+        let mut fresh = match self.stage {
+            Stage::Waiting(_) if shared.capacity == 0 => Some(cx.waker().clone()),
+            _ => None,
+        };
         loop {
             if let Some(outcome) = self.poll_locked(shared, cx, &mut fresh) {
                 return outcome;
@@ -570,7 +583,46 @@ impl<T> PutOp<T> {
     }
 }
 
-/// The future returned by [`AsyncStream::put`].
+/// The future returned by [`AsyncStream::put`]: resolves to `Ok(())` once
+/// the value is put (for a rendezvous stream: taken by every consumer), or
+/// to [`Closed`] with the value if the stream closes first.
+///
+/// `Put` is `Unpin`: it can be polled by hand, or kept and polled again in
+/// a `select!` loop.
+///
+/// # Cancel safety
+///
+/// Dropping a `Put` before it completes delivers its value to no one and
+/// leaves the stream as it was, unless some consumer of a rendezvous
+/// stream already received the value: it then stays in the stream, so that
+/// every consumer sees the same sequence. See [`AsyncStream::put`].
+///
+/// # Panics
+///
+/// Polling a `Put` again after it completed panics.
+///
+/// # Examples
+///
+/// Polled by hand: pending while the buffer is full, ready once the
+/// consumer makes room.
+///
+/// ```
+/// use std::future::Future;
+/// use std::pin::Pin;
+/// use std::task::{Context, Poll};
+/// use futures::task::noop_waker;
+///
+/// let stream = timecast::AsyncStream::with_capacity(1);
+/// let mut consumer = stream.subscribe();
+/// stream.try_put(1)?;
+/// let mut put = stream.put(2);
+/// let waker = noop_waker();
+/// let mut cx = Context::from_waker(&waker);
+/// assert!(Pin::new(&mut put).poll(&mut cx).is_pending());
+/// assert_eq!(consumer.try_recv(), Ok(1));
+/// assert_eq!(Pin::new(&mut put).poll(&mut cx), Poll::Ready(Ok(())));
+/// # Ok::<_, timecast::TryPutError<i32>>(())
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct Put<'a, T> {
     shared: &'a Shared<T>,
@@ -613,6 +665,33 @@ impl<T> fmt::Debug for Put<'_, T> {
 /// `poll_flush` waits until the last value is put (for a rendezvous
 /// stream: taken by every consumer). `poll_close` flushes, then releases this
 /// producer handle: when it was the last one, the stream closes.
+///
+/// # Errors
+///
+/// Every method fails with [`Closed`], handing the value back, if the
+/// stream closed before the value could be put.
+///
+/// # Cancel safety
+///
+/// Dropping a `PutSink` (or a `send` future) while a value is being put
+/// cancels that put as dropping a [`Put`] does: the value is delivered to
+/// no one, unless some consumer of a rendezvous stream already received it.
+///
+/// # Examples
+///
+/// ```
+/// use futures::{stream, SinkExt, StreamExt};
+///
+/// # futures::executor::block_on(async {
+/// let source = timecast::AsyncStream::with_capacity(8);
+/// let consumer = source.subscribe();
+/// let mut sink = source.sink();
+/// drop(source);
+/// sink.send_all(&mut stream::iter([1, 2, 3]).map(Ok)).await?;
+/// sink.close().await?; // the last producer handle: the stream closes
+/// assert_eq!(consumer.collect::<Vec<_>>().await, [1, 2, 3]);
+/// # Ok::<_, timecast::Closed<i32>>(()) }).unwrap();
+/// ```
 pub struct PutSink<T> {
     stream: Option<AsyncStream<T>>,
     op: Option<PutOp<T>>,

@@ -64,10 +64,11 @@ pub(crate) const MAX_CAPACITY: usize = usize::MAX >> 1;
 /// smaller). Under loom, one, so that the models see rings grow.
 const FIRST_RING: usize = if cfg!(loom) { 1 } else { 32 };
 
-/// Rendezvous slot states. Not yet received: its put may still withdraw it.
+/// Slot states (`Slot::delivery`). Not yet received by any consumer; in a
+/// rendezvous stream, its pending put may still withdraw it.
 const FRESH: u8 = 0;
-/// Received by some consumer (or put by `try_put`, which keeps no claim on
-/// it): it stays, and goes to every consumer it is for.
+/// Received by some consumer: in a rendezvous stream it can no longer be
+/// withdrawn, and goes to every consumer it is for.
 const DELIVERED: u8 = 1;
 /// Withdrawn, but a consumer subscribed after it was put: a tombstone that
 /// consumers step over.
@@ -78,6 +79,9 @@ const RETRACTED: u8 = 3;
 /// the slot (count 1: the value alone) until its put, still pending, takes
 /// it back to offer it again (or hand it back on close or cancel).
 const ORPHANED: u8 = 4;
+/// Rendezvous: put by `try_put`, which keeps no claim on it, and not yet
+/// received. Consumers treat it as [`FRESH`]; nobody withdraws it.
+const UNCLAIMED: u8 = 5;
 
 /// In a slot's `remaining`: a producer waits for this slot to free.
 const WAITING: usize = 1 << (usize::BITS - 1);
@@ -90,7 +94,8 @@ const LAST: usize = 2;
 struct Slot<T> {
     value: UnsafeCell<MaybeUninit<T>>,
     remaining: AtomicUsize,
-    /// Rendezvous streams only: [`FRESH`], [`DELIVERED`], [`WITHDRAWN`],
+    /// Whether a consumer received the value: [`FRESH`] or [`DELIVERED`];
+    /// in rendezvous streams also [`UNCLAIMED`], [`WITHDRAWN`],
     /// [`RETRACTED`] or [`ORPHANED`].
     delivery: AtomicU8,
 }
@@ -168,6 +173,10 @@ pub(crate) struct State {
     pub(crate) closed: bool,
     /// The newest ring allocated: new values go there.
     pub(crate) newest: usize,
+    /// Set while no consumer is subscribed and the last ones left values
+    /// nobody received: the first of them, where the next consumer starts.
+    /// Every value from there to the tail stays in its slot, count 1.
+    pub(crate) held: Option<u64>,
     pub(crate) recv_waiters: WaitList,
     pub(crate) put_waiters: WaitList,
 }
@@ -221,6 +230,7 @@ impl<T> Shared<T> {
                 producers: 1,
                 closed: false,
                 newest: 0,
+                held: None,
                 recv_waiters: WaitList::default(),
                 put_waiters: WaitList::default(),
             }),
@@ -334,6 +344,9 @@ impl<T> Shared<T> {
         // Slots free in sequence order: walk back from the newest value to
         // the first free slot.
         let tail = self.tail();
+        if let Some(held) = state.held {
+            return (tail - held) as usize;
+        }
         let oldest = tail.saturating_sub(self.limit);
         let mut len = 0;
         for seq in (oldest..tail).rev() {
@@ -386,8 +399,11 @@ impl<T> Shared<T> {
             // before a withdrawn put moved it back reaches this slot
             // through `delivery` alone (its Acquire in `claim`), not the
             // tail, so this store must order the value and the count.
-            let delivery = if pending { FRESH } else { DELIVERED };
+            let delivery = if pending { FRESH } else { UNCLAIMED };
             slot.delivery.store(delivery, Ordering::Release);
+        } else {
+            // Read only under the mutex, which orders it.
+            slot.delivery.store(FRESH, Ordering::Relaxed);
         }
         self.tail.store(seq + 1, Ordering::Release);
         Ok(seq)
@@ -552,6 +568,10 @@ impl<T> Shared<T> {
                 // still counted, and its next receive clones it again (or
                 // its drop releases it). Nothing is skipped or leaked.
                 *pos += 1;
+                // Recorded before the decrement (Release) that a consumer
+                // leaving under the mutex synchronizes with: the value was
+                // received, so it is not held for the next consumer.
+                slot.delivery.store(DELIVERED, Ordering::Relaxed);
                 if slot.remaining.fetch_sub(1, Ordering::AcqRel) & COUNT == LAST {
                     // The others finished while this one cloned. The slot
                     // is freed even if `T::drop` panics.
@@ -575,8 +595,8 @@ impl<T> Shared<T> {
     /// withdrawal mark that beat this consumer to it.
     fn claim(slot: &Slot<T>) -> u8 {
         match slot.delivery.load(Ordering::Acquire) {
-            FRESH => match slot.delivery.compare_exchange(
-                FRESH,
+            now @ (FRESH | UNCLAIMED) => match slot.delivery.compare_exchange(
+                now,
                 DELIVERED,
                 Ordering::AcqRel,
                 Ordering::Acquire,
@@ -597,9 +617,19 @@ impl<T> Shared<T> {
     /// Registers a new consumer; returns its starting position (the tail)
     /// and ring (the newest).
     pub(crate) fn subscribe(&self, state: &mut State) -> (u64, usize) {
-        state.epoch += 1;
-        state.consumers += 1;
-        (self.tail.load(Ordering::Relaxed), state.newest)
+        let tail = self.tail.load(Ordering::Relaxed);
+        let Some(held) = state.held.take() else {
+            state.epoch += 1;
+            state.consumers += 1;
+            return (tail, state.newest);
+        };
+        // The values the last consumers left untaken are this one's.
+        self.subscribe_at(state, held);
+        let mut ring = state.newest;
+        while self.ring(ring).start > held {
+            ring -= 1;
+        }
+        (held, ring)
     }
 
     /// Registers a consumer that starts at `pos`, like an existing one whose
@@ -617,24 +647,47 @@ impl<T> Shared<T> {
     /// Removes the consumer at `pos`: it no longer holds anything back.
     /// Returns the values it was the last to hold, to be dropped once the
     /// mutex is released.
+    ///
+    /// A value this consumer was the last to hold leaves with it if some
+    /// consumer received it, or if other consumers remain (they subscribed
+    /// after it was put). Otherwise nobody received it and nobody is left:
+    /// a pending rendezvous put takes it back ([`ORPHANED`]); any other
+    /// value waits, with every later one, for the next consumer
+    /// (`State::held`).
     pub(crate) fn unsubscribe(&self, state: &mut State, pos: u64) -> Vec<T> {
+        debug_assert!(
+            state.held.is_none(),
+            "values held with a consumer subscribed"
+        );
         state.consumers -= 1;
+        let last = state.consumers == 0;
         let mut freed = Vec::new();
         for seq in pos..self.tail.load(Ordering::Relaxed) {
             let slot = self.slot(state, seq);
             if slot.remaining.fetch_sub(1, Ordering::AcqRel) & COUNT != LAST {
                 continue;
             }
-            match self
-                .is_rendezvous()
-                .then(|| slot.delivery.load(Ordering::Acquire))
-            {
+            // The fetch_sub above synchronizes with every consumer's
+            // decrement, after its `DELIVERED` store.
+            match slot.delivery.load(Ordering::Acquire) {
                 // A tombstone: its value is gone already.
-                Some(WITHDRAWN) => {}
+                WITHDRAWN if self.is_rendezvous() => {}
                 // No consumer received it, and none is left to: the value
                 // stays for its pending put to take back (`reclaim`) and
                 // offer again. The slot stays taken until then.
-                Some(FRESH) => {
+                FRESH if self.is_rendezvous() && last => {
+                    slot.delivery.store(ORPHANED, Ordering::Relaxed);
+                    continue;
+                }
+                // Nobody received it, nobody is left: it waits for the next
+                // consumer, and so does everything after it.
+                _ if state.held.is_some() => continue,
+                FRESH | UNCLAIMED if last => {
+                    state.held = Some(seq);
+                    continue;
+                }
+                FRESH if self.is_rendezvous() => {
+                    // Its put offers it again, to the consumers there are.
                     slot.delivery.store(ORPHANED, Ordering::Relaxed);
                     continue;
                 }
@@ -678,10 +731,20 @@ impl<T> Drop for Shared<T> {
             // SAFETY: allocated by `Box::into_raw` in `new` or `grow`, and
             // freed only here, once: nothing else can reach it any more.
             let ring = unsafe { Box::from_raw(ring) };
-            debug_assert!(ring
-                .slots
-                .iter()
-                .all(|slot| slot.remaining.load(Ordering::Relaxed) & COUNT == 0));
+            for slot in ring.slots.iter() {
+                // With every handle gone, a slot still taken holds a value
+                // left for a next consumer that never came (or one whose
+                // put was forgotten): count 1, the value alone.
+                let count = slot.remaining.load(Ordering::Relaxed) & COUNT;
+                debug_assert!(count <= 1);
+                if count == 1 {
+                    // SAFETY: a count of 1 with no consumer left means the
+                    // slot holds its value (see the invariants); nothing
+                    // else can reach it, and it is dropped once, here.
+                    slot.value
+                        .with_mut(|ptr| unsafe { (*ptr).assume_init_drop() });
+                }
+            }
         }
     }
 }
