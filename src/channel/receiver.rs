@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use futures_core::{FusedStream, Stream};
 
 use super::error::TryRecvError;
-use super::shared::{NeedsClone, Shared, Wake};
+use super::shared::{Cursor, NeedsClone, Shared, Wake};
 use crate::sync::Arc;
 
 /// Receives every value put into an [`AsyncStream`](crate::AsyncStream)
@@ -41,21 +41,18 @@ use crate::sync::Arc;
 /// ```
 pub struct Consumer<T> {
     shared: Arc<Shared<T>>,
-    /// Sequence number of the next value this consumer takes.
-    pos: u64,
-    /// The ring that holds it (or held the previous one).
-    ring: usize,
+    /// Where this consumer stands: the next value it takes.
+    cursor: Cursor<T>,
     /// This consumer's key in the consumers' waiter list.
     key: Option<usize>,
     terminated: bool,
 }
 
 impl<T> Consumer<T> {
-    pub(crate) fn new(shared: Arc<Shared<T>>, pos: u64, ring: usize) -> Self {
+    pub(crate) fn new(shared: Arc<Shared<T>>, cursor: Cursor<T>) -> Self {
         Self {
             shared,
-            pos,
-            ring,
+            cursor,
             key: None,
             terminated: false,
         }
@@ -87,7 +84,7 @@ impl<T> Consumer<T> {
     /// # Ok::<_, timecast::TryPutError<i32>>(())
     /// ```
     pub fn len(&self) -> usize {
-        (self.shared.tail() - self.pos) as usize
+        (self.shared.tail() - self.cursor.pos) as usize
     }
 
     /// Whether no value is waiting for this consumer.
@@ -147,7 +144,7 @@ impl<T: Clone> Consumer<T> {
     /// ```
     #[inline(always)]
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
-        let (value, wake) = self.shared.try_take(&mut self.pos, &mut self.ring)?;
+        let (value, wake) = self.shared.try_take(&mut self.cursor)?;
         if wake {
             self.shared.wake_producers();
         }
@@ -248,7 +245,7 @@ impl<T: Clone> Consumer<T> {
             // this waker or was seen here. What it put is taken above,
             // after unlocking.
             let mut state = self.shared.state.lock();
-            if self.shared.has_next(&state, self.pos) {
+            if self.shared.has_next(&state, self.cursor.pos) {
                 drop(state);
                 continue;
             }
@@ -298,9 +295,9 @@ impl<T> Clone for Consumer<T> {
     /// one has yet to receive, and every value put from now on.
     fn clone(&self) -> Self {
         let mut state = self.shared.state.lock();
-        self.shared.subscribe_at(&mut state, self.pos);
+        self.shared.subscribe_at(&mut state, self.cursor.pos);
         drop(state);
-        Self::new(self.shared.clone(), self.pos, self.ring)
+        Self::new(self.shared.clone(), self.cursor)
     }
 }
 
@@ -308,7 +305,7 @@ impl<T> Drop for Consumer<T> {
     fn drop(&mut self) {
         let mut state = self.shared.state.lock();
         let old_waker = state.recv_waiters.remove(&mut self.key);
-        let freed = self.shared.unsubscribe(&mut state, self.pos);
+        let freed = self.shared.unsubscribe(&mut state, self.cursor.pos);
         // Producers may wait for room, for a value to be taken, or (at zero
         // consumers) for a consumer; any of these may have changed.
         self.shared.release(state, Wake::PRODUCERS);
@@ -319,7 +316,7 @@ impl<T> Drop for Consumer<T> {
 impl<T> fmt::Debug for Consumer<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Consumer")
-            .field("position", &self.pos)
+            .field("position", &self.cursor.pos)
             .field("terminated", &self.terminated)
             .finish_non_exhaustive()
     }

@@ -157,9 +157,9 @@ impl<T> AsyncStream<T> {
     /// ```
     pub fn subscribe(&self) -> Consumer<T> {
         let mut state = self.shared.state.lock();
-        let (pos, ring) = self.shared.subscribe(&mut state);
+        let cursor = self.shared.subscribe(&mut state);
         self.shared.release(state, Wake::PRODUCERS);
-        Consumer::new(self.shared.clone(), pos, ring)
+        Consumer::new(self.shared.clone(), cursor)
     }
 
     /// Puts `value` into the stream, waiting for room.

@@ -49,6 +49,7 @@
 //!   the bit.
 
 use std::mem::MaybeUninit;
+use std::ptr::NonNull;
 use std::task::Waker;
 
 use super::error::{TryPutError, TryRecvError};
@@ -140,9 +141,81 @@ impl<T> Ring<T> {
     }
 }
 
+/// A ring's slots at hand, without the pointer chase through the ring
+/// list: for producers (in [`State`]) and each consumer (in its
+/// [`Cursor`]). Valid as long as the stream: rings are freed only with it.
+struct RingRef<T> {
+    slots: NonNull<Slot<T>>,
+    mask: usize,
+    start: u64,
+    /// Whether the ring has `limit` slots or more: then it is the last.
+    last: bool,
+}
+
+impl<T> Clone for RingRef<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for RingRef<T> {}
+
+impl<T> RingRef<T> {
+    fn new(ring: &Ring<T>, limit: u64) -> Self {
+        RingRef {
+            // From the whole slice, so that it may reach every slot.
+            slots: NonNull::from(&*ring.slots).cast(),
+            mask: ring.mask,
+            start: ring.start,
+            last: ring.slots.len() as u64 >= limit,
+        }
+    }
+
+    /// The slot `seq` maps to. The caller must hold a handle to the stream
+    /// (or its mutex) for as long as it uses the slot.
+    #[inline(always)]
+    fn slot(&self, seq: u64) -> &Slot<T> {
+        let index = seq as usize & self.mask;
+        // SAFETY: `slots` points to the first of `mask + 1` slots of a ring
+        // freed only with the stream, which the caller keeps alive, and
+        // `index <= mask`. Slots are only ever accessed through shared
+        // references (their contents through atomics and `UnsafeCell`).
+        unsafe { &*self.slots.as_ptr().add(index) }
+    }
+}
+
+/// Where a consumer stands: the sequence number of the next value it takes
+/// and the ring that holds it.
+pub(crate) struct Cursor<T> {
+    /// Sequence number of the next value this consumer takes.
+    pub(crate) pos: u64,
+    /// Index of the ring `ring` is.
+    index: usize,
+    ring: RingRef<T>,
+    /// Below this sequence number, values are surely in `ring`: its end,
+    /// once known; before, the ring's start plus its length (a ring holds
+    /// at least that many values) or the last tail seen; `u64::MAX` for the
+    /// last ring.
+    sure: u64,
+}
+
+impl<T> Clone for Cursor<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Cursor<T> {}
+
+// SAFETY: a cursor only points into its stream's rings, which consumers on
+// any thread may access as `Shared<T>` says (`T: Send + Sync`).
+unsafe impl<T: Send + Sync> Send for Cursor<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send + Sync> Sync for Cursor<T> {}
+
 /// State shared by the producers and consumers of one stream.
 pub(crate) struct Shared<T> {
-    pub(crate) state: Mutex<State>,
+    pub(crate) state: Mutex<State<T>>,
     /// The rings, oldest first: null until allocated, each by a producer
     /// under the mutex; freed with the stream.
     rings: Box<[AtomicPtr<Ring<T>>]>,
@@ -164,7 +237,7 @@ unsafe impl<T: Send + Sync> Send for Shared<T> {}
 unsafe impl<T: Send + Sync> Sync for Shared<T> {}
 
 /// What the mutex guards.
-pub(crate) struct State {
+pub(crate) struct State<T> {
     /// Counts subscriptions: a withdrawn value can be retracted only if no
     /// consumer subscribed after it was put.
     pub(crate) epoch: u64,
@@ -173,6 +246,8 @@ pub(crate) struct State {
     pub(crate) closed: bool,
     /// The newest ring allocated: new values go there.
     pub(crate) newest: usize,
+    /// Ring `newest`, at hand.
+    ring: RingRef<T>,
     /// Set while no consumer is subscribed and the last ones left values
     /// nobody received: the first of them, where the next consumer starts.
     /// Every value from there to the tail stays in its slot, count 1.
@@ -219,10 +294,10 @@ impl<T> Shared<T> {
         let rings: Box<[AtomicPtr<Ring<T>>]> = (0..count)
             .map(|_| AtomicPtr::new(std::ptr::null_mut()))
             .collect();
-        rings[0].store(
-            Box::into_raw(Box::new(Ring::new(first, 0))),
-            Ordering::Relaxed,
-        );
+        let ring = Box::into_raw(Box::new(Ring::new(first, 0)));
+        rings[0].store(ring, Ordering::Relaxed);
+        // SAFETY: just allocated, freed only with the stream.
+        let ring = RingRef::new(unsafe { &*ring }, limit as u64);
         Self {
             state: Mutex::new(State {
                 epoch: 0,
@@ -230,6 +305,7 @@ impl<T> Shared<T> {
                 producers: 1,
                 closed: false,
                 newest: 0,
+                ring,
                 held: None,
                 recv_waiters: WaitList::default(),
                 put_waiters: WaitList::default(),
@@ -257,7 +333,7 @@ impl<T> Shared<T> {
 
     /// The slot of `seq`, in whichever ring holds it. Call under the mutex,
     /// with `seq` at most the tail and in a ring still allocated.
-    fn slot(&self, state: &State, seq: u64) -> &Slot<T> {
+    fn slot(&self, state: &State<T>, seq: u64) -> &Slot<T> {
         let mut index = state.newest;
         loop {
             let ring = self.ring(index);
@@ -271,14 +347,48 @@ impl<T> Shared<T> {
     /// Starts ring `newest + 1`, twice the size, at `seq`; returns it. Call
     /// under the mutex, with the newest ring smaller than `limit`.
     #[cold]
-    fn grow(&self, state: &mut State, seq: u64) -> &Ring<T> {
+    fn grow(&self, state: &mut State<T>, seq: u64) -> RingRef<T> {
         let old = self.ring(state.newest);
         debug_assert!((old.slots.len() as u64) < self.limit);
         let ring = Box::into_raw(Box::new(Ring::new(old.slots.len() * 2, seq)));
         state.newest += 1;
         self.rings[state.newest].store(ring, Ordering::Release);
         old.end.store(seq, Ordering::Release);
-        self.ring(state.newest)
+        state.ring = RingRef::new(self.ring(state.newest), self.limit);
+        state.ring
+    }
+
+    /// A cursor at `pos`, in ring `index`, which holds it. `tail`: a tail
+    /// loaded with Acquire (or under the mutex) no lower than `pos`.
+    fn cursor(&self, pos: u64, index: usize, tail: u64) -> Cursor<T> {
+        let ring = self.ring(index);
+        let at_hand = RingRef::new(ring, self.limit);
+        let end = ring.end.load(Ordering::Acquire);
+        let sure = if end != u64::MAX {
+            end
+        } else if at_hand.last {
+            u64::MAX
+        } else {
+            // No newer ring yet: everything under the tail is in this one.
+            (ring.start + ring.slots.len() as u64).max(tail)
+        };
+        Cursor {
+            pos,
+            index,
+            ring: at_hand,
+            sure,
+        }
+    }
+
+    /// Moves `cursor` on to the ring that holds its position, at or past
+    /// its `sure` bound and below `tail` (loaded with Acquire).
+    #[cold]
+    fn follow(&self, cursor: &mut Cursor<T>, tail: u64) {
+        let mut index = cursor.index;
+        while cursor.pos >= self.ring(index).end.load(Ordering::Acquire) {
+            index += 1;
+        }
+        *cursor = self.cursor(cursor.pos, index, tail);
     }
 
     fn is_rendezvous(&self) -> bool {
@@ -288,7 +398,7 @@ impl<T> Shared<T> {
     /// Unlocks `state`, then wakes the waiters `wake` names, in batches that
     /// never hold the lock while waking.
     #[inline(always)]
-    pub(crate) fn release(&self, mut state: MutexGuard<'_, State>, wake: Wake) {
+    pub(crate) fn release(&self, mut state: MutexGuard<'_, State<T>>, wake: Wake) {
         if !state.has_waiters(wake) {
             return;
         }
@@ -304,7 +414,7 @@ impl<T> Shared<T> {
         }
     }
 
-    fn drain(&self, state: &mut State, wake: Wake, batch: &mut WakeBatch) -> bool {
+    fn drain(&self, state: &mut State<T>, wake: Wake, batch: &mut WakeBatch) -> bool {
         let mut more = false;
         if wake.consumers {
             more |= state.recv_waiters.drain_into(batch);
@@ -335,12 +445,12 @@ impl<T> Shared<T> {
     /// Whether the consumer at `pos` has something to take now: a value, or
     /// the end of a closed stream. Under the mutex, which every change of
     /// the tail and of `closed` holds, the answer cannot be stale.
-    pub(crate) fn has_next(&self, state: &State, pos: u64) -> bool {
+    pub(crate) fn has_next(&self, state: &State<T>, pos: u64) -> bool {
         state.closed || self.tail.load(Ordering::Relaxed) != pos
     }
 
     /// Number of values buffered that some consumer has yet to take.
-    pub(crate) fn len(&self, state: &State) -> usize {
+    pub(crate) fn len(&self, state: &State<T>) -> usize {
         // Slots free in sequence order: walk back from the newest value to
         // the first free slot.
         let tail = self.tail();
@@ -366,7 +476,7 @@ impl<T> Shared<T> {
     #[inline(always)]
     pub(crate) fn try_push(
         &self,
-        state: &mut State,
+        state: &mut State<T>,
         value: T,
         pending: bool,
     ) -> Result<u64, TryPutError<T>> {
@@ -374,18 +484,15 @@ impl<T> Shared<T> {
             return Err(TryPutError::Closed(value));
         }
         let seq = self.tail.load(Ordering::Relaxed);
-        let mut ring = self.ring(state.newest);
-        if state.consumers == 0 || !self.has_room(state, ring, seq) {
+        let mut ring = state.ring;
+        if state.consumers == 0 || !self.has_room(state, &ring, seq) {
             return Err(TryPutError::Full(value));
         }
-        let mut slot = ring.slot(seq);
-        if (ring.slots.len() as u64) < self.limit
-            && slot.remaining.load(Ordering::Acquire) & COUNT != 0
-        {
+        if !ring.last && ring.slot(seq).remaining.load(Ordering::Acquire) & COUNT != 0 {
             // This ring is full, the stream is not.
             ring = self.grow(state, seq);
-            slot = ring.slot(seq);
         }
+        let slot = ring.slot(seq);
         // SAFETY: the slot is free: in a ring of `limit` slots or more,
         // because the value `limit` back is fully taken, so is every
         // earlier one, and the Acquire load in `has_room` synchronizes with
@@ -412,7 +519,7 @@ impl<T> Shared<T> {
     /// Whether the value put as `tail` would fit: fewer than `limit` values
     /// are buffered. `newest` is the newest ring.
     #[inline(always)]
-    fn has_room(&self, state: &State, newest: &Ring<T>, tail: u64) -> bool {
+    fn has_room(&self, state: &State<T>, newest: &RingRef<T>, tail: u64) -> bool {
         let Some(seq) = tail.checked_sub(self.limit) else {
             return true;
         };
@@ -432,7 +539,7 @@ impl<T> Shared<T> {
 
     /// Whether the value put as `seq` has been taken by every consumer (or
     /// every consumer that was to take it has gone). Call under the mutex.
-    pub(crate) fn is_taken(&self, state: &State, seq: u64) -> bool {
+    pub(crate) fn is_taken(&self, state: &State<T>, seq: u64) -> bool {
         self.tail.load(Ordering::Relaxed) > seq + self.limit
             || self.slot(state, seq).remaining.load(Ordering::Acquire) & COUNT == 0
     }
@@ -442,7 +549,7 @@ impl<T> Shared<T> {
     /// (then there is nothing to wait for). Call under the mutex, with `seq`
     /// the tail (waiting for room) or a buffered value (waiting for it to be
     /// taken).
-    pub(crate) fn await_slot(&self, state: &State, seq: u64) -> bool {
+    pub(crate) fn await_slot(&self, state: &State<T>, seq: u64) -> bool {
         self.slot(state, seq)
             .remaining
             .fetch_or(WAITING, Ordering::AcqRel)
@@ -456,7 +563,7 @@ impl<T> Shared<T> {
     /// the put; otherwise the slot stays as a tombstone consumers step over.
     /// Once received, the value stays, so that every consumer sees the same
     /// sequence. Call under the mutex.
-    pub(crate) fn withdraw(&self, state: &State, seq: u64, epoch: u64) -> Option<T> {
+    pub(crate) fn withdraw(&self, state: &State<T>, seq: u64, epoch: u64) -> Option<T> {
         debug_assert!(self.is_rendezvous());
         if self.is_taken(state, seq) {
             return None;
@@ -487,7 +594,7 @@ impl<T> Shared<T> {
     /// Takes back the rendezvous value put as `seq` if every consumer it was
     /// for left before receiving it ([`ORPHANED`]), freeing its slot; its
     /// put offers it again. Call under the mutex, with `seq` not taken.
-    pub(crate) fn reclaim(&self, state: &State, seq: u64) -> Option<T> {
+    pub(crate) fn reclaim(&self, state: &State<T>, seq: u64) -> Option<T> {
         let slot = self.slot(state, seq);
         if !self.is_rendezvous() || slot.delivery.load(Ordering::Acquire) != ORPHANED {
             return None;
@@ -503,34 +610,31 @@ impl<T> Shared<T> {
         Some(value)
     }
 
-    /// Takes the next value for the consumer at `pos`, in ring `ring`,
-    /// without the mutex. The `bool` tells whether it freed a slot a
+    /// Takes the next value for the consumer at `cursor`, without the mutex. The `bool` tells whether it freed a slot a
     /// producer waits for: the caller must then wake the producers.
     #[inline(always)]
-    pub(crate) fn try_take(
-        &self,
-        pos: &mut u64,
-        ring: &mut usize,
-    ) -> Result<(T, bool), TryRecvError>
+    pub(crate) fn try_take(&self, cursor: &mut Cursor<T>) -> Result<(T, bool), TryRecvError>
     where
         T: Clone,
     {
         let mut wake = false;
         loop {
-            if *pos == self.tail.load(Ordering::Acquire) {
-                if !self.closed.load(Ordering::Acquire) || *pos != self.tail.load(Ordering::Acquire)
+            let tail = self.tail.load(Ordering::Acquire);
+            if cursor.pos == tail {
+                if !self.closed.load(Ordering::Acquire)
+                    || cursor.pos != self.tail.load(Ordering::Acquire)
                 {
                     return Err(TryRecvError::Empty);
                 }
                 return Err(TryRecvError::Closed);
             }
-            let current = self.ring(*ring);
-            if *pos >= current.end.load(Ordering::Acquire) {
-                // Everything in this ring is taken: on to the next one.
-                *ring += 1;
+            if cursor.pos >= cursor.sure {
+                // Perhaps in a newer ring.
+                self.follow(cursor, tail);
                 continue;
             }
-            let slot = current.slot(*pos);
+            let ring = cursor.ring;
+            let slot = ring.slot(cursor.pos);
             if self.is_rendezvous() {
                 match Self::claim(slot) {
                     DELIVERED => {}
@@ -539,7 +643,7 @@ impl<T> Shared<T> {
                     _ => {
                         // A tombstone: step over it, freeing the slot if this
                         // was the last consumer to pass it.
-                        *pos += 1;
+                        cursor.pos += 1;
                         if slot.remaining.fetch_sub(1, Ordering::AcqRel) & COUNT == LAST {
                             wake |= slot.remaining.swap(0, Ordering::AcqRel) & WAITING != 0;
                         }
@@ -553,7 +657,7 @@ impl<T> Shared<T> {
                 // Release), so nobody else reads it; it is moved out once, and
                 // the slot freed right after.
                 let value = slot.value.with(|ptr| unsafe { (*ptr).assume_init_read() });
-                *pos += 1;
+                cursor.pos += 1;
                 wake |= slot.remaining.swap(0, Ordering::AcqRel) & WAITING != 0;
                 value
             } else {
@@ -567,7 +671,7 @@ impl<T> Shared<T> {
                 // the value: if `T::clone` panics, it stays at the value,
                 // still counted, and its next receive clones it again (or
                 // its drop releases it). Nothing is skipped or leaked.
-                *pos += 1;
+                cursor.pos += 1;
                 // Recorded before the decrement (Release) that a consumer
                 // leaving under the mutex synchronizes with: the value was
                 // received, so it is not held for the next consumer.
@@ -594,17 +698,23 @@ impl<T> Shared<T> {
     /// Rendezvous: marks the slot as received. Returns [`DELIVERED`], or the
     /// withdrawal mark that beat this consumer to it.
     fn claim(slot: &Slot<T>) -> u8 {
-        match slot.delivery.load(Ordering::Acquire) {
-            now @ (FRESH | UNCLAIMED) => match slot.delivery.compare_exchange(
-                now,
-                DELIVERED,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => DELIVERED,
-                Err(now) => now,
-            },
-            now => now,
+        let mut now = slot.delivery.load(Ordering::Acquire);
+        loop {
+            match now {
+                // Not received yet. The state may change under this CAS: a
+                // withdrawal (then the mark is returned), or a withdrawal and
+                // a new put into the slot (then its value is claimed).
+                FRESH | UNCLAIMED => match slot.delivery.compare_exchange(
+                    now,
+                    DELIVERED,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => return DELIVERED,
+                    Err(changed) => now = changed,
+                },
+                _ => return now,
+            }
         }
     }
 
@@ -614,14 +724,14 @@ impl<T> Shared<T> {
         self.release(state, Wake::PRODUCERS);
     }
 
-    /// Registers a new consumer; returns its starting position (the tail)
-    /// and ring (the newest).
-    pub(crate) fn subscribe(&self, state: &mut State) -> (u64, usize) {
+    /// Registers a new consumer; returns where it starts: the tail, or the
+    /// first value held for it.
+    pub(crate) fn subscribe(&self, state: &mut State<T>) -> Cursor<T> {
         let tail = self.tail.load(Ordering::Relaxed);
         let Some(held) = state.held.take() else {
             state.epoch += 1;
             state.consumers += 1;
-            return (tail, state.newest);
+            return self.cursor(tail, state.newest, tail);
         };
         // The values the last consumers left untaken are this one's.
         self.subscribe_at(state, held);
@@ -629,12 +739,12 @@ impl<T> Shared<T> {
         while self.ring(ring).start > held {
             ring -= 1;
         }
-        (held, ring)
+        self.cursor(held, ring, tail)
     }
 
     /// Registers a consumer that starts at `pos`, like an existing one whose
     /// handle the caller holds (so it takes nothing meanwhile).
-    pub(crate) fn subscribe_at(&self, state: &mut State, pos: u64) {
+    pub(crate) fn subscribe_at(&self, state: &mut State<T>, pos: u64) {
         state.epoch += 1;
         state.consumers += 1;
         for seq in pos..self.tail.load(Ordering::Relaxed) {
@@ -654,7 +764,7 @@ impl<T> Shared<T> {
     /// a pending rendezvous put takes it back ([`ORPHANED`]); any other
     /// value waits, with every later one, for the next consumer
     /// (`State::held`).
-    pub(crate) fn unsubscribe(&self, state: &mut State, pos: u64) -> Vec<T> {
+    pub(crate) fn unsubscribe(&self, state: &mut State<T>, pos: u64) -> Vec<T> {
         debug_assert!(
             state.held.is_none(),
             "values held with a consumer subscribed"
@@ -749,7 +859,7 @@ impl<T> Drop for Shared<T> {
     }
 }
 
-impl State {
+impl<T> State<T> {
     fn has_waiters(&self, wake: Wake) -> bool {
         (wake.consumers && self.recv_waiters.waiting > 0)
             || (wake.producers && self.put_waiters.waiting > 0)
