@@ -9,8 +9,8 @@
 //! everything that changes who takes part (subscribe, unsubscribe, close),
 //! go through one mutex. Consumers take values without it: each slot counts
 //! the consumers yet to take its value, the last one moves the value out,
-//! and the others clone it. Nobody wakes a waker or drops a value while
-//! holding the mutex.
+//! and the others clone it. Nobody clones, wakes or drops a waker, or
+//! clones or drops a value, while holding the mutex.
 //!
 //! # Invariants
 //!
@@ -24,12 +24,19 @@
 //!   starts; the value of `s` lives in slot `s & mask` of its ring. Ring
 //!   `r + 1` is published before its `start` is stored as ring `r`'s `end`,
 //!   and both before the tail moves past it, so a consumer that loaded the
-//!   tail with Acquire finds the ring of every value below it.
+//!   tail with Acquire finds the ring of every value below it. A ring
+//!   starts only when the slot the tail maps to in the one before is
+//!   taken, which cannot be before that ring was filled once: ring `r`
+//!   holds at least its length in values.
 //! - A slot is free when its count is 0. Otherwise it holds the value of
 //!   the latest sequence number mapping to it (or, for a withdrawn
 //!   rendezvous value, nothing), and its count is one more than the number
 //!   of consumers yet to take it: the extra one stands for the value itself,
-//!   so the count reaches 0 only once the value is gone.
+//!   so the count reaches 0 only once the value is gone. A count of 1
+//!   with no consumer counted is a value nobody received whose consumers
+//!   left: a rendezvous value waiting for its pending put to take it back
+//!   ([`ORPHANED`]), or, while no consumer is subscribed, a value held for
+//!   the next one (`State::held` to the tail).
 //! - Slots free in sequence order: a consumer that took slot `s` took every
 //!   slot before it, and a consumer subscribed after `s` was put does not
 //!   count for it. So "slot `tail - limit` is free" means there is room,
