@@ -225,29 +225,34 @@ impl<T: Clone> Consumer<T> {
     /// ```
     #[inline(always)]
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        // A waker cloned before locking, to register: cloning a waker runs
-        // the executor's code, which must not run under the lock.
-        let mut fresh = None;
+        // Values are taken (and cloned, and dropped) without the lock.
+        match self.try_recv() {
+            Ok(value) => Poll::Ready(Some(value)),
+            Err(TryRecvError::Closed) => self.terminate(),
+            Err(TryRecvError::Empty) => self.poll_wait(cx),
+        }
+    }
+
+    /// [`poll_recv`](Self::poll_recv) once nothing was waiting: registers
+    /// the waker, unless something arrived meanwhile.
+    fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        // About to wait: the waker is most likely not registered (a wake-up
+        // takes it out), so clone it now, unlocked: cloning a waker runs the
+        // executor's code, which must not run under the lock.
+        let mut fresh = Some(cx.waker().clone());
         loop {
-            // Values are taken (and cloned, and dropped) without the lock.
-            match self.try_recv() {
-                Ok(value) => return Poll::Ready(Some(value)),
-                Err(TryRecvError::Closed) => return self.terminate(),
-                Err(TryRecvError::Empty) => {}
-            }
-            // About to wait: the waker is most likely not registered (a
-            // wake-up takes it out), so clone it now, unlocked.
-            if fresh.is_none() {
-                fresh = Some(cx.waker().clone());
-            }
             // Register under the lock, then look again: a producer pushes
             // (and closing closes) under the same lock, so it either sees
-            // this waker or was seen here. What it put is taken above,
-            // after unlocking.
+            // this waker or was seen here. What it put is taken after
+            // unlocking.
             let mut state = self.shared.state.lock();
             if self.shared.has_next(&state, self.cursor.pos) {
                 drop(state);
-                continue;
+                match self.try_recv() {
+                    Ok(value) => return Poll::Ready(Some(value)),
+                    Err(TryRecvError::Closed) => return self.terminate(),
+                    Err(TryRecvError::Empty) => continue,
+                }
             }
             match state
                 .recv_waiters
@@ -255,7 +260,7 @@ impl<T: Clone> Consumer<T> {
             {
                 Ok(replaced) => {
                     drop(state);
-                    drop(replaced);
+                    drop((replaced, fresh));
                     return Poll::Pending;
                 }
                 Err(NeedsClone) => {

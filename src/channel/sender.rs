@@ -462,31 +462,44 @@ impl<T> PutOp<T> {
 
     #[inline(always)]
     fn poll(&mut self, shared: &Shared<T>, cx: &mut Context<'_>) -> Poll<Result<(), Closed<T>>> {
-        // A waker cloned before locking, to register: cloning a waker runs
-        // the executor's code, which must not run under the lock. A
+        // To register, a waker is cloned before locking: cloning a waker
+        // runs the executor's code, which must not run under the lock. A
         // rendezvous put always waits for its takes, so it clones at once;
         // a buffered one only once it finds it must wait.
-        let mut fresh = match self.stage {
-            Stage::Waiting(_) if shared.capacity == 0 => Some(cx.waker().clone()),
-            _ => None,
-        };
-        loop {
-            if let Some(outcome) = self.poll_locked(shared, cx, &mut fresh) {
-                return outcome;
-            }
-            fresh = Some(cx.waker().clone());
+        if shared.capacity == 0 && matches!(self.stage, Stage::Waiting(_)) {
+            return self.poll_with_waker(shared, cx);
+        }
+        match self.poll_locked(shared, cx, None) {
+            Ok(outcome) => outcome,
+            Err(NeedsClone) => self.poll_with_waker(shared, cx),
         }
     }
 
-    /// One attempt under the lock; `None` if registering needs a clone of
-    /// the waker that `fresh` does not hold yet.
+    /// [`poll`](Self::poll) with a clone of the waker at hand.
+    fn poll_with_waker(
+        &mut self,
+        shared: &Shared<T>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Closed<T>>> {
+        loop {
+            let fresh = Some(cx.waker().clone());
+            if let Ok(outcome) = self.poll_locked(shared, cx, fresh) {
+                return outcome;
+            }
+        }
+    }
+
+    /// One attempt under the lock. Registering the waker needs a clone of it
+    /// made before locking (`fresh`), unless the one registered already
+    /// wakes the same task: without one it fails with [`NeedsClone`]. An
+    /// unused `fresh` is dropped after unlocking.
     #[inline(always)]
     fn poll_locked(
         &mut self,
         shared: &Shared<T>,
         cx: &mut Context<'_>,
-        fresh: &mut Option<Waker>,
-    ) -> Option<Poll<Result<(), Closed<T>>>> {
+        mut fresh: Option<Waker>,
+    ) -> Result<Poll<Result<(), Closed<T>>>, NeedsClone> {
         let mut state = shared.state.lock();
         let mut wake = Wake::NONE;
         let mut replaced = None;
@@ -535,11 +548,14 @@ impl<T> PutOp<T> {
                     panic!("`Put` polled after it completed");
                 }
             }
-            match state.put_waiters.register(&mut self.key, cx.waker(), fresh) {
+            match state
+                .put_waiters
+                .register(&mut self.key, cx.waker(), &mut fresh)
+            {
                 Ok(old) => replaced = old,
                 Err(NeedsClone) => {
                     shared.release(state, wake);
-                    return None;
+                    return Err(NeedsClone);
                 }
             }
             break Poll::Pending;
@@ -550,8 +566,8 @@ impl<T> PutOp<T> {
             None
         };
         shared.release(state, wake);
-        drop((old_waker, replaced));
-        Some(outcome)
+        drop((old_waker, replaced, fresh));
+        Ok(outcome)
     }
 
     /// Undoes a put that will not complete: releases its waiter slot and
