@@ -341,6 +341,13 @@ impl<T> Shared<T> {
     /// The slot of `seq`, in whichever ring holds it. Call under the mutex,
     /// with `seq` at most the tail and in a ring still allocated.
     fn slot(&self, state: &State<T>, seq: u64) -> &Slot<T> {
+        if seq >= state.ring.start {
+            let ring = state.ring;
+            let slot: *const Slot<T> = ring.slot(seq);
+            // SAFETY: a slot of one of this stream's rings, which live as
+            // long as the stream (`&self`).
+            return unsafe { &*slot };
+        }
         let mut index = state.newest;
         loop {
             let ring = self.ring(index);
