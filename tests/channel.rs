@@ -812,8 +812,10 @@ fn values_are_dropped_exactly_once_when_consumers_leave() {
     for _ in 0..8 {
         stream.try_put(Live::new(&ALIVE)).unwrap();
     }
-    drop(a);
+    drop(a); // the last consumer: the 8 values it left wait for the next
     drop(kept);
+    assert_eq!(ALIVE.load(SeqCst), 8, "held for the next consumer");
+    drop(stream);
     assert_eq!(ALIVE.load(SeqCst), 0, "nothing leaked");
 }
 
@@ -1142,7 +1144,10 @@ impl Rng {
 ///   queue gets the value;
 /// - `try_recv` gives the queue's front, else `Closed` iff closed, else `Empty`;
 /// - a put polled once then dropped (with `dropped_puts`) completes, fails
-///   or leaves everything unchanged.
+///   or leaves everything unchanged;
+/// - when the last consumer leaves, the values in its queue from the first
+///   one no consumer received are held, and the next consumer's queue
+///   starts with them.
 ///
 /// Returns a description of the first divergence.
 fn run_model(seed: u64, capacity: usize, ops: usize, dropped_puts: bool) -> Result<(), String> {
@@ -1153,6 +1158,8 @@ fn run_model(seed: u64, capacity: usize, ops: usize, dropped_puts: bool) -> Resu
     let mut closed = false;
     let mut next = 0u64;
     let limit = capacity.max(1);
+    let mut received = std::collections::HashSet::new();
+    let mut held = VecDeque::new();
     let (_, waker) = counting_waker();
 
     for step in 0..ops {
@@ -1173,7 +1180,7 @@ fn run_model(seed: u64, capacity: usize, ops: usize, dropped_puts: bool) -> Resu
                 what = "subscribe";
                 if real.len() < 5 {
                     real.push(stream.subscribe());
-                    model.push(VecDeque::new());
+                    model.push(std::mem::take(&mut held));
                 }
             }
             11..=18 => {
@@ -1181,7 +1188,13 @@ fn run_model(seed: u64, capacity: usize, ops: usize, dropped_puts: bool) -> Resu
                 if !real.is_empty() {
                     let i = rng.below(real.len());
                     drop(real.swap_remove(i));
-                    model.swap_remove(i);
+                    let mut left = model.swap_remove(i);
+                    if model.is_empty() {
+                        while left.front().is_some_and(|v| received.contains(v)) {
+                            left.pop_front();
+                        }
+                        held = left;
+                    }
                 }
             }
             19..=24 => {
@@ -1235,7 +1248,10 @@ fn run_model(seed: u64, capacity: usize, ops: usize, dropped_puts: bool) -> Resu
                 if !real.is_empty() {
                     let i = rng.below(real.len());
                     let want = match model[i].pop_front() {
-                        Some(v) => Ok(v),
+                        Some(v) => {
+                            received.insert(v);
+                            Ok(v)
+                        }
                         None if closed => Err(TryRecvError::Closed),
                         None => Err(TryRecvError::Empty),
                     };
@@ -1250,7 +1266,7 @@ fn run_model(seed: u64, capacity: usize, ops: usize, dropped_puts: bool) -> Resu
         }
 
         // The observable state after every operation.
-        let lag = model.iter().map(VecDeque::len).max().unwrap_or(0);
+        let lag = model.iter().map(VecDeque::len).max().unwrap_or(held.len());
         let observed = (stream.len(), stream.consumer_count(), stream.is_closed());
         if observed != (lag, model.len(), closed) {
             return Err(format!(
@@ -1298,4 +1314,822 @@ fn matches_the_model() {
 #[test]
 fn matches_the_model_with_dropped_puts() {
     check_model(true);
+}
+
+// ---------------------------------------------------------------------------
+// No user code under the lock; panicking `Clone`; values whose consumers left
+// ---------------------------------------------------------------------------
+
+/// Runs `body` on a thread of its own and fails if it has not finished
+/// within a bound far above its running time: a body that re-enters a lock
+/// the stream holds deadlocks, and the test then fails instead of hanging.
+fn finishes(what: &str, body: impl FnOnce() + Send + 'static) {
+    let (done, finished) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        body();
+        let _ = done.send(());
+    });
+    match finished.recv_timeout(std::time::Duration::from_secs(10)) {
+        Ok(()) => thread.join().unwrap(),
+        // The body panicked: report its panic.
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            std::panic::resume_unwind(thread.join().unwrap_err())
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what}: deadlocked (user code ran under the stream's lock)")
+        }
+    }
+}
+
+/// A value whose `Clone` and `Drop` call back into its own stream, which
+/// locks the stream: run under the stream's lock, they deadlock.
+struct Reentrant {
+    stream: Arc<std::sync::OnceLock<AsyncStream<Reentrant>>>,
+    alive: Arc<AtomicUsize>,
+}
+
+impl Reentrant {
+    fn new(
+        stream: &Arc<std::sync::OnceLock<AsyncStream<Reentrant>>>,
+        alive: &Arc<AtomicUsize>,
+    ) -> Self {
+        alive.fetch_add(1, SeqCst);
+        Reentrant {
+            stream: stream.clone(),
+            alive: alive.clone(),
+        }
+    }
+
+    fn touch(&self) {
+        if let Some(stream) = self.stream.get() {
+            let _ = stream.consumer_count();
+            let _ = stream.is_closed();
+            let _ = stream.len();
+        }
+    }
+}
+
+impl Clone for Reentrant {
+    fn clone(&self) -> Self {
+        self.touch();
+        Reentrant::new(&self.stream, &self.alive)
+    }
+}
+
+impl Drop for Reentrant {
+    fn drop(&mut self) {
+        self.touch();
+        self.alive.fetch_sub(1, SeqCst);
+    }
+}
+
+/// A stream of [`Reentrant`] values (its handle is what their `Clone` and
+/// `Drop` call), and the count of values alive.
+fn reentrant_stream(
+    capacity: usize,
+) -> (
+    AsyncStream<Reentrant>,
+    Arc<std::sync::OnceLock<AsyncStream<Reentrant>>>,
+    Arc<AtomicUsize>,
+) {
+    let stream = AsyncStream::with_capacity(capacity);
+    let cell = Arc::new(std::sync::OnceLock::new());
+    let _ = cell.set(stream.clone());
+    (stream, cell, Arc::new(AtomicUsize::new(0)))
+}
+
+/// Every path that clones, drops or hands back a value runs that user code
+/// with the stream unlocked: receiving (`recv`, `try_recv`,
+/// `recv_blocking`, `poll_next`) while a producer on another thread puts,
+/// dropping a consumer with values pending, closing, cancelling a put, a
+/// put taken back from consumers that left, and values handed back in
+/// errors. Two consumers, so that values are cloned as well as moved.
+#[test]
+fn no_value_is_cloned_or_dropped_under_the_lock() {
+    const N: usize = if cfg!(miri) { 20 } else { 2_000 };
+    for capacity in [0, 1, 4] {
+        finishes("receiving while a producer puts", move || {
+            let (stream, cell, alive) = reentrant_stream(capacity);
+            let mut consumers: Vec<_> = (0..4).map(|_| stream.subscribe()).collect();
+            let producer = {
+                let stream = stream.clone();
+                let (cell, alive) = (cell.clone(), alive.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..N {
+                        if stream.put_blocking(Reentrant::new(&cell, &alive)).is_err() {
+                            panic!("closed under the producer");
+                        }
+                    }
+                    stream.close();
+                })
+            };
+            let mut d = consumers.pop().unwrap();
+            let mut c = consumers.pop().unwrap();
+            let mut b = consumers.pop().unwrap();
+            let mut a = consumers.pop().unwrap();
+            let receivers = [
+                std::thread::spawn(move || {
+                    let mut n = 0;
+                    while a.recv_blocking().is_some() {
+                        n += 1;
+                    }
+                    n
+                }),
+                std::thread::spawn(move || block_on(async { b.by_ref().count().await })),
+                std::thread::spawn(move || {
+                    block_on(async {
+                        let mut n = 0;
+                        while c.recv().await.is_some() {
+                            n += 1;
+                        }
+                        n
+                    })
+                }),
+                std::thread::spawn(move || {
+                    let mut n = 0;
+                    loop {
+                        match d.try_recv() {
+                            Ok(_) => n += 1,
+                            Err(TryRecvError::Empty) => std::thread::yield_now(),
+                            Err(TryRecvError::Closed) => return n,
+                        }
+                    }
+                }),
+            ];
+            producer.join().unwrap();
+            for receiver in receivers {
+                assert_eq!(receiver.join().unwrap(), N);
+            }
+            drop((stream, cell));
+            assert_eq!(alive.load(SeqCst), 0, "a value leaked or was dropped twice");
+        });
+    }
+    finishes("dropping consumers with values pending, closing", || {
+        let (stream, cell, alive) = reentrant_stream(4);
+        let mut a = stream.subscribe();
+        let b = stream.subscribe();
+        for _ in 0..4 {
+            assert!(stream.try_put(Reentrant::new(&cell, &alive)).is_ok());
+        }
+        drop(a.try_recv().unwrap());
+        let c = b.clone();
+        drop(b); // held 4 with a and c
+        assert!(stream.close());
+        drop(c); // the last to hold the one a received: drops it
+        while let Some(value) = a.recv_blocking() {
+            drop(value);
+        }
+        drop(a);
+        drop((stream, cell));
+        assert_eq!(alive.load(SeqCst), 0);
+    });
+    finishes("dropping the consumer values were put for", || {
+        let (stream, cell, alive) = reentrant_stream(4);
+        let a = stream.subscribe();
+        for _ in 0..4 {
+            assert!(stream.try_put(Reentrant::new(&cell, &alive)).is_ok());
+        }
+        let later = stream.subscribe();
+        drop(a); // the values were for a alone: dropped
+        assert_eq!(alive.load(SeqCst), 0);
+        drop((later, stream, cell));
+    });
+    finishes("cancelling puts, values handed back", || {
+        let (waker_count, waker) = counting_waker();
+        let (stream, cell, alive) = reentrant_stream(0);
+        // No consumer: `try_put` hands the value back.
+        drop(stream.try_put(Reentrant::new(&cell, &alive)));
+        let a = stream.subscribe();
+        // A rendezvous put cancelled before anyone received it.
+        let mut put = stream.put(Reentrant::new(&cell, &alive));
+        assert!(poll(&mut put, &waker).is_pending());
+        drop(put);
+        // A put whose only consumer left before taking the value: it takes
+        // it back, then hands it back on close.
+        let mut put = stream.put(Reentrant::new(&cell, &alive));
+        assert!(poll(&mut put, &waker).is_pending());
+        drop(a);
+        assert!(waker_count.count() > 0);
+        assert!(poll(&mut put, &waker).is_pending());
+        stream.close();
+        match poll(&mut put, &waker) {
+            Poll::Ready(Err(Closed(value))) => drop(value),
+            other => panic!(
+                "expected the value back, got {:?}",
+                other.map(|r| r.is_ok())
+            ),
+        }
+        drop(put);
+        // After close: handed back at once.
+        drop(stream.try_put(Reentrant::new(&cell, &alive)));
+        drop(block_on(stream.put(Reentrant::new(&cell, &alive))));
+        drop((stream, cell));
+        assert_eq!(alive.load(SeqCst), 0);
+    });
+}
+
+/// A waker whose `clone`, `wake` and `drop` call back into a stream, which
+/// locks it: run under the stream's lock, they deadlock.
+mod reentrant_waker {
+    use std::sync::Arc;
+    use std::task::{RawWaker, RawWakerVTable, Waker};
+
+    use timecast::AsyncStream;
+
+    type Probe = AsyncStream<u32>;
+
+    static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop);
+
+    fn touch(data: *const ()) {
+        // SAFETY: `data` comes from `Arc::into_raw` in `waker` or `clone`,
+        // and the reference it stands for is still held.
+        let probe = unsafe { &*data.cast::<Probe>() };
+        let _ = probe.consumer_count();
+        let _ = probe.is_closed();
+    }
+
+    fn clone(data: *const ()) -> RawWaker {
+        touch(data);
+        // SAFETY: `data` is a live `Arc<Probe>` reference (see `touch`); the
+        // new waker owns the count added here.
+        unsafe { Arc::increment_strong_count(data.cast::<Probe>()) };
+        RawWaker::new(data, &VTABLE)
+    }
+
+    fn wake(data: *const ()) {
+        wake_by_ref(data);
+        drop(data);
+    }
+
+    fn wake_by_ref(data: *const ()) {
+        touch(data);
+    }
+
+    fn drop(data: *const ()) {
+        touch(data);
+        // SAFETY: the waker being dropped owned this reference.
+        std::mem::drop(unsafe { Arc::from_raw(data.cast::<Probe>()) });
+    }
+
+    /// A waker that calls into `stream` whenever it is cloned, woken or
+    /// dropped.
+    pub(super) fn waker(stream: &Probe) -> Waker {
+        let data = Arc::into_raw(Arc::new(stream.clone())).cast::<()>();
+        // SAFETY: the vtable's functions uphold `RawWaker`'s contract: each
+        // waker owns one reference to the `Arc`, cloned and released with it.
+        unsafe { Waker::from_raw(RawWaker::new(data, &VTABLE)) }
+    }
+}
+
+/// Wakers are cloned, woken and dropped with the stream unlocked, on both
+/// sides: a waker that calls back into the stream does not deadlock.
+#[test]
+fn no_waker_is_cloned_woken_or_dropped_under_the_lock() {
+    finishes("a waiting receive", || {
+        let stream = AsyncStream::<u32>::with_capacity(1);
+        let mut consumer = stream.subscribe();
+        let waker = reentrant_waker::waker(&stream);
+        let mut recv = consumer.recv();
+        assert!(poll(&mut recv, &waker).is_pending());
+        assert!(poll(&mut recv, &reentrant_waker::waker(&stream)).is_pending());
+        stream.try_put(1).unwrap();
+        assert_eq!(poll(&mut recv, &waker), Poll::Ready(Some(1)));
+        drop(recv);
+        let mut recv = consumer.recv();
+        assert!(poll(&mut recv, &waker).is_pending());
+        drop(recv);
+        drop(consumer);
+    });
+    finishes("a waiting put", || {
+        let stream = AsyncStream::<u32>::new();
+        let waker = reentrant_waker::waker(&stream);
+        let mut put = stream.put(1);
+        assert!(poll(&mut put, &waker).is_pending()); // no consumer
+        let mut consumer = stream.subscribe();
+        assert!(poll(&mut put, &reentrant_waker::waker(&stream)).is_pending());
+        assert_eq!(consumer.try_recv(), Ok(1));
+        assert_eq!(poll(&mut put, &waker), Poll::Ready(Ok(())));
+        drop(put);
+        let mut put = stream.put(2);
+        assert!(poll(&mut put, &waker).is_pending());
+        drop(put); // cancelled
+        stream.close();
+    });
+}
+
+/// A value whose `clone` panics on chosen calls (counted across all its
+/// copies), and that counts the copies alive.
+#[derive(Debug)]
+struct Fragile {
+    id: u64,
+    clones: Arc<AtomicUsize>,
+    panic_on: Arc<std::sync::Mutex<Vec<usize>>>,
+    alive: Arc<AtomicUsize>,
+}
+
+impl Fragile {
+    fn new(id: u64, like: &Fragile) -> Self {
+        like.alive.fetch_add(1, SeqCst);
+        Fragile {
+            id,
+            clones: like.clones.clone(),
+            panic_on: like.panic_on.clone(),
+            alive: like.alive.clone(),
+        }
+    }
+}
+
+impl Clone for Fragile {
+    fn clone(&self) -> Self {
+        let call = self.clones.fetch_add(1, SeqCst) + 1;
+        if self.panic_on.lock().unwrap().contains(&call) {
+            panic!("clone number {call} panics");
+        }
+        Fragile::new(self.id, self)
+    }
+}
+
+impl Drop for Fragile {
+    fn drop(&mut self) {
+        self.alive.fetch_sub(1, SeqCst);
+    }
+}
+
+/// A `Clone` that panics mid-receive: the panic reaches the caller, the
+/// consumer stays at the value and receives it on its next call, the other
+/// consumers lose nothing, producers go on past many wraps of a small ring,
+/// and every copy is dropped exactly once.
+#[test]
+fn a_panicking_clone_loses_blocks_and_leaks_nothing() {
+    for capacity in [0, 1, 2, 3] {
+        let template = Fragile {
+            id: u64::MAX,
+            clones: Arc::new(AtomicUsize::new(0)),
+            panic_on: Arc::new(std::sync::Mutex::new(Vec::new())),
+            alive: Arc::new(AtomicUsize::new(1)),
+        };
+        let stream = AsyncStream::with_capacity(capacity);
+        let mut consumers: Vec<_> = (0..3).map(|_| stream.subscribe()).collect();
+        let mut received = vec![Vec::new(); 3];
+        let mut panics = 0;
+        const N: u64 = 40;
+        for id in 0..N {
+            // Every few values, one of the cloning consumers' clones panics.
+            if id % 3 == 1 {
+                let next = template.clones.load(SeqCst) + 1;
+                template.panic_on.lock().unwrap().push(next);
+            }
+            let mut put = stream.put(Fragile::new(id, &template));
+            let (_, waker) = counting_waker();
+            let mut done = poll(&mut put, &waker).is_ready(); // buffered, or in flight
+            for (i, consumer) in consumers.iter_mut().enumerate() {
+                loop {
+                    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        consumer.try_recv()
+                    }));
+                    match caught {
+                        Ok(Ok(v)) => received[i].push(v.id),
+                        Ok(Err(TryRecvError::Empty)) => break,
+                        Ok(Err(TryRecvError::Closed)) => unreachable!("never closed"),
+                        Err(_) => panics += 1, // the next call receives it
+                    }
+                }
+            }
+            done = done || poll(&mut put, &waker).is_ready();
+            assert!(done, "capacity {capacity}: the put of {id} is stuck");
+        }
+        assert!(panics > 0);
+        for (i, seen) in received.iter().enumerate() {
+            assert_eq!(
+                *seen,
+                (0..N).collect::<Vec<_>>(),
+                "capacity {capacity}, consumer {i}"
+            );
+        }
+        assert_eq!(stream.len(), 0);
+        // The ring is whole: a full round fits.
+        for id in 0..capacity.max(1) as u64 {
+            assert!(stream.try_put(Fragile::new(id, &template)).is_ok());
+        }
+        drop(consumers);
+        drop(received);
+        drop(stream);
+        assert_eq!(
+            template.alive.load(SeqCst),
+            1,
+            "capacity {capacity}: a copy leaked or was dropped twice"
+        );
+    }
+}
+
+/// A consumer whose clone panicked and that is then dropped releases the
+/// value it was at: the producer goes on, and nothing leaks.
+#[test]
+fn a_consumer_dropped_after_a_panicking_clone_releases_its_value() {
+    for capacity in [0, 2] {
+        let template = Fragile {
+            id: 0,
+            clones: Arc::new(AtomicUsize::new(0)),
+            panic_on: Arc::new(std::sync::Mutex::new(vec![1])),
+            alive: Arc::new(AtomicUsize::new(1)),
+        };
+        let stream = AsyncStream::with_capacity(capacity);
+        let mut a = stream.subscribe();
+        let mut b = stream.subscribe();
+        let (woken, waker) = counting_waker();
+        let mut put = stream.put(Fragile::new(7, &template));
+        let mut done = poll(&mut put, &waker).is_ready();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.try_recv()));
+        assert!(caught.is_err(), "the first clone panics");
+        assert_eq!(b.try_recv().map(|v| v.id), Ok(7));
+        drop(a);
+        assert!(capacity > 0 || woken.count() > 0);
+        done = done || poll(&mut put, &waker).is_ready();
+        assert!(done, "capacity {capacity}: the put is stuck");
+        for id in 0..capacity.max(1) as u64 {
+            assert!(
+                stream.try_put(Fragile::new(id, &template)).is_ok(),
+                "the slot is free"
+            );
+        }
+        drop((b, put));
+        drop(stream);
+        assert_eq!(
+            template.alive.load(SeqCst),
+            1,
+            "capacity {capacity}: leaked"
+        );
+    }
+}
+
+/// A rendezvous put whose only consumer leaves before taking the value does
+/// not complete: it is woken, keeps waiting, and the next consumer to
+/// subscribe receives the value; only then does the put return `Ok`.
+#[test]
+fn rendezvous_value_whose_consumer_left_goes_to_the_next_subscriber() {
+    let stream = AsyncStream::new();
+    let a = stream.subscribe();
+    let (woken, waker) = counting_waker();
+    let mut put = stream.put(String::from("v"));
+    assert!(poll(&mut put, &waker).is_pending());
+    drop(a);
+    assert_eq!(woken.count(), 1, "the consumer's drop wakes the put");
+    assert!(poll(&mut put, &waker).is_pending(), "nobody took the value");
+    assert_eq!(stream.len(), 0);
+    let mut b = stream.subscribe();
+    assert_eq!(woken.count(), 2, "subscribing wakes the put");
+    assert!(poll(&mut put, &waker).is_pending(), "offered to b");
+    assert_eq!(b.try_recv().as_deref(), Ok("v"));
+    assert_eq!(woken.count(), 3);
+    assert_eq!(poll(&mut put, &waker), Poll::Ready(Ok(())));
+    assert_eq!(b.try_recv(), Err(TryRecvError::Empty));
+}
+
+/// ... and if the stream closes first, the put hands the value back,
+/// whether it closes before or after the put looks again.
+#[test]
+fn rendezvous_value_whose_consumer_left_is_handed_back_on_close() {
+    for poll_before_close in [false, true] {
+        let stream = AsyncStream::new();
+        let a = stream.subscribe();
+        let (woken, waker) = counting_waker();
+        let mut put = stream.put(7);
+        assert!(poll(&mut put, &waker).is_pending());
+        drop(a);
+        if poll_before_close {
+            assert!(poll(&mut put, &waker).is_pending());
+        }
+        let before = woken.count();
+        stream.close();
+        if poll_before_close {
+            assert!(woken.count() > before, "closing wakes the waiting put");
+        }
+        assert_eq!(poll(&mut put, &waker), Poll::Ready(Err(Closed(7))));
+    }
+}
+
+/// A consumer that subscribed after the put, while the consumers the value
+/// was for all leave without taking it, receives it: the put offers it
+/// again to the consumers there are.
+#[test]
+fn rendezvous_value_whose_consumers_left_goes_to_a_later_consumer() {
+    let stream = AsyncStream::new();
+    let a = stream.subscribe();
+    let (woken, waker) = counting_waker();
+    let mut put = stream.put(1);
+    assert!(poll(&mut put, &waker).is_pending());
+    let mut late = stream.subscribe();
+    assert_eq!(
+        late.try_recv(),
+        Err(TryRecvError::Empty),
+        "put before it subscribed"
+    );
+    drop(a);
+    assert!(woken.count() > 0);
+    assert!(
+        poll(&mut put, &waker).is_pending(),
+        "offered to the late consumer"
+    );
+    assert_eq!(late.try_recv(), Ok(1));
+    assert_eq!(poll(&mut put, &waker), Poll::Ready(Ok(())));
+    // The stream goes on as usual.
+    let mut put = stream.put(2);
+    assert!(poll(&mut put, &waker).is_pending());
+    assert_eq!(late.try_recv(), Ok(2));
+    assert_eq!(poll(&mut put, &waker), Poll::Ready(Ok(())));
+}
+
+/// A value one consumer took while the other left is delivered: the put
+/// completes. A put cancelled after its consumers left gives its value up
+/// and frees its slot.
+#[test]
+fn rendezvous_value_taken_by_one_consumer_completes_the_put() {
+    let stream = AsyncStream::new();
+    let mut a = stream.subscribe();
+    let b = stream.subscribe();
+    let (_, waker) = counting_waker();
+    let mut put = stream.put(1);
+    assert!(poll(&mut put, &waker).is_pending());
+    assert_eq!(a.try_recv(), Ok(1));
+    drop(b);
+    assert_eq!(poll(&mut put, &waker), Poll::Ready(Ok(())));
+
+    let mut put = stream.put(2);
+    assert!(poll(&mut put, &waker).is_pending());
+    drop(a);
+    drop(put); // cancelled after every consumer left: the value is dropped
+    let mut c = stream.subscribe();
+    assert_eq!(stream.try_put(3), Ok(()), "the slot is free");
+    assert_eq!(c.try_recv(), Ok(3));
+}
+
+/// A value whose put completed (buffered, or `try_put`) and that the last
+/// consumer left untaken waits, with every later value, for the next
+/// consumer, which receives it first; meanwhile puts wait for that
+/// consumer, as with no consumer at all. Values some consumer received
+/// before it left are not held; nor are values whose consumers left while
+/// consumers subscribed after them remain (those were put for nobody
+/// there is).
+#[test]
+fn values_the_last_consumer_left_wait_for_the_next_one() {
+    static ALIVE: AtomicUsize = AtomicUsize::new(0);
+    let value = |v: u64| (v, Live::new(&ALIVE));
+    let ids = |got: Vec<(u64, Live)>| got.into_iter().map(|(v, _)| v).collect::<Vec<_>>();
+    for capacity in [0, 1, 4] {
+        let limit = capacity.max(1) as u64;
+        let stream = AsyncStream::with_capacity(capacity);
+
+        // The last consumer leaves untaken values: held for the next one.
+        let mut a = stream.subscribe();
+        for v in 0..limit {
+            assert!(stream.try_put(value(v)).is_ok());
+        }
+        if limit > 1 {
+            assert_eq!(a.try_recv().map(|(v, _)| v), Ok(0));
+        }
+        drop(a);
+        let held = if limit > 1 { limit - 1 } else { 1 };
+        assert_eq!(ALIVE.load(SeqCst), held as usize, "capacity {capacity}");
+        assert_eq!(stream.len(), held as usize);
+        assert!(stream.try_put(value(99)).unwrap_err().is_full());
+        let (woken, waker) = counting_waker();
+        let mut put = stream.put(value(limit));
+        assert!(poll(&mut put, &waker).is_pending(), "no consumer");
+        let mut b = stream.subscribe();
+        assert_eq!(woken.count(), 1);
+        assert_eq!(b.len(), held as usize);
+        let mut got = Vec::new();
+        let mut done = false;
+        while got.len() < held as usize + 1 {
+            done = done || poll(&mut put, &waker).is_ready();
+            if let Ok(v) = b.try_recv() {
+                got.push(v);
+            }
+        }
+        let first = limit - held;
+        assert_eq!(
+            ids(got),
+            (first..=limit).collect::<Vec<_>>(),
+            "capacity {capacity}"
+        );
+        assert!(done || poll(&mut put, &waker).is_ready());
+        drop(put);
+
+        // Two consumers: what one received before leaving is not held.
+        let mut c = stream.subscribe();
+        for v in 10..10 + limit {
+            assert!(stream.try_put(value(v)).is_ok());
+        }
+        if limit > 1 {
+            assert_eq!(c.try_recv().map(|(v, _)| v), Ok(10));
+        }
+        drop(c);
+        drop(b);
+        let mut d = stream.subscribe();
+        let mut got = Vec::new();
+        while let Ok(v) = d.try_recv() {
+            got.push(v);
+        }
+        let first = if limit > 1 { 11 } else { 10 };
+        assert_eq!(
+            ids(got),
+            (first..10 + limit).collect::<Vec<_>>(),
+            "capacity {capacity}"
+        );
+
+        // Consumers that subscribed after a value remain: it is dropped.
+        assert!(stream.try_put(value(20)).is_ok());
+        let mut e = stream.subscribe();
+        drop(d);
+        assert_eq!(
+            ALIVE.load(SeqCst),
+            0,
+            "capacity {capacity}: 20 was put for d alone"
+        );
+        assert!(stream.try_put(value(21)).is_ok());
+        assert_eq!(e.try_recv().map(|(v, _)| v), Ok(21));
+
+        // Held values outlive a close, for a consumer that subscribes after
+        // it, and are dropped with the stream if none does.
+        assert!(stream.try_put(value(30)).is_ok());
+        drop(e);
+        stream.close();
+        let mut f = stream.subscribe();
+        assert_eq!(f.try_recv().map(|(v, _)| v), Ok(30));
+        assert_eq!(f.try_recv().map(|(v, _)| v), Err(TryRecvError::Closed));
+        drop(f);
+        let stream = AsyncStream::with_capacity(capacity);
+        let g = stream.subscribe();
+        assert!(stream.try_put(value(40)).is_ok());
+        drop(g);
+        assert_eq!(ALIVE.load(SeqCst), 1);
+        drop(stream);
+        assert_eq!(ALIVE.load(SeqCst), 0, "capacity {capacity}: leaked");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Capacity
+// ---------------------------------------------------------------------------
+
+/// A capacity above `MAX_CAPACITY` panics with a message that says which
+/// capacity and what to pass instead; `MAX_CAPACITY` itself works.
+#[test]
+fn a_capacity_above_the_maximum_panics_with_a_clear_message() {
+    for capacity in [AsyncStream::<u8>::MAX_CAPACITY + 1, usize::MAX] {
+        let caught = std::panic::catch_unwind(|| AsyncStream::<u8>::with_capacity(capacity));
+        let message = caught.expect_err("accepted").downcast::<String>().unwrap();
+        assert!(
+            message.contains(&capacity.to_string()) && message.contains("MAX_CAPACITY"),
+            "{message}"
+        );
+    }
+    let stream = AsyncStream::with_capacity(AsyncStream::<u8>::MAX_CAPACITY);
+    let mut consumer = stream.subscribe();
+    stream.try_put(1).unwrap();
+    assert_eq!(consumer.try_recv(), Ok(1));
+}
+
+/// The buffer grows while values are buffered, across several doublings,
+/// with consumers at different positions in different rings: every
+/// consumer receives every value in order, the capacity still bounds what
+/// is buffered, and the grown buffer is reused.
+#[test]
+fn the_buffer_grows_as_values_are_buffered() {
+    for capacity in [33, 100, 1000] {
+        let stream = AsyncStream::with_capacity(capacity);
+        let mut fast = stream.subscribe();
+        let mut slow = stream.subscribe();
+        let mut late = None;
+        let (mut next_fast, mut next_slow, mut next_late) = (0, 0, 0);
+        let mut put = 0;
+        for round in 0..4 {
+            while stream.try_put(put).is_ok() {
+                put += 1;
+                if put == 50 && late.is_none() {
+                    late = Some((stream.subscribe(), put));
+                    next_late = put;
+                }
+                // The fast consumer keeps up, half the time.
+                if put % 2 == 0 {
+                    assert_eq!(fast.try_recv(), Ok(next_fast));
+                    next_fast += 1;
+                }
+            }
+            assert_eq!(stream.len(), capacity, "round {round}");
+            assert_eq!(slow.len(), capacity);
+            // The slow consumer takes a third, the others everything.
+            for _ in 0..capacity / 3 {
+                assert_eq!(slow.try_recv(), Ok(next_slow));
+                next_slow += 1;
+            }
+            while let Ok(v) = fast.try_recv() {
+                assert_eq!(v, next_fast);
+                next_fast += 1;
+            }
+            if let Some((late, _)) = &mut late {
+                while let Ok(v) = late.try_recv() {
+                    assert_eq!(v, next_late);
+                    next_late += 1;
+                }
+            }
+        }
+        let late = late.map(|(late, _)| late);
+        drop(late);
+        while let Ok(v) = slow.try_recv() {
+            assert_eq!(v, next_slow);
+            next_slow += 1;
+        }
+        assert_eq!((next_fast, next_slow), (put, put));
+        assert!(stream.is_empty());
+        // A clone made mid-stream sees the same values as its original.
+        for i in 0..capacity as u64 / 2 {
+            stream.try_put(put + i).unwrap();
+        }
+        let mut twin = slow.clone();
+        for i in 0..capacity as u64 / 2 {
+            assert_eq!(slow.try_recv(), Ok(put + i));
+            assert_eq!(twin.try_recv(), Ok(put + i));
+            assert_eq!(fast.try_recv(), Ok(put + i));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Threads (also run under Miri, with fewer values)
+// ---------------------------------------------------------------------------
+
+/// Two producers and three consumers on five threads share heap values
+/// (`String`s, so that Miri sees every allocation): consumers that block,
+/// poll as a `Stream` and spin on `try_recv` receive every value of every
+/// producer once, in each producer's order; a fourth consumer is dropped
+/// midway with values pending; the buffer grows as values pile up. Miri
+/// checks every access to the slots, and that nothing leaks.
+#[test]
+fn threads_share_heap_values_without_races() {
+    const N: u64 = if cfg!(miri) { 24 } else { 1_000 };
+    const PRODUCERS: usize = 2;
+    for capacity in [0, 1, 40] {
+        let stream = AsyncStream::<String>::with_capacity(capacity);
+        let parse = |s: String| {
+            let (p, i) = s.split_once(':').unwrap();
+            (p.parse::<usize>().unwrap(), i.parse::<u64>().unwrap())
+        };
+        let mut blocking = stream.subscribe();
+        let mut polled = stream.subscribe();
+        let mut spinning = stream.subscribe();
+        let mut leaving = stream.subscribe();
+        let readers = vec![
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                while let Some(v) = blocking.recv_blocking() {
+                    seen.push(parse(v));
+                }
+                seen
+            }),
+            std::thread::spawn(move || {
+                block_on(async {
+                    let mut seen = Vec::new();
+                    while let Some(v) = polled.next().await {
+                        seen.push(parse(v));
+                    }
+                    seen
+                })
+            }),
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                loop {
+                    match spinning.try_recv() {
+                        Ok(v) => seen.push(parse(v)),
+                        Err(TryRecvError::Empty) => std::thread::yield_now(),
+                        Err(TryRecvError::Closed) => return seen,
+                    }
+                }
+            }),
+        ];
+        let writers: Vec<_> = (0..PRODUCERS)
+            .map(|p| {
+                let producer = stream.clone();
+                std::thread::spawn(move || {
+                    for i in 0..N {
+                        producer.put_blocking(format!("{p}:{i}")).unwrap();
+                    }
+                })
+            })
+            .collect();
+        // The fourth consumer takes a few values, then leaves with values
+        // pending: the others go on.
+        for _ in 0..3 {
+            assert!(leaving.recv_blocking().is_some());
+        }
+        drop(leaving);
+        drop(stream);
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        for reader in readers {
+            let seen = reader.join().unwrap();
+            check_tagged(&seen, PRODUCERS, N, &format!("capacity {capacity}"));
+        }
+    }
 }

@@ -180,3 +180,30 @@ fn put_recv_steady_state_allocates_nothing() {
         assert_eq!(received, [WARM_UP + MESSAGES; 4]);
     }
 }
+
+/// Memory follows what a stream buffers, not its capacity: a stream of
+/// capacity 2^40 is built with a few slots, and buffering 1 000 values
+/// allocates a small multiple of their size (the buffer doubles as it
+/// fills), not a terabyte.
+#[test]
+fn a_large_capacity_allocates_only_what_is_buffered() {
+    const SLOT: usize = 24; // a u64, its count, its flag: 17 bytes, aligned
+    let measure = Measure::start();
+    let stream = AsyncStream::<u64>::with_capacity(1 << 40);
+    let mut consumer = stream.subscribe();
+    let (_, built) = measure.finish();
+    assert!(built < 64 * SLOT, "{built} bytes to build the stream");
+
+    let measure = Measure::start();
+    for i in 0..1_000 {
+        stream.try_put(i).unwrap();
+    }
+    let (allocations, buffered) = measure.finish();
+    assert!(
+        buffered < 3 * 1_024 * SLOT,
+        "{buffered} bytes in {allocations} allocations to buffer 1 000 values"
+    );
+    for i in 0..1_000 {
+        assert_eq!(consumer.try_recv(), Ok(i));
+    }
+}

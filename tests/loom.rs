@@ -312,3 +312,144 @@ fn a_take_races_a_consumer_drop() {
         assert_eq!(alive.load(loom::sync::atomic::Ordering::Relaxed), 0);
     });
 }
+
+/// A cancelled rendezvous put is withdrawn (the tail moves back) and a new
+/// put reuses its slot while a consumer that read the old tail races to
+/// take it: the consumer must see the new value fully written (loom checks
+/// the slot's cell), or nothing.
+#[test]
+fn a_retracted_slot_is_reused_while_a_consumer_races() {
+    loom::model(|| {
+        let stream = AsyncStream::new();
+        let mut consumer = stream.subscribe();
+        let taker = thread::spawn(move || {
+            let first = consumer.try_recv();
+            (first, consumer)
+        });
+        {
+            let waker = Waker::from(Arc::new(Noop));
+            let mut put = pin!(stream.put(1));
+            let _ = put.as_mut().poll(&mut Context::from_waker(&waker));
+        } // dropped: withdraws the value unless the consumer claimed it
+        let second = stream.try_put(2);
+        let (first, mut consumer) = taker.join().unwrap();
+        match (first, second) {
+            // The consumer claimed 1 first: the withdrawal failed, so 1
+            // stayed in flight and 2 found no room.
+            (Ok(1), Err(e)) => assert!(e.is_full()),
+            (Ok(1), Ok(())) => assert_eq!(consumer.try_recv(), Ok(2)),
+            // 1 was retracted; the consumer took 2, or nothing yet.
+            (Ok(2), Ok(())) => {}
+            (Err(TryRecvError::Empty), Ok(())) => assert_eq!(consumer.try_recv(), Ok(2)),
+            other => panic!("unexpected {other:?}"),
+        }
+    });
+}
+
+/// A value whose `Clone` and `Drop` call back into its stream (through the
+/// producer handle it carries), which locks the stream's mutex.
+struct Reentrant(AsyncStream<Reentrant>);
+
+impl Clone for Reentrant {
+    fn clone(&self) -> Self {
+        let _ = self.0.consumer_count();
+        Reentrant(self.0.clone())
+    }
+}
+
+impl Drop for Reentrant {
+    fn drop(&mut self) {
+        let _ = self.0.is_closed();
+    }
+}
+
+/// A consumer waiting for a value that must be cloned (another consumer
+/// takes it too) while the producer puts it: however the put interleaves
+/// with the receive's look, register and look-again, the clone never runs
+/// under the stream's mutex (loom reports the deadlock if it does).
+#[test]
+fn a_waiting_receive_clones_outside_the_lock() {
+    loom::model(|| {
+        let stream = AsyncStream::with_capacity(1);
+        let mut a = stream.subscribe();
+        let mut b = stream.subscribe();
+        let value = Reentrant(stream.clone());
+
+        let receiver = thread::spawn(move || {
+            drop(block_on(a.recv()));
+            a
+        });
+        block_on(stream.put(value)).unwrap_or_else(|_| panic!("closed"));
+        let a = receiver.join().unwrap();
+        drop(b.try_recv().unwrap_or_else(|e| panic!("{e}")));
+        drop((a, b, stream));
+    });
+}
+
+/// A rendezvous value one consumer takes on its thread while the other
+/// leaves: the put completes, the value received once. If instead both
+/// leave, the put takes its value back and offers it to the next consumer.
+#[test]
+fn a_rendezvous_take_races_a_consumer_drop() {
+    loom::model(|| {
+        let stream = AsyncStream::new();
+        let mut a = stream.subscribe();
+        let b = stream.subscribe();
+        let waker = Waker::from(Arc::new(Noop));
+        let mut cx = Context::from_waker(&waker);
+        let mut put = pin!(stream.put(1));
+        assert!(put.as_mut().poll(&mut cx).is_pending());
+
+        let taker = thread::spawn(move || a.try_recv());
+        drop(b);
+        assert_eq!(taker.join().unwrap(), Ok(1));
+        assert_eq!(put.as_mut().poll(&mut cx), Poll::Ready(Ok(())));
+    });
+    loom::model(|| {
+        let stream = AsyncStream::new();
+        let a = stream.subscribe();
+        let b = stream.subscribe();
+        let waker = Waker::from(Arc::new(Noop));
+        let mut cx = Context::from_waker(&waker);
+        let mut put = pin!(stream.put(1));
+        assert!(put.as_mut().poll(&mut cx).is_pending());
+
+        let leaver = thread::spawn(move || drop(a));
+        drop(b);
+        leaver.join().unwrap();
+        assert!(put.as_mut().poll(&mut cx).is_pending());
+        let mut c = stream.subscribe();
+        assert!(put.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(c.try_recv(), Ok(1));
+        assert_eq!(put.as_mut().poll(&mut cx), Poll::Ready(Ok(())));
+    });
+}
+
+/// The buffer grows while a consumer takes on its thread (under loom a
+/// stream starts with one slot, so capacity 2 grows once): the consumer
+/// moves on to the new ring and receives every value in order, each
+/// written before it is read (loom checks every access to the slots).
+#[test]
+fn a_consumer_follows_the_buffer_as_it_grows() {
+    loom::model(|| {
+        let stream = AsyncStream::with_capacity(2);
+        let mut a = stream.subscribe();
+        stream.try_put(0).unwrap();
+        let taker = thread::spawn(move || {
+            let mut got = Vec::new();
+            while got.len() < 3 {
+                match a.try_recv() {
+                    Ok(v) => got.push(v),
+                    Err(TryRecvError::Empty) => thread::yield_now(),
+                    Err(TryRecvError::Closed) => break,
+                }
+            }
+            got
+        });
+        // Slot 0 may still hold 0: then a ring of 2 starts at 1.
+        stream.try_put(1).unwrap();
+        block_on(stream.put(2)).unwrap();
+        drop(stream);
+        assert_eq!(taker.join().unwrap(), [0, 1, 2]);
+    });
+}

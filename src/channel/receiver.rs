@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use futures_core::{FusedStream, Stream};
 
 use super::error::TryRecvError;
-use super::shared::{Shared, Wake};
+use super::shared::{Cursor, NeedsClone, Shared, Wake};
 use crate::sync::Arc;
 
 /// Receives every value put into an [`AsyncStream`](crate::AsyncStream)
@@ -41,18 +41,18 @@ use crate::sync::Arc;
 /// ```
 pub struct Consumer<T> {
     shared: Arc<Shared<T>>,
-    /// Sequence number of the next value this consumer takes.
-    pos: u64,
+    /// Where this consumer stands: the next value it takes.
+    cursor: Cursor<T>,
     /// This consumer's key in the consumers' waiter list.
     key: Option<usize>,
     terminated: bool,
 }
 
 impl<T> Consumer<T> {
-    pub(crate) fn new(shared: Arc<Shared<T>>, pos: u64) -> Self {
+    pub(crate) fn new(shared: Arc<Shared<T>>, cursor: Cursor<T>) -> Self {
         Self {
             shared,
-            pos,
+            cursor,
             key: None,
             terminated: false,
         }
@@ -84,7 +84,7 @@ impl<T> Consumer<T> {
     /// # Ok::<_, timecast::TryPutError<i32>>(())
     /// ```
     pub fn len(&self) -> usize {
-        (self.shared.tail() - self.pos) as usize
+        (self.shared.tail() - self.cursor.pos) as usize
     }
 
     /// Whether no value is waiting for this consumer.
@@ -121,6 +121,15 @@ impl<T: Clone> Consumer<T> {
     /// [`TryRecvError::Closed`] if the stream is closed and this consumer has
     /// received everything.
     ///
+    /// # Panics
+    ///
+    /// If `T::clone` panics (every consumer but the last to take a value
+    /// gets a clone), the panic propagates and the consumer stays at the
+    /// value: the next receive clones it again, and dropping the consumer
+    /// releases it. Other consumers and producers are not affected. The
+    /// same holds for [`recv`](Self::recv), [`recv_blocking`](Self::recv_blocking),
+    /// [`poll_recv`](Self::poll_recv) and the `Stream` implementation.
+    ///
     /// # Examples
     ///
     /// ```
@@ -135,7 +144,7 @@ impl<T: Clone> Consumer<T> {
     /// ```
     #[inline(always)]
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
-        let (value, wake) = self.shared.try_take(&mut self.pos)?;
+        let (value, wake) = self.shared.try_take(&mut self.cursor)?;
         if wake {
             self.shared.wake_producers();
         }
@@ -144,6 +153,10 @@ impl<T: Clone> Consumer<T> {
 
     /// Receives the next value; `None` once the stream is closed and this
     /// consumer has received everything.
+    ///
+    /// # Panics
+    ///
+    /// If `T::clone` panics, as [`try_recv`](Self::try_recv) says.
     ///
     /// # Cancel safety
     ///
@@ -212,34 +225,48 @@ impl<T: Clone> Consumer<T> {
     /// ```
     #[inline(always)]
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        // Fast path: no lock.
+        // Values are taken (and cloned, and dropped) without the lock.
         match self.try_recv() {
-            Ok(value) => return Poll::Ready(Some(value)),
-            Err(TryRecvError::Closed) => return self.terminate(),
-            Err(TryRecvError::Empty) => {}
+            Ok(value) => Poll::Ready(Some(value)),
+            Err(TryRecvError::Closed) => self.terminate(),
+            Err(TryRecvError::Empty) => self.poll_wait(cx),
         }
-        // Register under the lock, then look again: a producer pushes under
-        // the same lock, so it either sees this waker or was seen here.
-        let mut state = self.shared.state.lock();
-        match self.shared.try_take(&mut self.pos) {
-            Ok((value, freed)) => {
-                let stale = state.recv_waiters.clear(self.key);
-                let wake = if freed { Wake::PRODUCERS } else { Wake::NONE };
-                self.shared.release(state, wake);
-                drop(stale);
-                Poll::Ready(Some(value))
-            }
-            Err(TryRecvError::Closed) => {
-                let stale = state.recv_waiters.clear(self.key);
+    }
+
+    /// [`poll_recv`](Self::poll_recv) once nothing was waiting: registers
+    /// the waker, unless something arrived meanwhile.
+    fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        // About to wait: the waker is most likely not registered (a wake-up
+        // takes it out), so clone it now, unlocked: cloning a waker runs the
+        // executor's code, which must not run under the lock.
+        let mut fresh = Some(cx.waker().clone());
+        loop {
+            // Register under the lock, then look again: a producer pushes
+            // (and closing closes) under the same lock, so it either sees
+            // this waker or was seen here. What it put is taken after
+            // unlocking.
+            let mut state = self.shared.state.lock();
+            if self.shared.has_next(&state, self.cursor.pos) {
                 drop(state);
-                drop(stale);
-                self.terminate()
+                match self.try_recv() {
+                    Ok(value) => return Poll::Ready(Some(value)),
+                    Err(TryRecvError::Closed) => return self.terminate(),
+                    Err(TryRecvError::Empty) => continue,
+                }
             }
-            Err(TryRecvError::Empty) => {
-                let replaced = state.recv_waiters.register(&mut self.key, cx.waker());
-                drop(state);
-                drop(replaced);
-                Poll::Pending
+            match state
+                .recv_waiters
+                .register(&mut self.key, cx.waker(), &mut fresh)
+            {
+                Ok(replaced) => {
+                    drop(state);
+                    drop((replaced, fresh));
+                    return Poll::Pending;
+                }
+                Err(NeedsClone) => {
+                    drop(state);
+                    fresh = Some(cx.waker().clone());
+                }
             }
         }
     }
@@ -273,9 +300,9 @@ impl<T> Clone for Consumer<T> {
     /// one has yet to receive, and every value put from now on.
     fn clone(&self) -> Self {
         let mut state = self.shared.state.lock();
-        self.shared.subscribe_at(&mut state, self.pos);
+        self.shared.subscribe_at(&mut state, self.cursor.pos);
         drop(state);
-        Self::new(self.shared.clone(), self.pos)
+        Self::new(self.shared.clone(), self.cursor)
     }
 }
 
@@ -283,7 +310,7 @@ impl<T> Drop for Consumer<T> {
     fn drop(&mut self) {
         let mut state = self.shared.state.lock();
         let old_waker = state.recv_waiters.remove(&mut self.key);
-        let freed = self.shared.unsubscribe(&mut state, self.pos);
+        let freed = self.shared.unsubscribe(&mut state, self.cursor.pos);
         // Producers may wait for room, for a value to be taken, or (at zero
         // consumers) for a consumer; any of these may have changed.
         self.shared.release(state, Wake::PRODUCERS);
@@ -294,13 +321,43 @@ impl<T> Drop for Consumer<T> {
 impl<T> fmt::Debug for Consumer<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Consumer")
-            .field("position", &self.pos)
+            .field("position", &self.cursor.pos)
             .field("terminated", &self.terminated)
             .finish_non_exhaustive()
     }
 }
 
-/// The future returned by [`Consumer::recv`].
+/// The future returned by [`Consumer::recv`]: resolves to the next value,
+/// or `None` once the stream is closed and this consumer has received
+/// everything.
+///
+/// # Cancel safety
+///
+/// Cancel safe: dropping a `Recv` before it completes loses no value; the
+/// next receive gets it.
+///
+/// # Panics
+///
+/// If `T::clone` panics, as [`Consumer::try_recv`] says.
+///
+/// # Examples
+///
+/// ```
+/// use std::future::Future;
+/// use std::pin::Pin;
+/// use std::task::{Context, Poll};
+/// use futures::task::noop_waker;
+///
+/// let stream = timecast::AsyncStream::with_capacity(1);
+/// let mut consumer = stream.subscribe();
+/// let waker = noop_waker();
+/// let mut cx = Context::from_waker(&waker);
+/// let mut recv = consumer.recv();
+/// assert_eq!(Pin::new(&mut recv).poll(&mut cx), Poll::Pending);
+/// stream.try_put(4)?;
+/// assert_eq!(Pin::new(&mut recv).poll(&mut cx), Poll::Ready(Some(4)));
+/// # Ok::<_, timecast::TryPutError<i32>>(())
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct Recv<'a, T> {
     consumer: &'a mut Consumer<T>,

@@ -3,13 +3,13 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use futures_util::Sink;
 
 use super::error::{Closed, TryPutError};
 use super::receiver::Consumer;
-use super::shared::{Shared, Wake};
+use super::shared::{NeedsClone, Shared, Wake, MAX_CAPACITY};
 use crate::sync::Arc;
 
 /// A lossless broadcast stream: every [`Consumer`] receives every value, in
@@ -76,11 +76,39 @@ impl<T> AsyncStream<T> {
         Self::with_capacity(0)
     }
 
+    /// The largest capacity a stream may have, `usize::MAX >> 1`. A stream
+    /// of this capacity is bounded only by memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use timecast::AsyncStream;
+    ///
+    /// // Allocates a few slots, not `MAX_CAPACITY` of them.
+    /// let stream = AsyncStream::<u64>::with_capacity(AsyncStream::<u64>::MAX_CAPACITY);
+    /// let mut consumer = stream.subscribe();
+    /// for i in 0..1000 {
+    ///     stream.try_put(i)?; // never full
+    /// }
+    /// assert_eq!(consumer.try_recv(), Ok(0));
+    /// # Ok::<_, timecast::TryPutError<u64>>(())
+    /// ```
+    pub const MAX_CAPACITY: usize = MAX_CAPACITY;
+
     /// Builds a stream whose producers may run `capacity` values ahead of
     /// the slowest consumer. Capacity 0 is a rendezvous, as [`new`](Self::new).
     ///
-    /// The buffer is allocated here, once; putting and receiving allocate
-    /// nothing afterwards.
+    /// Memory follows what is buffered, not the capacity: the stream
+    /// starts with a few slots and doubles its buffer, up to `capacity`,
+    /// when more values are buffered at once than it holds. A large
+    /// capacity (up to [`MAX_CAPACITY`](Self::MAX_CAPACITY)) thus means
+    /// "bounded only by memory". Once the buffer has reached the size the
+    /// stream needs, putting and receiving allocate nothing.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is more than [`MAX_CAPACITY`](Self::MAX_CAPACITY)
+    /// (`usize::MAX >> 1`).
     ///
     /// # Examples
     ///
@@ -95,7 +123,14 @@ impl<T> AsyncStream<T> {
     /// assert_eq!(consumer.try_recv(), Ok(1));
     /// # Ok::<_, timecast::TryPutError<i32>>(())
     /// ```
+    #[track_caller]
     pub fn with_capacity(capacity: usize) -> Self {
+        assert!(
+            capacity <= MAX_CAPACITY,
+            "AsyncStream::with_capacity({capacity}): the capacity is more than \
+             AsyncStream::MAX_CAPACITY (usize::MAX >> 1); for a stream bounded only \
+             by memory, pass AsyncStream::MAX_CAPACITY"
+        );
         Self {
             shared: Arc::new(Shared::new(capacity)),
         }
@@ -103,7 +138,10 @@ impl<T> AsyncStream<T> {
 
     /// Returns a consumer that receives every value put after this call.
     ///
-    /// A consumer subscribed to a closed stream ends at once.
+    /// If no consumer was subscribed and the last one left values no
+    /// consumer received, the new consumer receives those first (see the
+    /// module docs, "Where a value goes"). A consumer subscribed to a closed
+    /// stream receives those values, if any, then ends.
     ///
     /// # Examples
     ///
@@ -119,9 +157,9 @@ impl<T> AsyncStream<T> {
     /// ```
     pub fn subscribe(&self) -> Consumer<T> {
         let mut state = self.shared.state.lock();
-        let pos = self.shared.subscribe(&mut state);
+        let cursor = self.shared.subscribe(&mut state);
         self.shared.release(state, Wake::PRODUCERS);
-        Consumer::new(self.shared.clone(), pos)
+        Consumer::new(self.shared.clone(), cursor)
     }
 
     /// Puts `value` into the stream, waiting for room.
@@ -135,6 +173,11 @@ impl<T> AsyncStream<T> {
     ///
     /// [`Closed`] with the value if the stream is closed before the value
     /// could be put.
+    ///
+    /// A rendezvous put whose consumers all leave before any of them
+    /// received the value does not complete: it offers the value again, to
+    /// the consumers subscribed then or to the next one (see the module
+    /// docs, "Where a value goes").
     ///
     /// # Cancel safety
     ///
@@ -185,8 +228,8 @@ impl<T> AsyncStream<T> {
     /// assert_eq!(stream.try_put('b'), Ok(()));
     /// ```
     pub fn try_put(&self, value: T) -> Result<(), TryPutError<T>> {
-        let state = self.shared.state.lock();
-        let result = self.shared.try_push(&state, value);
+        let mut state = self.shared.state.lock();
+        let result = self.shared.try_push(&mut state, value, false);
         let wake = if result.is_ok() {
             Wake::CONSUMERS
         } else {
@@ -419,6 +462,44 @@ impl<T> PutOp<T> {
 
     #[inline(always)]
     fn poll(&mut self, shared: &Shared<T>, cx: &mut Context<'_>) -> Poll<Result<(), Closed<T>>> {
+        // To register, a waker is cloned before locking: cloning a waker
+        // runs the executor's code, which must not run under the lock. A
+        // rendezvous put always waits for its takes, so it clones at once;
+        // a buffered one only once it finds it must wait.
+        if shared.capacity == 0 && matches!(self.stage, Stage::Waiting(_)) {
+            return self.poll_with_waker(shared, cx);
+        }
+        match self.poll_locked(shared, cx, None) {
+            Ok(outcome) => outcome,
+            Err(NeedsClone) => self.poll_with_waker(shared, cx),
+        }
+    }
+
+    /// [`poll`](Self::poll) with a clone of the waker at hand.
+    fn poll_with_waker(
+        &mut self,
+        shared: &Shared<T>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Closed<T>>> {
+        loop {
+            let fresh = Some(cx.waker().clone());
+            if let Ok(outcome) = self.poll_locked(shared, cx, fresh) {
+                return outcome;
+            }
+        }
+    }
+
+    /// One attempt under the lock. Registering the waker needs a clone of it
+    /// made before locking (`fresh`), unless the one registered already
+    /// wakes the same task: without one it fails with [`NeedsClone`]. An
+    /// unused `fresh` is dropped after unlocking.
+    #[inline(always)]
+    fn poll_locked(
+        &mut self,
+        shared: &Shared<T>,
+        cx: &mut Context<'_>,
+        mut fresh: Option<Waker>,
+    ) -> Result<Poll<Result<(), Closed<T>>>, NeedsClone> {
         let mut state = shared.state.lock();
         let mut wake = Wake::NONE;
         let mut replaced = None;
@@ -426,7 +507,7 @@ impl<T> PutOp<T> {
         // mark it (`await_slot`), and if it turns out free, try again.
         let outcome = loop {
             match std::mem::replace(&mut self.stage, Stage::Done) {
-                Stage::Waiting(value) => match shared.try_push(&state, value) {
+                Stage::Waiting(value) => match shared.try_push(&mut state, value, true) {
                     Ok(seq) if shared.capacity == 0 => {
                         self.stage = Stage::Buffered(seq, state.epoch);
                         wake = Wake::CONSUMERS;
@@ -450,14 +531,33 @@ impl<T> PutOp<T> {
                     break Poll::Ready(Ok(()))
                 }
                 Stage::Buffered(seq, epoch) => {
+                    if let Some(value) = shared.reclaim(&state, seq) {
+                        // Every consumer it was for left without taking
+                        // it: offer it again.
+                        self.stage = Stage::Waiting(value);
+                        wake = Wake::PRODUCERS;
+                        continue;
+                    }
                     self.stage = Stage::Buffered(seq, epoch);
                     if shared.await_slot(&state, seq) {
                         continue;
                     }
                 }
-                Stage::Done => panic!("`Put` polled after it completed"),
+                Stage::Done => {
+                    drop(state);
+                    panic!("`Put` polled after it completed");
+                }
             }
-            replaced = state.put_waiters.register(&mut self.key, cx.waker());
+            match state
+                .put_waiters
+                .register(&mut self.key, cx.waker(), &mut fresh)
+            {
+                Ok(old) => replaced = old,
+                Err(NeedsClone) => {
+                    shared.release(state, wake);
+                    return Err(NeedsClone);
+                }
+            }
             break Poll::Pending;
         };
         let old_waker = if outcome.is_ready() {
@@ -466,8 +566,8 @@ impl<T> PutOp<T> {
             None
         };
         shared.release(state, wake);
-        drop((old_waker, replaced));
-        outcome
+        drop((old_waker, replaced, fresh));
+        Ok(outcome)
     }
 
     /// Undoes a put that will not complete: releases its waiter slot and
@@ -499,7 +599,46 @@ impl<T> PutOp<T> {
     }
 }
 
-/// The future returned by [`AsyncStream::put`].
+/// The future returned by [`AsyncStream::put`]: resolves to `Ok(())` once
+/// the value is put (for a rendezvous stream: taken by every consumer), or
+/// to [`Closed`] with the value if the stream closes first.
+///
+/// `Put` is `Unpin`: it can be polled by hand, or kept and polled again in
+/// a `select!` loop.
+///
+/// # Cancel safety
+///
+/// Dropping a `Put` before it completes delivers its value to no one and
+/// leaves the stream as it was, unless some consumer of a rendezvous
+/// stream already received the value: it then stays in the stream, so that
+/// every consumer sees the same sequence. See [`AsyncStream::put`].
+///
+/// # Panics
+///
+/// Polling a `Put` again after it completed panics.
+///
+/// # Examples
+///
+/// Polled by hand: pending while the buffer is full, ready once the
+/// consumer makes room.
+///
+/// ```
+/// use std::future::Future;
+/// use std::pin::Pin;
+/// use std::task::{Context, Poll};
+/// use futures::task::noop_waker;
+///
+/// let stream = timecast::AsyncStream::with_capacity(1);
+/// let mut consumer = stream.subscribe();
+/// stream.try_put(1)?;
+/// let mut put = stream.put(2);
+/// let waker = noop_waker();
+/// let mut cx = Context::from_waker(&waker);
+/// assert!(Pin::new(&mut put).poll(&mut cx).is_pending());
+/// assert_eq!(consumer.try_recv(), Ok(1));
+/// assert_eq!(Pin::new(&mut put).poll(&mut cx), Poll::Ready(Ok(())));
+/// # Ok::<_, timecast::TryPutError<i32>>(())
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct Put<'a, T> {
     shared: &'a Shared<T>,
@@ -542,6 +681,33 @@ impl<T> fmt::Debug for Put<'_, T> {
 /// `poll_flush` waits until the last value is put (for a rendezvous
 /// stream: taken by every consumer). `poll_close` flushes, then releases this
 /// producer handle: when it was the last one, the stream closes.
+///
+/// # Errors
+///
+/// Every method fails with [`Closed`], handing the value back, if the
+/// stream closed before the value could be put.
+///
+/// # Cancel safety
+///
+/// Dropping a `PutSink` (or a `send` future) while a value is being put
+/// cancels that put as dropping a [`Put`] does: the value is delivered to
+/// no one, unless some consumer of a rendezvous stream already received it.
+///
+/// # Examples
+///
+/// ```
+/// use futures::{stream, SinkExt, StreamExt};
+///
+/// # futures::executor::block_on(async {
+/// let source = timecast::AsyncStream::with_capacity(8);
+/// let consumer = source.subscribe();
+/// let mut sink = source.sink();
+/// drop(source);
+/// sink.send_all(&mut stream::iter([1, 2, 3]).map(Ok)).await?;
+/// sink.close().await?; // the last producer handle: the stream closes
+/// assert_eq!(consumer.collect::<Vec<_>>().await, [1, 2, 3]);
+/// # Ok::<_, timecast::Closed<i32>>(()) }).unwrap();
+/// ```
 pub struct PutSink<T> {
     stream: Option<AsyncStream<T>>,
     op: Option<PutOp<T>>,

@@ -1,28 +1,48 @@
 //! The state every handle of one stream shares, and the waiter lists.
 //!
 //! Values live in a ring of `max(capacity, 1)` slots, rounded up to a power
-//! of two. Producers, and
+//! of two, allocated as values are buffered: a stream starts with a small
+//! ring, and when it is full while the stream has room, producers start a
+//! ring twice the size; consumers move on to it once they have taken what
+//! the older ring holds. Rings are freed with the stream, so memory follows
+//! the most values buffered at once, not the capacity. Producers, and
 //! everything that changes who takes part (subscribe, unsubscribe, close),
 //! go through one mutex. Consumers take values without it: each slot counts
 //! the consumers yet to take its value, the last one moves the value out,
-//! and the others clone it. Nobody wakes a waker or drops a value while
-//! holding the mutex.
+//! and the others clone it. Nobody clones, wakes or drops a waker, or
+//! clones or drops a value, while holding the mutex.
 //!
 //! # Invariants
 //!
 //! - `tail` is the sequence number the next value gets; it only changes
-//!   under the mutex. The value of sequence number `s` lives in slot
-//!   `s & mask`. `limit = max(capacity, 1)` values at most are buffered.
+//!   under the mutex. `limit = max(capacity, 1)` values at most are
+//!   buffered.
+//! - Rings are numbered from 0, each twice the size of the one before, up
+//!   to `limit` rounded up to a power of two; `State::newest` is the last
+//!   one allocated. Ring `r` holds the sequence numbers from its `start` up
+//!   to (not including) its `end`, which is `u64::MAX` until ring `r + 1`
+//!   starts; the value of `s` lives in slot `s & mask` of its ring. Ring
+//!   `r + 1` is published before its `start` is stored as ring `r`'s `end`,
+//!   and both before the tail moves past it, so a consumer that loaded the
+//!   tail with Acquire finds the ring of every value below it. A ring
+//!   starts only when the slot the tail maps to in the one before is
+//!   taken, which cannot be before that ring was filled once: ring `r`
+//!   holds at least its length in values.
 //! - A slot is free when its count is 0. Otherwise it holds the value of
 //!   the latest sequence number mapping to it (or, for a withdrawn
 //!   rendezvous value, nothing), and its count is one more than the number
 //!   of consumers yet to take it: the extra one stands for the value itself,
-//!   so the count reaches 0 only once the value is gone.
+//!   so the count reaches 0 only once the value is gone. A count of 1
+//!   with no consumer counted is a value nobody received whose consumers
+//!   left: a rendezvous value waiting for its pending put to take it back
+//!   ([`ORPHANED`]), or, while no consumer is subscribed, a value held for
+//!   the next one (`State::held` to the tail).
 //! - Slots free in sequence order: a consumer that took slot `s` took every
 //!   slot before it, and a consumer subscribed after `s` was put does not
 //!   count for it. So "slot `tail - limit` is free" means there is room,
-//!   and then the slot `tail` maps to (holding `tail - ring.len()` or
-//!   earlier) is free too.
+//!   and then, in a ring of at least `limit` slots, the slot `tail` maps to
+//!   (holding `tail - ring.len()` or earlier) is free too. In a smaller
+//!   ring it may not be: then a new ring starts at `tail`.
 //! - A consumer that finds the count at 2 before taking is the last to take
 //!   the value: it moves it out. The others clone it, then decrement the
 //!   count; the one whose decrement leaves 1 was the last after all (the
@@ -36,21 +56,40 @@
 //!   the bit.
 
 use std::mem::MaybeUninit;
+use std::ptr::NonNull;
 use std::task::Waker;
 
 use super::error::{TryPutError, TryRecvError};
 use crate::sync::{
-    AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Mutex, MutexGuard, Ordering, UnsafeCell,
+    AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Mutex, MutexGuard, Ordering,
+    UnsafeCell,
 };
 
-/// Rendezvous slot states: whether the value may still be withdrawn.
+/// The largest capacity a stream may have.
+pub(crate) const MAX_CAPACITY: usize = usize::MAX >> 1;
+
+/// The number of slots a stream starts with (fewer if its capacity is
+/// smaller). Under loom, one, so that the models see rings grow.
+const FIRST_RING: usize = if cfg!(loom) { 1 } else { 32 };
+
+/// Slot states (`Slot::delivery`). Not yet received by any consumer; in a
+/// rendezvous stream, its pending put may still withdraw it.
 const FRESH: u8 = 0;
+/// Received by some consumer: in a rendezvous stream it can no longer be
+/// withdrawn, and goes to every consumer it is for.
 const DELIVERED: u8 = 1;
 /// Withdrawn, but a consumer subscribed after it was put: a tombstone that
 /// consumers step over.
 const WITHDRAWN: u8 = 2;
 /// Withdrawn and the tail moved back: as if never put.
 const RETRACTED: u8 = 3;
+/// Every consumer it was for left before receiving it. The value stays in
+/// the slot (count 1: the value alone) until its put, still pending, takes
+/// it back to offer it again (or hand it back on close or cancel).
+const ORPHANED: u8 = 4;
+/// Rendezvous: put by `try_put`, which keeps no claim on it, and not yet
+/// received. Consumers treat it as [`FRESH`]; nobody withdraws it.
+const UNCLAIMED: u8 = 5;
 
 /// In a slot's `remaining`: a producer waits for this slot to free.
 const WAITING: usize = 1 << (usize::BITS - 1);
@@ -63,17 +102,130 @@ const LAST: usize = 2;
 struct Slot<T> {
     value: UnsafeCell<MaybeUninit<T>>,
     remaining: AtomicUsize,
-    /// Rendezvous streams only: [`FRESH`], [`DELIVERED`], [`WITHDRAWN`] or
-    /// [`RETRACTED`].
+    /// Whether a consumer received the value: [`FRESH`] or [`DELIVERED`];
+    /// in rendezvous streams also [`UNCLAIMED`], [`WITHDRAWN`],
+    /// [`RETRACTED`] or [`ORPHANED`].
     delivery: AtomicU8,
 }
 
+/// One ring of slots: the values of the sequence numbers from `start` to
+/// `end` (see the invariants above).
+struct Ring<T> {
+    slots: Box<[Slot<T>]>,
+    /// `slots.len() - 1`; the length is a power of two.
+    mask: usize,
+    /// The first sequence number this ring holds.
+    start: u64,
+    /// The first sequence number the next ring holds; `u64::MAX` while this
+    /// ring is the newest.
+    end: AtomicU64,
+}
+
+impl<T> Ring<T> {
+    fn new(len: usize, start: u64) -> Self {
+        debug_assert!(len.is_power_of_two());
+        Ring {
+            slots: (0..len)
+                .map(|_| Slot {
+                    value: UnsafeCell::new(MaybeUninit::uninit()),
+                    remaining: AtomicUsize::new(0),
+                    delivery: AtomicU8::new(FRESH),
+                })
+                .collect(),
+            mask: len - 1,
+            start,
+            end: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    #[inline(always)]
+    fn slot(&self, seq: u64) -> &Slot<T> {
+        let index = seq as usize & self.mask;
+        debug_assert!(index < self.slots.len());
+        // SAFETY: `mask` is `slots.len() - 1` and a ring is never empty, so
+        // `index <= mask < slots.len()`.
+        unsafe { self.slots.get_unchecked(index) }
+    }
+}
+
+/// A ring's slots at hand, without the pointer chase through the ring
+/// list: for producers (in [`State`]) and each consumer (in its
+/// [`Cursor`]). Valid as long as the stream: rings are freed only with it.
+struct RingRef<T> {
+    slots: NonNull<Slot<T>>,
+    mask: usize,
+    start: u64,
+    /// Whether the ring has `limit` slots or more: then it is the last.
+    last: bool,
+}
+
+impl<T> Clone for RingRef<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for RingRef<T> {}
+
+impl<T> RingRef<T> {
+    fn new(ring: &Ring<T>, limit: u64) -> Self {
+        RingRef {
+            // From the whole slice, so that it may reach every slot.
+            slots: NonNull::from(&*ring.slots).cast(),
+            mask: ring.mask,
+            start: ring.start,
+            last: ring.slots.len() as u64 >= limit,
+        }
+    }
+
+    /// The slot `seq` maps to. The caller must hold a handle to the stream
+    /// (or its mutex) for as long as it uses the slot.
+    #[inline(always)]
+    fn slot(&self, seq: u64) -> &Slot<T> {
+        let index = seq as usize & self.mask;
+        // SAFETY: `slots` points to the first of `mask + 1` slots of a ring
+        // freed only with the stream, which the caller keeps alive, and
+        // `index <= mask`. Slots are only ever accessed through shared
+        // references (their contents through atomics and `UnsafeCell`).
+        unsafe { &*self.slots.as_ptr().add(index) }
+    }
+}
+
+/// Where a consumer stands: the sequence number of the next value it takes
+/// and the ring that holds it.
+pub(crate) struct Cursor<T> {
+    /// Sequence number of the next value this consumer takes.
+    pub(crate) pos: u64,
+    /// Index of the ring `ring` is.
+    index: usize,
+    ring: RingRef<T>,
+    /// Below this sequence number, values are surely in `ring`: its end,
+    /// once known; before, the ring's start plus its length (a ring holds
+    /// at least that many values) or the last tail seen; `u64::MAX` for the
+    /// last ring.
+    sure: u64,
+}
+
+impl<T> Clone for Cursor<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Cursor<T> {}
+
+// SAFETY: a cursor only points into its stream's rings, which consumers on
+// any thread may access as `Shared<T>` says (`T: Send + Sync`).
+unsafe impl<T: Send + Sync> Send for Cursor<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send + Sync> Sync for Cursor<T> {}
+
 /// State shared by the producers and consumers of one stream.
 pub(crate) struct Shared<T> {
-    pub(crate) state: Mutex<State>,
-    ring: Box<[Slot<T>]>,
-    /// `ring.len() - 1`; the ring's length is a power of two.
-    mask: usize,
+    pub(crate) state: Mutex<State<T>>,
+    /// The rings, oldest first: null until allocated, each by a producer
+    /// under the mutex; freed with the stream.
+    rings: Box<[AtomicPtr<Ring<T>>]>,
     /// How many values may be buffered: `max(capacity, 1)`.
     limit: u64,
     tail: AtomicU64,
@@ -92,13 +244,21 @@ unsafe impl<T: Send + Sync> Send for Shared<T> {}
 unsafe impl<T: Send + Sync> Sync for Shared<T> {}
 
 /// What the mutex guards.
-pub(crate) struct State {
+pub(crate) struct State<T> {
     /// Counts subscriptions: a withdrawn value can be retracted only if no
     /// consumer subscribed after it was put.
     pub(crate) epoch: u64,
     pub(crate) consumers: usize,
     pub(crate) producers: usize,
     pub(crate) closed: bool,
+    /// The newest ring allocated: new values go there.
+    pub(crate) newest: usize,
+    /// Ring `newest`, at hand.
+    ring: RingRef<T>,
+    /// Set while no consumer is subscribed and the last ones left values
+    /// nobody received: the first of them, where the next consumer starts.
+    /// Every value from there to the tail stays in its slot, count 1.
+    pub(crate) held: Option<u64>,
     pub(crate) recv_waiters: WaitList,
     pub(crate) put_waiters: WaitList,
 }
@@ -130,26 +290,34 @@ impl Wake {
 }
 
 impl<T> Shared<T> {
+    /// A stream of `capacity` (at most [`MAX_CAPACITY`]), with its first
+    /// ring allocated.
     pub(crate) fn new(capacity: usize) -> Self {
+        assert!(capacity <= MAX_CAPACITY);
         let limit = capacity.max(1);
-        let ring: Box<[Slot<T>]> = (0..limit.next_power_of_two())
-            .map(|_| Slot {
-                value: UnsafeCell::new(MaybeUninit::uninit()),
-                remaining: AtomicUsize::new(0),
-                delivery: AtomicU8::new(FRESH),
-            })
+        let largest = limit.next_power_of_two();
+        let first = largest.min(FIRST_RING);
+        let count = (largest / first).trailing_zeros() as usize + 1;
+        let rings: Box<[AtomicPtr<Ring<T>>]> = (0..count)
+            .map(|_| AtomicPtr::new(std::ptr::null_mut()))
             .collect();
+        let ring = Box::into_raw(Box::new(Ring::new(first, 0)));
+        rings[0].store(ring, Ordering::Relaxed);
+        // SAFETY: just allocated, freed only with the stream.
+        let ring = RingRef::new(unsafe { &*ring }, limit as u64);
         Self {
             state: Mutex::new(State {
                 epoch: 0,
                 consumers: 0,
                 producers: 1,
                 closed: false,
+                newest: 0,
+                ring,
+                held: None,
                 recv_waiters: WaitList::default(),
                 put_waiters: WaitList::default(),
             }),
-            mask: ring.len() - 1,
-            ring,
+            rings,
             limit: limit as u64,
             tail: AtomicU64::new(0),
             closed: AtomicBool::new(false),
@@ -157,13 +325,84 @@ impl<T> Shared<T> {
         }
     }
 
+    /// Ring `index`, which must be allocated: at most `State::newest`, or
+    /// the ring a consumer is in, or the next one once it found its ring's
+    /// `end` at or below a sequence number under the tail it loaded.
     #[inline(always)]
-    fn slot(&self, seq: u64) -> &Slot<T> {
-        let index = seq as usize & self.mask;
-        debug_assert!(index < self.ring.len());
-        // SAFETY: `mask` is `ring.len() - 1` and the ring is never empty, so
-        // `index <= mask < ring.len()`.
-        unsafe { self.ring.get_unchecked(index) }
+    fn ring(&self, index: usize) -> &Ring<T> {
+        let ring = self.rings[index].load(Ordering::Acquire);
+        debug_assert!(!ring.is_null());
+        // SAFETY: the caller's index is of an allocated ring, published
+        // with Release before any value in it (see the invariants); rings
+        // are freed only when the stream is dropped, which `&self` forbids.
+        unsafe { &*ring }
+    }
+
+    /// The slot of `seq`, in whichever ring holds it. Call under the mutex,
+    /// with `seq` at most the tail and in a ring still allocated.
+    fn slot(&self, state: &State<T>, seq: u64) -> &Slot<T> {
+        if seq >= state.ring.start {
+            let ring = state.ring;
+            let slot: *const Slot<T> = ring.slot(seq);
+            // SAFETY: a slot of one of this stream's rings, which live as
+            // long as the stream (`&self`).
+            return unsafe { &*slot };
+        }
+        let mut index = state.newest;
+        loop {
+            let ring = self.ring(index);
+            if seq >= ring.start || index == 0 {
+                return ring.slot(seq);
+            }
+            index -= 1;
+        }
+    }
+
+    /// Starts ring `newest + 1`, twice the size, at `seq`; returns it. Call
+    /// under the mutex, with the newest ring smaller than `limit`.
+    #[cold]
+    fn grow(&self, state: &mut State<T>, seq: u64) -> RingRef<T> {
+        let old = self.ring(state.newest);
+        debug_assert!((old.slots.len() as u64) < self.limit);
+        let ring = Box::into_raw(Box::new(Ring::new(old.slots.len() * 2, seq)));
+        state.newest += 1;
+        self.rings[state.newest].store(ring, Ordering::Release);
+        old.end.store(seq, Ordering::Release);
+        state.ring = RingRef::new(self.ring(state.newest), self.limit);
+        state.ring
+    }
+
+    /// A cursor at `pos`, in ring `index`, which holds it. `tail`: a tail
+    /// loaded with Acquire (or under the mutex) no lower than `pos`.
+    fn cursor(&self, pos: u64, index: usize, tail: u64) -> Cursor<T> {
+        let ring = self.ring(index);
+        let at_hand = RingRef::new(ring, self.limit);
+        let end = ring.end.load(Ordering::Acquire);
+        let sure = if end != u64::MAX {
+            end
+        } else if at_hand.last {
+            u64::MAX
+        } else {
+            // No newer ring yet: everything under the tail is in this one.
+            (ring.start + ring.slots.len() as u64).max(tail)
+        };
+        Cursor {
+            pos,
+            index,
+            ring: at_hand,
+            sure,
+        }
+    }
+
+    /// Moves `cursor` on to the ring that holds its position, at or past
+    /// its `sure` bound and below `tail` (loaded with Acquire).
+    #[cold]
+    fn follow(&self, cursor: &mut Cursor<T>, tail: u64) {
+        let mut index = cursor.index;
+        while cursor.pos >= self.ring(index).end.load(Ordering::Acquire) {
+            index += 1;
+        }
+        *cursor = self.cursor(cursor.pos, index, tail);
     }
 
     fn is_rendezvous(&self) -> bool {
@@ -173,7 +412,7 @@ impl<T> Shared<T> {
     /// Unlocks `state`, then wakes the waiters `wake` names, in batches that
     /// never hold the lock while waking.
     #[inline(always)]
-    pub(crate) fn release(&self, mut state: MutexGuard<'_, State>, wake: Wake) {
+    pub(crate) fn release(&self, mut state: MutexGuard<'_, State<T>>, wake: Wake) {
         if !state.has_waiters(wake) {
             return;
         }
@@ -189,7 +428,7 @@ impl<T> Shared<T> {
         }
     }
 
-    fn drain(&self, state: &mut State, wake: Wake, batch: &mut WakeBatch) -> bool {
+    fn drain(&self, state: &mut State<T>, wake: Wake, batch: &mut WakeBatch) -> bool {
         let mut more = false;
         if wake.consumers {
             more |= state.recv_waiters.drain_into(batch);
@@ -217,48 +456,93 @@ impl<T> Shared<T> {
         self.tail.load(Ordering::Acquire)
     }
 
+    /// Whether the consumer at `pos` has something to take now: a value, or
+    /// the end of a closed stream. Under the mutex, which every change of
+    /// the tail and of `closed` holds, the answer cannot be stale.
+    pub(crate) fn has_next(&self, state: &State<T>, pos: u64) -> bool {
+        state.closed || self.tail.load(Ordering::Relaxed) != pos
+    }
+
     /// Number of values buffered that some consumer has yet to take.
-    pub(crate) fn len(&self, _state: &State) -> usize {
+    pub(crate) fn len(&self, state: &State<T>) -> usize {
+        // Slots free in sequence order: walk back from the newest value to
+        // the first free slot.
         let tail = self.tail();
+        if let Some(held) = state.held {
+            return (tail - held) as usize;
+        }
         let oldest = tail.saturating_sub(self.limit);
-        (oldest..tail)
-            .filter(|&seq| self.slot(seq).remaining.load(Ordering::Acquire) & COUNT > 1)
-            .count()
+        let mut len = 0;
+        for seq in (oldest..tail).rev() {
+            match self.slot(state, seq).remaining.load(Ordering::Acquire) & COUNT {
+                0 => break,
+                1 => {}
+                _ => len += 1,
+            }
+        }
+        len
     }
 
     /// Buffers `value` if there is room, and returns its sequence number.
+    /// `pending`: a pending rendezvous put keeps a claim on the value (it
+    /// may withdraw it, or take it back if its consumers leave); `try_put`
+    /// keeps none.
     #[inline(always)]
-    pub(crate) fn try_push(&self, state: &State, value: T) -> Result<u64, TryPutError<T>> {
+    pub(crate) fn try_push(
+        &self,
+        state: &mut State<T>,
+        value: T,
+        pending: bool,
+    ) -> Result<u64, TryPutError<T>> {
         if state.closed {
             return Err(TryPutError::Closed(value));
         }
         let seq = self.tail.load(Ordering::Relaxed);
-        if state.consumers == 0 || !self.has_room(seq) {
+        let mut ring = state.ring;
+        if state.consumers == 0 || !self.has_room(state, &ring, seq) {
             return Err(TryPutError::Full(value));
         }
-        let slot = self.slot(seq);
-        // SAFETY: the slot is free (the value `limit` back is fully taken, so
-        // is every earlier one, and the Acquire load in `has_room`
-        // synchronizes with the consumer that freed it), and only producers
-        // holding the mutex write slots, so nothing else accesses it now.
+        if !ring.last && ring.slot(seq).remaining.load(Ordering::Acquire) & COUNT != 0 {
+            // This ring is full, the stream is not.
+            ring = self.grow(state, seq);
+        }
+        let slot = ring.slot(seq);
+        // SAFETY: the slot is free: in a ring of `limit` slots or more,
+        // because the value `limit` back is fully taken, so is every
+        // earlier one, and the Acquire load in `has_room` synchronizes with
+        // the consumer that freed it; in a smaller ring, because the load
+        // above found it free (or the ring is new). Only producers holding
+        // the mutex write slots, so nothing else accesses it now.
         slot.value.with_mut(|ptr| unsafe { (*ptr).write(value) });
-        slot.delivery.store(FRESH, Ordering::Relaxed);
         slot.remaining.store(state.consumers + 1, Ordering::Relaxed);
+        if self.is_rendezvous() {
+            // Published last, with Release: a consumer that loaded the tail
+            // before a withdrawn put moved it back reaches this slot
+            // through `delivery` alone (its Acquire in `claim`), not the
+            // tail, so this store must order the value and the count.
+            let delivery = if pending { FRESH } else { UNCLAIMED };
+            slot.delivery.store(delivery, Ordering::Release);
+        } else {
+            // Read only under the mutex, which orders it.
+            slot.delivery.store(FRESH, Ordering::Relaxed);
+        }
         self.tail.store(seq + 1, Ordering::Release);
         Ok(seq)
     }
 
     /// Whether the value put as `tail` would fit: fewer than `limit` values
-    /// are buffered.
+    /// are buffered. `newest` is the newest ring.
     #[inline(always)]
-    fn has_room(&self, tail: u64) -> bool {
-        tail < self.limit
-            || self
-                .slot(tail - self.limit)
-                .remaining
-                .load(Ordering::Acquire)
-                & COUNT
-                == 0
+    fn has_room(&self, state: &State<T>, newest: &RingRef<T>, tail: u64) -> bool {
+        let Some(seq) = tail.checked_sub(self.limit) else {
+            return true;
+        };
+        let slot = if seq >= newest.start {
+            newest.slot(seq)
+        } else {
+            self.slot(state, seq)
+        };
+        slot.remaining.load(Ordering::Acquire) & COUNT == 0
     }
 
     /// The sequence number whose slot must free before the value put as
@@ -269,9 +553,9 @@ impl<T> Shared<T> {
 
     /// Whether the value put as `seq` has been taken by every consumer (or
     /// every consumer that was to take it has gone). Call under the mutex.
-    pub(crate) fn is_taken(&self, _state: &State, seq: u64) -> bool {
+    pub(crate) fn is_taken(&self, state: &State<T>, seq: u64) -> bool {
         self.tail.load(Ordering::Relaxed) > seq + self.limit
-            || self.slot(seq).remaining.load(Ordering::Acquire) & COUNT == 0
+            || self.slot(state, seq).remaining.load(Ordering::Acquire) & COUNT == 0
     }
 
     /// Marks the slot of `seq` as awaited by a producer, so that the consumer
@@ -279,8 +563,12 @@ impl<T> Shared<T> {
     /// (then there is nothing to wait for). Call under the mutex, with `seq`
     /// the tail (waiting for room) or a buffered value (waiting for it to be
     /// taken).
-    pub(crate) fn await_slot(&self, _state: &State, seq: u64) -> bool {
-        self.slot(seq).remaining.fetch_or(WAITING, Ordering::AcqRel) & COUNT == 0
+    pub(crate) fn await_slot(&self, state: &State<T>, seq: u64) -> bool {
+        self.slot(state, seq)
+            .remaining
+            .fetch_or(WAITING, Ordering::AcqRel)
+            & COUNT
+            == 0
     }
 
     /// Withdraws the rendezvous value put as `seq` (when the subscription
@@ -289,12 +577,15 @@ impl<T> Shared<T> {
     /// the put; otherwise the slot stays as a tombstone consumers step over.
     /// Once received, the value stays, so that every consumer sees the same
     /// sequence. Call under the mutex.
-    pub(crate) fn withdraw(&self, state: &State, seq: u64, epoch: u64) -> Option<T> {
+    pub(crate) fn withdraw(&self, state: &State<T>, seq: u64, epoch: u64) -> Option<T> {
         debug_assert!(self.is_rendezvous());
         if self.is_taken(state, seq) {
             return None;
         }
-        let slot = self.slot(seq);
+        if let Some(value) = self.reclaim(state, seq) {
+            return Some(value);
+        }
+        let slot = self.slot(state, seq);
         let retract = state.epoch == epoch;
         let mark = if retract { RETRACTED } else { WITHDRAWN };
         slot.delivery
@@ -314,24 +605,50 @@ impl<T> Shared<T> {
         Some(value)
     }
 
-    /// Takes the next value for the consumer at `pos`, without the mutex.
-    /// The `bool` tells whether it freed a slot a producer waits for: the
-    /// caller must then wake the producers.
+    /// Takes back the rendezvous value put as `seq` if every consumer it was
+    /// for left before receiving it ([`ORPHANED`]), freeing its slot; its
+    /// put offers it again. Call under the mutex, with `seq` not taken.
+    pub(crate) fn reclaim(&self, state: &State<T>, seq: u64) -> Option<T> {
+        let slot = self.slot(state, seq);
+        if !self.is_rendezvous() || slot.delivery.load(Ordering::Acquire) != ORPHANED {
+            return None;
+        }
+        // SAFETY: an orphaned value is initialized and no consumer will
+        // touch it: every consumer counted for it has left, later ones start
+        // after it, and the count of 1 keeps producers from reusing the
+        // slot, until it is stored 0 below. The mutex held here orders this
+        // read after the unsubscribe that orphaned it.
+        let value = slot.value.with(|ptr| unsafe { (*ptr).assume_init_read() });
+        // The caller wakes the producers, whether or not one waits here.
+        slot.remaining.store(0, Ordering::Release);
+        Some(value)
+    }
+
+    /// Takes the next value for the consumer at `cursor`, without the mutex. The `bool` tells whether it freed a slot a
+    /// producer waits for: the caller must then wake the producers.
     #[inline(always)]
-    pub(crate) fn try_take(&self, pos: &mut u64) -> Result<(T, bool), TryRecvError>
+    pub(crate) fn try_take(&self, cursor: &mut Cursor<T>) -> Result<(T, bool), TryRecvError>
     where
         T: Clone,
     {
         let mut wake = false;
         loop {
-            if *pos == self.tail.load(Ordering::Acquire) {
-                if !self.closed.load(Ordering::Acquire) || *pos != self.tail.load(Ordering::Acquire)
+            let tail = self.tail.load(Ordering::Acquire);
+            if cursor.pos == tail {
+                if !self.closed.load(Ordering::Acquire)
+                    || cursor.pos != self.tail.load(Ordering::Acquire)
                 {
                     return Err(TryRecvError::Empty);
                 }
                 return Err(TryRecvError::Closed);
             }
-            let slot = self.slot(*pos);
+            if cursor.pos >= cursor.sure {
+                // Perhaps in a newer ring.
+                self.follow(cursor, tail);
+                continue;
+            }
+            let ring = cursor.ring;
+            let slot = ring.slot(cursor.pos);
             if self.is_rendezvous() {
                 match Self::claim(slot) {
                     DELIVERED => {}
@@ -340,7 +657,7 @@ impl<T> Shared<T> {
                     _ => {
                         // A tombstone: step over it, freeing the slot if this
                         // was the last consumer to pass it.
-                        *pos += 1;
+                        cursor.pos += 1;
                         if slot.remaining.fetch_sub(1, Ordering::AcqRel) & COUNT == LAST {
                             wake |= slot.remaining.swap(0, Ordering::AcqRel) & WAITING != 0;
                         }
@@ -348,13 +665,13 @@ impl<T> Shared<T> {
                     }
                 }
             }
-            *pos += 1;
             let value = if slot.remaining.load(Ordering::Acquire) & COUNT == LAST {
                 // SAFETY: this consumer is the only one yet to take the value
                 // (the others decremented `remaining` after cloning, with
                 // Release), so nobody else reads it; it is moved out once, and
                 // the slot freed right after.
                 let value = slot.value.with(|ptr| unsafe { (*ptr).assume_init_read() });
+                cursor.pos += 1;
                 wake |= slot.remaining.swap(0, Ordering::AcqRel) & WAITING != 0;
                 value
             } else {
@@ -364,14 +681,26 @@ impl<T> Shared<T> {
                 let value = slot
                     .value
                     .with(|ptr| unsafe { (*ptr).assume_init_ref().clone() });
+                // Only once the clone returned does this consumer move past
+                // the value: if `T::clone` panics, it stays at the value,
+                // still counted, and its next receive clones it again (or
+                // its drop releases it). Nothing is skipped or leaked.
+                cursor.pos += 1;
+                // Recorded before the decrement (Release) that a consumer
+                // leaving under the mutex synchronizes with: the value was
+                // received, so it is not held for the next consumer.
+                slot.delivery.store(DELIVERED, Ordering::Relaxed);
                 if slot.remaining.fetch_sub(1, Ordering::AcqRel) & COUNT == LAST {
-                    // The others finished while this one cloned.
+                    // The others finished while this one cloned. The slot
+                    // is freed even if `T::drop` panics.
+                    let free = FreeOnUnwind { shared: self, slot };
                     // SAFETY: every other consumer is done with the value
                     // (their decrements came first, with Release), and the
                     // count of 1 left keeps the slot from being reused until
                     // it is stored 0 after the drop.
                     slot.value
                         .with_mut(|ptr| unsafe { (*ptr).assume_init_drop() });
+                    std::mem::forget(free);
                     wake |= slot.remaining.swap(0, Ordering::AcqRel) & WAITING != 0;
                 }
                 value
@@ -383,17 +712,23 @@ impl<T> Shared<T> {
     /// Rendezvous: marks the slot as received. Returns [`DELIVERED`], or the
     /// withdrawal mark that beat this consumer to it.
     fn claim(slot: &Slot<T>) -> u8 {
-        match slot.delivery.load(Ordering::Acquire) {
-            FRESH => match slot.delivery.compare_exchange(
-                FRESH,
-                DELIVERED,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => DELIVERED,
-                Err(now) => now,
-            },
-            now => now,
+        let mut now = slot.delivery.load(Ordering::Acquire);
+        loop {
+            match now {
+                // Not received yet. The state may change under this CAS: a
+                // withdrawal (then the mark is returned), or a withdrawal and
+                // a new put into the slot (then its value is claimed).
+                FRESH | UNCLAIMED => match slot.delivery.compare_exchange(
+                    now,
+                    DELIVERED,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => return DELIVERED,
+                    Err(changed) => now = changed,
+                },
+                _ => return now,
+            }
         }
     }
 
@@ -403,40 +738,88 @@ impl<T> Shared<T> {
         self.release(state, Wake::PRODUCERS);
     }
 
-    /// Registers a new consumer; returns its starting position (the tail).
-    pub(crate) fn subscribe(&self, state: &mut State) -> u64 {
-        state.epoch += 1;
-        state.consumers += 1;
-        self.tail.load(Ordering::Relaxed)
+    /// Registers a new consumer; returns where it starts: the tail, or the
+    /// first value held for it.
+    pub(crate) fn subscribe(&self, state: &mut State<T>) -> Cursor<T> {
+        let tail = self.tail.load(Ordering::Relaxed);
+        let Some(held) = state.held.take() else {
+            state.epoch += 1;
+            state.consumers += 1;
+            return self.cursor(tail, state.newest, tail);
+        };
+        // The values the last consumers left untaken are this one's.
+        self.subscribe_at(state, held);
+        let mut ring = state.newest;
+        while self.ring(ring).start > held {
+            ring -= 1;
+        }
+        self.cursor(held, ring, tail)
     }
 
     /// Registers a consumer that starts at `pos`, like an existing one whose
     /// handle the caller holds (so it takes nothing meanwhile).
-    pub(crate) fn subscribe_at(&self, state: &mut State, pos: u64) {
+    pub(crate) fn subscribe_at(&self, state: &mut State<T>, pos: u64) {
         state.epoch += 1;
         state.consumers += 1;
         for seq in pos..self.tail.load(Ordering::Relaxed) {
-            self.slot(seq).remaining.fetch_add(1, Ordering::AcqRel);
+            self.slot(state, seq)
+                .remaining
+                .fetch_add(1, Ordering::AcqRel);
         }
     }
 
     /// Removes the consumer at `pos`: it no longer holds anything back.
     /// Returns the values it was the last to hold, to be dropped once the
     /// mutex is released.
-    pub(crate) fn unsubscribe(&self, state: &mut State, pos: u64) -> Vec<T> {
+    ///
+    /// A value this consumer was the last to hold leaves with it if some
+    /// consumer received it, or if other consumers remain (they subscribed
+    /// after it was put). Otherwise nobody received it and nobody is left:
+    /// a pending rendezvous put takes it back ([`ORPHANED`]); any other
+    /// value waits, with every later one, for the next consumer
+    /// (`State::held`).
+    pub(crate) fn unsubscribe(&self, state: &mut State<T>, pos: u64) -> Vec<T> {
+        debug_assert!(
+            state.held.is_none(),
+            "values held with a consumer subscribed"
+        );
         state.consumers -= 1;
+        let last = state.consumers == 0;
         let mut freed = Vec::new();
         for seq in pos..self.tail.load(Ordering::Relaxed) {
-            let slot = self.slot(seq);
+            let slot = self.slot(state, seq);
             if slot.remaining.fetch_sub(1, Ordering::AcqRel) & COUNT != LAST {
                 continue;
             }
-            if !(self.is_rendezvous() && slot.delivery.load(Ordering::Acquire) == WITHDRAWN) {
+            // The fetch_sub above synchronizes with every consumer's
+            // decrement, after its `DELIVERED` store.
+            match slot.delivery.load(Ordering::Acquire) {
+                // A tombstone: its value is gone already.
+                WITHDRAWN if self.is_rendezvous() => {}
+                // No consumer received it, and none is left to: the value
+                // stays for its pending put to take back (`reclaim`) and
+                // offer again. The slot stays taken until then.
+                FRESH if self.is_rendezvous() && last => {
+                    slot.delivery.store(ORPHANED, Ordering::Relaxed);
+                    continue;
+                }
+                // Nobody received it, nobody is left: it waits for the next
+                // consumer, and so does everything after it.
+                _ if state.held.is_some() => continue,
+                FRESH | UNCLAIMED if last => {
+                    state.held = Some(seq);
+                    continue;
+                }
+                FRESH if self.is_rendezvous() => {
+                    // Its put offers it again, to the consumers there are.
+                    slot.delivery.store(ORPHANED, Ordering::Relaxed);
+                    continue;
+                }
                 // SAFETY: the count went 2 -> 1 here, so every other
                 // consumer is done with the value; it is moved out once,
                 // and producers, which write slots under the mutex held
                 // here, cannot reuse the slot before it is freed below.
-                freed.push(slot.value.with(|ptr| unsafe { (*ptr).assume_init_read() }));
+                _ => freed.push(slot.value.with(|ptr| unsafe { (*ptr).assume_init_read() })),
             }
             // The caller wakes the producers, whether or not one waits here.
             slot.remaining.store(0, Ordering::Release);
@@ -445,23 +828,61 @@ impl<T> Shared<T> {
     }
 }
 
+/// Frees a slot whose value a consumer drops, if the drop panics: the
+/// value is gone either way, and producers must not wait for it forever.
+struct FreeOnUnwind<'a, T> {
+    shared: &'a Shared<T>,
+    slot: &'a Slot<T>,
+}
+
+impl<T> Drop for FreeOnUnwind<'_, T> {
+    fn drop(&mut self) {
+        if self.slot.remaining.swap(0, Ordering::AcqRel) & WAITING != 0 {
+            self.shared.wake_producers();
+        }
+    }
+}
+
 impl<T> Drop for Shared<T> {
     fn drop(&mut self) {
         // Every value put had a consumer, and every consumer, when dropped,
         // released the values it had yet to take: nothing is left to drop.
-        debug_assert!(self
-            .ring
-            .iter()
-            .all(|slot| slot.remaining.load(Ordering::Relaxed) & COUNT == 0));
+        for ring in self.rings.iter() {
+            let ring = ring.load(Ordering::Acquire);
+            if ring.is_null() {
+                break;
+            }
+            // SAFETY: allocated by `Box::into_raw` in `new` or `grow`, and
+            // freed only here, once: nothing else can reach it any more.
+            let ring = unsafe { Box::from_raw(ring) };
+            for slot in ring.slots.iter() {
+                // With every handle gone, a slot still taken holds a value
+                // left for a next consumer that never came (or one whose
+                // put was forgotten): count 1, the value alone.
+                let count = slot.remaining.load(Ordering::Relaxed) & COUNT;
+                debug_assert!(count <= 1);
+                if count == 1 {
+                    // SAFETY: a count of 1 with no consumer left means the
+                    // slot holds its value (see the invariants); nothing
+                    // else can reach it, and it is dropped once, here.
+                    slot.value
+                        .with_mut(|ptr| unsafe { (*ptr).assume_init_drop() });
+                }
+            }
+        }
     }
 }
 
-impl State {
+impl<T> State<T> {
     fn has_waiters(&self, wake: Wake) -> bool {
         (wake.consumers && self.recv_waiters.waiting > 0)
             || (wake.producers && self.put_waiters.waiting > 0)
     }
 }
+
+/// [`WaitList::register`] needs a waker cloned before locking.
+#[derive(Debug)]
+pub(crate) struct NeedsClone;
 
 /// Wakers of the tasks waiting on one side of a stream.
 ///
@@ -477,9 +898,27 @@ pub(crate) struct WaitList {
 
 impl WaitList {
     /// Records that the party with `key` waits, to be woken with `waker`.
-    /// Returns the waker it replaces, to be dropped once unlocked.
+    ///
+    /// Cloning a waker runs the executor's code, which must not run under
+    /// the lock: unless `key` already holds a waker that wakes the same
+    /// task, the clone must be in `fresh`, made before locking; without
+    /// one this returns [`NeedsClone`]. Returns the waker it replaces, to be
+    /// dropped once unlocked (as `fresh`, if unused).
     #[must_use = "drop the replaced waker after releasing the lock"]
-    pub(crate) fn register(&mut self, key: &mut Option<usize>, waker: &Waker) -> Option<Waker> {
+    pub(crate) fn register(
+        &mut self,
+        key: &mut Option<usize>,
+        waker: &Waker,
+        fresh: &mut Option<Waker>,
+    ) -> Result<Option<Waker>, NeedsClone> {
+        if let Some(Some(old)) = key.map(|index| &self.slots[index]) {
+            if old.will_wake(waker) {
+                return Ok(None);
+            }
+        }
+        let Some(new) = fresh.take() else {
+            return Err(NeedsClone);
+        };
         let index = match *key {
             Some(index) => index,
             None => {
@@ -491,24 +930,11 @@ impl WaitList {
                 index
             }
         };
-        match &mut self.slots[index] {
-            Some(old) if old.will_wake(waker) => None,
-            Some(old) => Some(std::mem::replace(old, waker.clone())),
-            empty => {
-                *empty = Some(waker.clone());
-                self.waiting += 1;
-                None
-            }
+        let old = self.slots[index].replace(new);
+        if old.is_none() {
+            self.waiting += 1;
         }
-    }
-
-    /// Forgets that the party with `key` waits, keeping its key.
-    pub(crate) fn clear(&mut self, key: Option<usize>) -> Option<Waker> {
-        let waker = self.slots[key?].take();
-        if waker.is_some() {
-            self.waiting -= 1;
-        }
-        waker
+        Ok(old)
     }
 
     /// Releases `key`; returns the waker it held, to be dropped unlocked.
