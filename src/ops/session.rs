@@ -98,7 +98,7 @@ impl Session {
                 return Placed::Reshaped;
             }
         }
-        if open.windows.back().map_or(true, |last| last.end <= ts) {
+        if open.windows.back().is_none_or(|last| last.end <= ts) {
             let mut window = open.fresh(start, end);
             window.items.push((ts, value));
             open.windows.push_back(window);

@@ -251,7 +251,7 @@ impl<T> Open<T> {
     /// The window starting at `start` (ending at `end`), opened if need be.
     pub(super) fn window(&mut self, start: Timestamp, end: Timestamp) -> &mut Window<T> {
         let at = self.windows.partition_point(|w| w.start < start);
-        if self.windows.get(at).map_or(true, |w| w.start != start) {
+        if self.windows.get(at).is_none_or(|w| w.start != start) {
             let window = self.fresh(start, end);
             self.windows.insert(at, window);
         }
