@@ -271,7 +271,8 @@ struct Registered {
 /// # Invariants
 ///
 /// `writes` counts the puts and removes since the last commit; it is 0 if
-/// and only if every overlay is empty and `since` is `None`.
+/// and only if every overlay is empty. `since` is `None` when `writes` is
+/// 0, or when no write was made under a policy with a delay.
 struct State {
     /// One per registered table, by its index.
     overlays: Vec<Overlay>,
@@ -284,7 +285,7 @@ struct State {
 /// The pending writes of one table: the new value, or `None` for a removal.
 struct Overlay {
     keyspace: Keyspace,
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    writes: BTreeMap<fjall::Slice, Option<fjall::Slice>>,
 }
 
 /// The keyspace holding the table records.
@@ -709,19 +710,25 @@ impl Inner {
 
     /// Stages one write of the table `index`, then commits if the policy
     /// says so.
-    fn write(&self, index: usize, key: Vec<u8>, value: Option<Vec<u8>>) -> Result<(), StoreError> {
-        // Read the loop's clock (or the wall clock) before locking.
-        let now =
-            crate::time::try_with_core(|core| core.clock.get()).unwrap_or_else(Timestamp::now);
+    fn write(
+        &self,
+        index: usize,
+        key: fjall::Slice,
+        value: Option<fjall::Slice>,
+    ) -> Result<(), StoreError> {
         let mut state = self.state.lock();
         state.overlays[index].writes.insert(key, value);
         state.writes += 1;
-        let since = *state.since.get_or_insert(now);
         let policy = state.policy;
         let full = policy.max_writes.is_some_and(|n| state.writes >= n);
-        let due = policy.max_delay.is_some_and(|d| {
+        // The clock is read only for a policy with a delay: the loop's
+        // clock on a loop's thread, the wall clock elsewhere.
+        let due = policy.max_delay.is_some_and(|delay| {
+            let now =
+                crate::time::try_with_core(|core| core.clock.get()).unwrap_or_else(Timestamp::now);
+            let since = *state.since.get_or_insert(now);
             now.checked_duration_since(since)
-                .is_some_and(|age| age >= d)
+                .is_some_and(|age| age >= delay)
         });
         if full || due {
             self.commit_locked(&mut state)?;
@@ -734,7 +741,8 @@ impl Inner {
         if state.writes == 0 {
             return Ok(());
         }
-        let mut batch = self.db.batch().durability(Some(PersistMode::Buffer));
+        let mut batch = fjall::OwnedWriteBatch::with_capacity(self.db.clone(), state.writes)
+            .durability(Some(PersistMode::Buffer));
         for overlay in &mut state.overlays {
             for (key, value) in std::mem::take(&mut overlay.writes) {
                 match value {

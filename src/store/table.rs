@@ -146,17 +146,18 @@ where
     /// # Ok::<_, timecast::store::StoreError>(())
     /// ```
     pub fn put(&self, key: &K, value: &V) -> Result<(), StoreError> {
-        let mut bytes = Vec::new();
-        self.codec
-            .encode(value, &mut bytes)
-            .map_err(|source| StoreError::Encode {
-                table: self.name.to_string(),
-                key: format!("{key:?}"),
-                source,
-            })?;
+        let value = with_scratch(|bytes| {
+            self.codec.encode(value, bytes)?;
+            Ok(fjall::Slice::from(&bytes[..]))
+        })
+        .map_err(|source| StoreError::Encode {
+            table: self.name.to_string(),
+            key: format!("{key:?}"),
+            source,
+        })?;
         self.store
             .inner
-            .write(self.index, key::encode(key), Some(bytes))
+            .write(self.index, encode_key(key), Some(value))
     }
 
     /// Removes `key` and its value, if there.
@@ -177,7 +178,7 @@ where
     /// # Ok::<_, timecast::store::StoreError>(())
     /// ```
     pub fn remove(&self, key: &K) -> Result<(), StoreError> {
-        self.store.inner.write(self.index, key::encode(key), None)
+        self.store.inner.write(self.index, encode_key(key), None)
     }
 
     /// The value under `key`, pending writes included.
@@ -198,13 +199,13 @@ where
     /// # Ok::<_, timecast::store::StoreError>(())
     /// ```
     pub fn get(&self, key: &K) -> Result<Option<V>, StoreError> {
-        let k = key::encode(key);
+        let k = encode_key(key);
         let pending = {
             let state = self.store.inner.state.lock();
-            state.overlays[self.index].writes.get(&k).cloned()
+            state.overlays[self.index].writes.get(&k[..]).cloned()
         };
         let bytes = match pending {
-            Some(Some(v)) => Bytes::Owned(v),
+            Some(Some(v)) => Bytes::Db(v),
             Some(None) => return Ok(None),
             None => match self.keyspace.get(&k).map_err(|e| self.io(e))? {
                 Some(v) => Bytes::Db(v),
@@ -266,8 +267,11 @@ where
         let state = self.store.inner.state.lock();
         let pending = state.overlays[self.index]
             .writes
-            .range::<Vec<u8>, _>((bounds.0.as_ref(), bounds.1.as_ref()))
-            .map(|(k, v)| Ok((Bytes::Owned(k.clone()), v.clone().map(Bytes::Owned))))
+            .range::<[u8], _>((
+                bounds.0.as_ref().map(Vec::as_slice),
+                bounds.1.as_ref().map(Vec::as_slice),
+            ))
+            .map(|(k, v)| Ok((Bytes::Db(k.clone()), v.clone().map(Bytes::Db))))
             .collect::<Vec<_>>();
         let db = self.keyspace.range::<Vec<u8>, _>(bounds);
         drop(state);
@@ -332,27 +336,24 @@ where
     /// # Ok::<_, timecast::store::StoreError>(())
     /// ```
     pub fn at_or_before(&self, key: &K) -> Result<Option<(K, V)>, StoreError> {
-        let k = key::encode(key);
+        let k = encode_key(key);
         let found = {
             let state = self.store.inner.state.lock();
             let pending = state.overlays[self.index]
                 .writes
-                .range::<[u8], _>((Bound::Unbounded, Bound::Included(k.as_slice())))
+                .range::<[u8], _>((Bound::Unbounded, Bound::Included(&k[..])))
                 .map(|(k, v)| Ok((Bytes::Borrowed(k), v.as_deref().map(Bytes::Borrowed))));
-            let db = self
-                .keyspace
-                .range(..=k.as_slice())
-                .map(db_entry as fn(_) -> _);
+            let db = self.keyspace.range(..=&k[..]).map(db_entry as fn(_) -> _);
             match Merge::new(db, pending).next_back() {
                 None => None,
                 Some(Err(e)) => return Err(self.io(e)),
                 // Copy out, to decode after unlocking.
-                Some(Ok((k, v))) => Some((k.as_ref().to_vec(), into_owned(v))),
+                Some(Ok((k, v))) => Some((into_owned(k), into_owned(v))),
             }
         };
         match found {
             None => Ok(None),
-            Some((k, v)) => self.decode_entry(&k, v.as_ref()).map(Some),
+            Some((k, v)) => self.decode_entry(k.as_ref(), v.as_ref()).map(Some),
         }
     }
 
@@ -381,6 +382,29 @@ where
     pub fn updates(&self) -> Consumer<(K, V)> {
         self.updates.subscribe()
     }
+}
+
+thread_local! {
+    /// A buffer to encode into, reused: a write allocates only its value.
+    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Runs `f` with the thread's scratch buffer, emptied. The buffer is taken
+/// out while `f` runs, so a codec that writes to a table still works.
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    let mut buf = SCRATCH.take();
+    buf.clear();
+    let r = f(&mut buf);
+    SCRATCH.set(buf);
+    r
+}
+
+/// A key's bytes: short keys are stored inline, without an allocation.
+fn encode_key<K: Key>(key: &K) -> fjall::Slice {
+    with_scratch(|bytes| {
+        key.encode_key(bytes);
+        fjall::Slice::from(&bytes[..])
+    })
 }
 
 fn into_owned(b: Bytes<'_>) -> Bytes<'static> {
