@@ -71,3 +71,64 @@ fn joins_probe_the_weather_table_at_or_before_each_activity() -> Result<(), Stor
     );
     Ok(())
 }
+
+#[allow(dead_code, reason = "the example's main is not run here")]
+#[path = "../examples/slipstream_store_endpoint.rs"]
+mod slipstream_store_endpoint;
+
+/// Starts the endpoint on a free loopback port, with a 50 ms timer, and
+/// reads three events with curl.
+#[test]
+fn endpoint_streams_table_updates_to_an_http_client() -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let store = Store::temporary()?;
+    let addr = slipstream_store_endpoint::start(
+        &store,
+        "127.0.0.1:0",
+        std::time::Duration::from_millis(50),
+        false,
+    )?;
+    let mut curl = Command::new("curl")
+        .args(["-sN", "--max-time", "20", "-D", "-"])
+        .arg(format!("http://{addr}/updates"))
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let out = BufReader::new(curl.stdout.take().expect("piped"));
+    let mut headers = Vec::new();
+    let mut events = Vec::new();
+    for line in out.lines() {
+        let line = line?;
+        match line.strip_prefix("data: ") {
+            Some(event) => events.push(event.to_string()),
+            None if events.is_empty() && !line.is_empty() => headers.push(line),
+            None => {}
+        }
+        if events.len() == 3 {
+            break;
+        }
+    }
+    curl.kill()?;
+    curl.wait()?;
+    assert!(headers[0].starts_with("HTTP/1.1 200"), "{headers:?}");
+    assert!(
+        headers
+            .iter()
+            .any(|h| h == "Content-Type: text/event-stream"),
+        "{headers:?}"
+    );
+    assert_eq!(events.len(), 3, "{events:?}");
+    for event in &events {
+        // HH:MM:SS
+        let parts: Vec<&str> = event.split(':').collect();
+        assert_eq!(parts.len(), 3, "{event}");
+        assert!(
+            parts
+                .iter()
+                .all(|p| p.len() == 2 && p.parse::<u8>().is_ok()),
+            "{event}"
+        );
+    }
+    Ok(())
+}
