@@ -7,6 +7,7 @@
 //!
 //! - `put_batched`: 1 000 puts, then one commit (buffered: survives
 //!   `kill -9`);
+//! - `put_each`: one commit per put;
 //! - `get`: random existing keys of a table of 100 000 entries;
 //! - `at_or_before`: random keys between the stored ones (the stored keys
 //!   are even, the probes odd), the as-of probe of a temporal join.
@@ -126,6 +127,37 @@ fn put_batched(c: &mut Criterion) {
     group.finish();
 }
 
+/// One commit per put: fjall's `insert` (journal flushed to the OS on each
+/// write) against a table under the default `CommitPolicy::every_write`.
+fn put_each(c: &mut Criterion) {
+    let mut group = c.benchmark_group("put_each");
+    group.throughput(Throughput::Elements(OPS));
+    let v = value();
+    let raw = raw();
+    let mut key = 0u64;
+    group.bench_function("fjall", |b| {
+        b.iter(|| {
+            for _ in 0..OPS {
+                key += 1;
+                raw.ks.insert(key.to_be_bytes(), v.as_bytes()).expect("insert");
+            }
+        })
+    });
+    drop(raw);
+    let (store, t) = table();
+    store.set_commit_policy(CommitPolicy::every_write());
+    let mut key = 0u64;
+    group.bench_function("timecast", |b| {
+        b.iter(|| {
+            for _ in 0..OPS {
+                key += 1;
+                t.put(&key, &v).expect("put");
+            }
+        })
+    });
+    group.finish();
+}
+
 fn get(c: &mut Criterion) {
     let mut group = c.benchmark_group("get");
     group.throughput(Throughput::Elements(OPS));
@@ -186,6 +218,7 @@ fn at_or_before(c: &mut Criterion) {
 fn main() {
     let mut criterion = Criterion::default().configure_from_args();
     put_batched(&mut criterion);
+    put_each(&mut criterion);
     get(&mut criterion);
     at_or_before(&mut criterion);
     criterion.final_summary();
