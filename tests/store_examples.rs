@@ -132,3 +132,24 @@ fn endpoint_streams_table_updates_to_an_http_client() -> Result<(), Box<dyn std:
     }
     Ok(())
 }
+
+#[allow(dead_code, reason = "the example's main is not run here")]
+#[path = "../examples/slipstream_store_avro.rs"]
+mod slipstream_store_avro;
+
+#[test]
+fn avro_codec_stores_and_reads_back_the_weather() -> Result<(), timecast::store::codec::CodecError>
+{
+    assert_eq!(
+        slipstream_store_avro::lines()?,
+        [
+            "2023-01-01T10:00:00Z 1672567200 🌞",
+            "2023-01-01T11:00:00Z 1672570800 ⛅",
+            "2023-01-01T12:00:00Z 1672574400 🌦️",
+            "2023-01-01T13:00:00Z 1672578000 🌧",
+            "one message is 10 bytes of Avro",
+            "the table refuses another codec",
+        ]
+    );
+    Ok(())
+}
