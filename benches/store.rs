@@ -139,7 +139,9 @@ fn put_each(c: &mut Criterion) {
         b.iter(|| {
             for _ in 0..OPS {
                 key += 1;
-                raw.ks.insert(key.to_be_bytes(), v.as_bytes()).expect("insert");
+                raw.ks
+                    .insert(key.to_be_bytes(), v.as_bytes())
+                    .expect("insert");
             }
         })
     });

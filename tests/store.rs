@@ -384,3 +384,131 @@ fn commits_survive_sigkill_whole_and_never_partial() -> Result {
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
+
+// ---- The table as a sink ----
+
+#[test]
+fn handles_are_send_sync_and_unpin() {
+    fn check<T: Send + Sync + Unpin>() {}
+    fn send<T: Send>() {}
+    check::<Store>();
+    check::<timecast::store::Table<String, u64>>();
+    check::<timecast::store::Table<u64, Vec<u8>, Json>>();
+    check::<StoreError>();
+    check::<CommitPolicy>();
+    send::<timecast::store::Range<u64, String>>();
+}
+
+/// Two subscribers, one slow: each sees every update sent after it
+/// subscribed, in order; the value is readable from the table when its
+/// update arrives.
+#[test]
+fn every_subscriber_sees_every_later_update_and_the_put_first() -> Result {
+    use futures::StreamExt;
+    use timecast::sink::handle;
+
+    let store = Store::temporary()?;
+    let table = store.table::<u64, String>("t")?;
+    let el = EventLoop::starting_at(Timestamp::UNIX_EPOCH).simulated();
+    let mut seen = Vec::new();
+    for slow in [false, true] {
+        let mut updates = table.updates();
+        let reader = table.clone();
+        seen.push(el.spawn(async move {
+            let mut got = Vec::new();
+            while let Some((k, v)) = updates.next().await {
+                // A put is visible to get before its update is published.
+                assert_eq!(reader.get(&k).unwrap().as_deref(), Some(v.as_str()));
+                got.push((timecast::now().unix_secs(), k));
+                if slow {
+                    sleep(Duration::from_secs(10)).await;
+                }
+                if k == 99 {
+                    break;
+                }
+            }
+            got
+        }));
+    }
+    let source = futures::stream::iter(0..100u64);
+    let pipeline = handle(source, |k| Some((k, k.to_string()))).sink_to(table.clone());
+    el.block_on(pipeline.run())?;
+    el.run()?;
+    let fast = el.block_on(seen.remove(0));
+    let slow = el.block_on(seen.remove(0));
+    assert_eq!(
+        fast.iter().map(|(_, k)| *k).collect::<Vec<_>>(),
+        (0..100).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        slow.iter().map(|(_, k)| *k).collect::<Vec<_>>(),
+        (0..100).collect::<Vec<_>>()
+    );
+    // Backpressure: the slow subscriber paced the pipeline, so the fast
+    // one received the last updates late in virtual time.
+    assert_eq!(slow.last().map(|(t, _)| *t), Some(990));
+    assert!(
+        fast.last().map(|(t, _)| *t) >= Some(800),
+        "{:?}",
+        fast.last()
+    );
+    assert_eq!(table.len()?, 100);
+    Ok(())
+}
+
+/// A codec that cannot encode odd numbers.
+struct EvenOnly;
+
+impl Codec<u64> for EvenOnly {
+    fn name(&self) -> String {
+        "even-only".into()
+    }
+    fn encode(
+        &self,
+        v: &u64,
+        out: &mut Vec<u8>,
+    ) -> std::result::Result<(), timecast::store::codec::CodecError> {
+        if v % 2 == 1 {
+            return Err(format!("{v} is odd").into());
+        }
+        out.extend_from_slice(&v.to_be_bytes());
+        Ok(())
+    }
+    fn decode(&self, b: &[u8]) -> std::result::Result<u64, timecast::store::codec::CodecError> {
+        Ok(u64::from_be_bytes(b.try_into()?))
+    }
+}
+
+/// A table's error stops the pipeline and comes out of `run`, whichever
+/// side of a closure sink the table is on.
+#[test]
+fn a_table_sink_error_stops_the_pipeline_and_is_returned() -> Result {
+    use timecast::sink::handle;
+
+    let store = Store::temporary()?;
+    let table = store.table_with::<String, u64, _>("t", EvenOnly)?;
+    let source = || futures::stream::iter([0u64, 2, 3, 4]);
+
+    let mut printed = Vec::new();
+    let run = handle(source(), |n| Some((format!("k{n}"), n)))
+        .sink_to(table.clone())
+        .sink(|(k, _)| printed.push(k))
+        .run();
+    let err = futures::executor::block_on(run).expect_err("3 is odd");
+    assert!(
+        matches!(&err, StoreError::Encode { table, key, .. } if table == "t" && key == "\"k3\""),
+        "{err:?}"
+    );
+    assert_eq!(printed, ["k0", "k2"]);
+
+    let mut printed = Vec::new();
+    let run = handle(source(), |n| Some((format!("k{n}"), n)))
+        .sink(|(k, _)| printed.push(k))
+        .sink_to(table.clone())
+        .run();
+    let err: StoreError = futures::executor::block_on(run).expect_err("3 is odd");
+    assert!(err.to_string().contains("\"t\""), "{err}");
+    assert_eq!(printed, ["k0", "k2", "k3"]);
+    assert_eq!(table.get(&"k4".into())?, None);
+    Ok(())
+}
