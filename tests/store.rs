@@ -512,3 +512,21 @@ fn a_table_sink_error_stops_the_pipeline_and_is_returned() -> Result {
     assert_eq!(table.get(&"k4".into())?, None);
     Ok(())
 }
+
+/// `sync_async` commits at once and resolves once the disk acknowledged,
+/// on a loop whose other tasks keep running.
+#[test]
+fn sync_async_commits_at_once_and_resolves_on_the_loop() -> Result {
+    let store = Store::temporary()?;
+    store.set_commit_policy(CommitPolicy::manual());
+    let t = store.table::<u8, u8>("t")?;
+    t.put(&1, &1)?;
+    let el = EventLoop::starting_at(Timestamp::UNIX_EPOCH).simulated();
+    let other = el.spawn(async { 7 });
+    let syncing = store.sync_async();
+    assert_eq!(store.pending(), 0); // committed before the future is polled
+    el.block_on(syncing)?;
+    assert_eq!(el.block_on(other), 7);
+    assert_eq!(store.commits(), 1);
+    Ok(())
+}

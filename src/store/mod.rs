@@ -42,9 +42,9 @@
 //! Every call blocks the calling thread while it runs; none of them awaits.
 //! Reads and buffered commits take microseconds, and are fine on an
 //! [`EventLoop`](crate::EventLoop)'s thread. A [`Store::sync`] waits for
-//! the disk: to keep a loop's other tasks running, call it on another
-//! thread, for example with [`std::thread::spawn`] (the store is `Send +
-//! Sync`; reads and writes of other threads go on during the `fsync`).
+//! the disk: to keep a loop's other tasks running, await
+//! [`Store::sync_async`], which commits at once and waits for the disk on
+//! another thread (reads and writes go on during the `fsync`).
 //! Only `Sink::send` on a table awaits: for the subscribers of
 //! [`Table::updates`].
 //!
@@ -696,6 +696,76 @@ impl Store {
             .db
             .persist(PersistMode::SyncAll)
             .map_err(|e| self.inner.io_error("sync", e))
+    }
+
+    /// [`sync`](Self::sync) without blocking the caller on the disk:
+    /// commits the pending writes now (microseconds), then forces the
+    /// journal to disk on a new thread; the future resolves once the disk
+    /// acknowledged. Await it on an [`EventLoop`](crate::EventLoop) (or any
+    /// executor) and the loop's other tasks run during the `fsync`.
+    ///
+    /// # Errors
+    ///
+    /// As [`sync`](Self::sync): the commit's error at once, the `fsync`'s
+    /// when the future resolves.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future does not stop the `fsync`, nor undo the commit;
+    /// it drops the outcome.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use timecast::{store::Store, EventLoop};
+    ///
+    /// let store = Store::temporary()?;
+    /// let t = store.table::<u8, u8>("t")?;
+    /// t.put(&1, &1)?;
+    /// EventLoop::new().simulated().block_on(store.sync_async())?;
+    /// # Ok::<_, timecast::store::StoreError>(())
+    /// ```
+    pub fn sync_async(
+        &self,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + 'static {
+        // The outcome goes in `slot`; `done` wakes the future.
+        let done = crate::AsyncStream::<()>::with_capacity(1);
+        let mut woken = done.subscribe();
+        let slot = Arc::new(Mutex::new(None));
+        let started = self.commit().and_then(|()| {
+            let (store, slot) = (self.clone(), slot.clone());
+            std::thread::Builder::new()
+                .name("timecast-sync".into())
+                .spawn(move || {
+                    let synced = store
+                        .inner
+                        .db
+                        .persist(PersistMode::SyncAll)
+                        .map_err(|e| store.inner.io_error("sync", e));
+                    *slot.lock() = Some(synced);
+                    // Nobody to wake if the future was dropped.
+                    let _ = done.try_put(());
+                })
+                .map(drop)
+                .map_err(|e| StoreError::Io {
+                    path: self.inner.path.clone(),
+                    op: "starting the sync thread".into(),
+                    source: Box::new(e),
+                })
+        });
+        let path = self.inner.path.clone();
+        async move {
+            started?;
+            woken.recv().await;
+            let outcome = slot.lock().take();
+            outcome.unwrap_or_else(|| {
+                Err(StoreError::Io {
+                    path,
+                    op: "sync".into(),
+                    source: "the sync thread panicked".into(),
+                })
+            })
+        }
     }
 }
 
