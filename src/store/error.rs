@@ -10,6 +10,10 @@ use crate::channel::Closed;
 /// The key, value and codec types a table was created with; recorded in the
 /// store, checked on every later open.
 ///
+/// Types are recorded by [`std::any::type_name`], which Rust does not
+/// promise to keep across compiler versions: if an upgrade renames a type,
+/// the error shows both spellings.
+///
 /// # Examples
 ///
 /// ```
