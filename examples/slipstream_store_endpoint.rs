@@ -1,6 +1,6 @@
 //! The Slipstream cookbook's "Endpoint": a timer writes the time into a
-//! table every second; an HTTP endpoint streams the table's updates as
-//! server-sent events.
+//! table every second; an HTTP endpoint (axum) streams the table's updates
+//! as server-sent events.
 //!
 //! ```text
 //! cargo run --example slipstream_store_endpoint
@@ -11,18 +11,21 @@
 //! ...
 //! ```
 //!
-//! The HTTP side is a small HTTP/1.1 server on `std::net` with a thread per
-//! connection, written here so that the example needs no web framework:
-//! each `/updates` connection subscribes to `table.updates()` and writes
-//! each value as an event, blocking on the subscription
-//! (`recv_blocking`); the table's pipeline runs on an `EventLoop` on its
-//! own thread. A slow client holds back the timer's pipeline
-//! (backpressure); a client that disconnects lets it go.
+//! The table's pipeline runs on a live `EventLoop` on its own thread; the
+//! server on a tokio runtime on another. Each `/updates` request subscribes
+//! to `table.updates()`, a `Stream` that axum's `Sse` sends as events. A
+//! slow client holds back the timer's pipeline (backpressure); a client
+//! that disconnects drops its subscription and lets it go.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::extract::State;
+use axum::response::sse::{Event, Sse};
+use axum::routing::get;
+use axum::Router;
+use futures::{Stream, StreamExt};
 use timecast::store::{Store, StoreError, Table};
 use timecast::{now, sink::handle, timer, EventLoop, Timestamp};
 
@@ -51,32 +54,11 @@ fn tick_tock(cache: Table<String, String>, period: Duration, print: bool) {
     });
 }
 
-/// `GET /updates`: the table's values as `text/event-stream`.
-fn serve_connection(stream: TcpStream, cache: &Table<String, String>) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request = String::new();
-    reader.read_line(&mut request)?;
-    // Skip the headers, up to the blank line.
-    let mut header = String::new();
-    while reader.read_line(&mut header)? > 2 {
-        header.clear();
-    }
-    let mut out = stream;
-    if !request.starts_with("GET /updates ") {
-        return out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
-    }
-    // Subscribe before answering: every value from here on is sent.
-    let mut updates = cache.updates();
-    out.write_all(
-        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
-          Cache-Control: no-cache\r\nConnection: close\r\n\r\n",
-    )?;
-    // `async for _, v in cache: yield v`
-    while let Some((_, v)) = updates.recv_blocking() {
-        out.write_all(format!("data: {v}\n\n").as_bytes())?;
-        out.flush()?;
-    }
-    Ok(())
+/// `GET /updates`: `async for _, v in cache: yield v`, as events.
+async fn updates(
+    State(cache): State<Table<String, String>>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    Sse::new(cache.updates().map(|(_, v)| Ok(Event::default().data(v))))
 }
 
 /// Starts the timer and the server on `addr`; returns the address the
@@ -88,17 +70,26 @@ pub(crate) fn start(
     print: bool,
 ) -> Result<SocketAddr, Box<dyn std::error::Error>> {
     let cache = store.table::<String, String>("db")?;
-    let listener = TcpListener::bind(addr)?;
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
     tick_tock(cache.clone(), period, print);
+    let app = Router::new()
+        .route("/updates", get(updates))
+        .with_state(cache);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
     std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let cache = cache.clone();
-            std::thread::spawn(move || {
-                // A client that goes away ends its connection: no more to do.
-                let _ = serve_connection(stream, &cache);
-            });
-        }
+        runtime.block_on(async move {
+            let served = match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => axum::serve(listener, app).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = served {
+                eprintln!("the server stopped: {e}");
+            }
+        })
     });
     Ok(local)
 }

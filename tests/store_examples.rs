@@ -115,7 +115,7 @@ fn endpoint_streams_table_updates_to_an_http_client() -> Result<(), Box<dyn std:
     assert!(
         headers
             .iter()
-            .any(|h| h == "Content-Type: text/event-stream"),
+            .any(|h| h.eq_ignore_ascii_case("content-type: text/event-stream")),
         "{headers:?}"
     );
     assert_eq!(events.len(), 3, "{events:?}");
