@@ -69,9 +69,10 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | (none) | everything above; the core depends only on `futures-core`, `futures-util` and `parking_lot` |
+//! | `store` (default) | [`store`]: an embedded, persistent, ordered store in one directory (Slipstream's `Cache`): typed tables committed atomically together, usable as sinks, with a stream of updates; adds `fjall`, `serde`, `serde_json`, `postcard` |
 //!
-//! The embedded store, the connectors to a distributed log and tracing will
-//! each come as one additive feature gating one module.
+//! The connectors to a distributed log and tracing will each come as one
+//! additive feature gating one module.
 #![doc(test(attr(deny(warnings))))]
 
 mod sync;
@@ -81,6 +82,8 @@ pub mod time;
 pub mod source;
 pub mod ops;
 pub mod sink;
+#[cfg(feature = "store")]
+pub mod store;
 
 pub use channel::{AsyncStream, Closed, Consumer, TryPutError, TryRecvError};
 pub use ops::{StreamOps, Window};

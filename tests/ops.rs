@@ -230,13 +230,13 @@ fn accumulate_yields_running_folds() {
         collect(stream::iter(0..5).accumulate(|a, b| a + b)),
         [0, 1, 3, 6, 10]
     );
-    assert_eq!(collect(stream::iter(0..0).accumulate(|a, b| a + b)), []);
+    assert_eq!(collect(stream::iter(0..0).accumulate(|a, b| a + b)), [0; 0]);
     assert_eq!(collect(stream::iter([9]).accumulate(|a, b| a * b)), [9]);
     let product = stream::iter(1..=5u64).accumulate_from(1u64, |a, b| a * b);
     assert_eq!(collect(product), [1, 2, 6, 24, 120]);
     assert_eq!(
         collect(stream::iter(0..0).accumulate_from(5, |a, b: i32| a + b)),
-        []
+        [0; 0]
     );
 }
 
@@ -1650,7 +1650,7 @@ impl<S: Stream + Unpin> Stream for Stutter<S> {
             .state
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
-        if (self.state >> 33) % 3 == 0 {
+        if (self.state >> 33).is_multiple_of(3) {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }

@@ -381,7 +381,7 @@ fn rule8_timers_never_drift_over_a_million_ticks() {
             if k == 1_000_000 {
                 break;
             }
-            if k % 100_000 == 0 {
+            if k.is_multiple_of(100_000) {
                 // A slow consumer: the ticks missed meanwhile keep their times.
                 sleep(period * 3 + Duration::from_nanos(1)).await;
                 woke = now();
@@ -411,7 +411,7 @@ fn busy_parts(start: Timestamp) -> (Trace, Vec<Part>) {
     let plain = Box::pin(
         process_stream(move |ts: Timestamp, v: u32| {
             tr.push(format!("plain {v}"), ts);
-            if v % 3 == 0 {
+            if v.is_multiple_of(3) {
                 let tr = tr.clone();
                 call_later(ms(1500), move || tr.push(format!("later {v}"), now()));
             }

@@ -417,7 +417,7 @@ impl<L, R, T, U, OL, OR> AsOfJoin<L, R, T, U, OL, OR> {
             // A right event within the lateness may be older than the
             // value kept: then it is superseded (no left event to join
             // lies between the two).
-            if self.latest.as_ref().map_or(true, |(kept, _)| t >= *kept) {
+            if self.latest.as_ref().is_none_or(|(kept, _)| t >= *kept) {
                 self.latest = Some((t, value));
             }
         }

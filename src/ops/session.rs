@@ -108,7 +108,7 @@ impl Session {
         if open
             .windows
             .back()
-            .map_or(true, |last| last.end_excl() <= start)
+            .is_none_or(|last| last.end_excl() <= start)
         {
             let mut window = open.fresh(start, end);
             window.items.push((ts, value));

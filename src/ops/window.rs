@@ -335,7 +335,7 @@ impl<T> Open<T> {
         if self
             .windows
             .get(at)
-            .map_or(true, |w| (w.start, w.end_excl()) != key)
+            .is_none_or(|w| (w.start, w.end_excl()) != key)
         {
             let window = self.fresh(start, end);
             self.windows.insert(at, window);
@@ -929,7 +929,7 @@ impl<S, K, T, O, C> Windowed<S, K, T, O, C> {
 
     /// Moves the watermark up to `t`.
     fn advance(&mut self, t: Timestamp) {
-        if self.watermark.map_or(true, |w| t > w) {
+        if self.watermark.is_none_or(|w| t > w) {
             self.watermark = Some(t);
             self.closed_until = self.frontier();
         }
@@ -1010,7 +1010,7 @@ impl<S, K, T, O, C> Windowed<S, K, T, O, C> {
             }
             match self.poll_input(cx, &takes) {
                 Poll::Ready(Some((ts, value))) => {
-                    let in_order = self.watermark.map_or(true, |w| ts >= w);
+                    let in_order = self.watermark.is_none_or(|w| ts >= w);
                     self.advance(ts);
                     let bounds = Bounds {
                         closed: self.closed_until,

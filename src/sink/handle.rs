@@ -10,7 +10,6 @@ use futures_core::Stream;
 use futures_util::StreamExt;
 
 use super::sinks::{fan_out, from_fn, marker, Discard, FanOut, FnSink, Sink, SinkReturn};
-use crate::channel::Closed;
 
 /// What a handler returns: its outputs, zero or more.
 ///
@@ -167,7 +166,8 @@ pub struct Handle<S, F, M, K = Discard> {
 pub struct Sinks<K>(K);
 
 impl<O, K: Sink<O>> Sink<O> for Sinks<K> {
-    fn send(&mut self, item: O) -> impl Future<Output = Result<(), Closed<O>>> {
+    type Error = K::Error;
+    fn send(&mut self, item: O) -> impl Future<Output = Result<(), K::Error>> {
         self.0.send(item)
     }
 }
@@ -326,7 +326,9 @@ impl<S, F, M, K> Handle<S, F, M, K> {
     ///
     /// # Errors
     ///
-    /// [`Closed`] with the output a sink refused (a closed topic); the
+    /// The error of the sink that failed ([`Sink::Error`]; joined by
+    /// [`JoinError`](super::JoinError) for several sinks): [`Closed`](crate::Closed) with
+    /// the output a closed topic refused, a store table's error. The
     /// pipeline stops there.
     ///
     /// # Panics
@@ -363,7 +365,7 @@ impl<S, F, M, K> Handle<S, F, M, K> {
     /// assert_eq!(*log.borrow(), ["first 1", "second 1", "first 2", "second 2"]);
     /// # Ok::<_, timecast::TaskError>(())
     /// ```
-    pub fn run<R>(self) -> impl Future<Output = Result<(), Closed<R::Item>>>
+    pub fn run<R>(self) -> impl Future<Output = Result<(), K::Error>>
     where
         S: Stream,
         F: FnMut(S::Item) -> R,

@@ -24,6 +24,7 @@ use crate::channel::{AsyncStream, Closed};
 /// struct Collect(Vec<u32>);
 ///
 /// impl Sink<u32> for Collect {
+///     type Error = Closed<u32>;
 ///     fn send(&mut self, item: u32) -> impl Future<Output = Result<(), Closed<u32>>> {
 ///         self.0.push(item);
 ///         std::future::ready(Ok(()))
@@ -37,12 +38,18 @@ use crate::channel::{AsyncStream, Closed};
 /// # Ok::<_, Closed<u32>>(())
 /// ```
 pub trait Sink<O> {
+    /// Why a send failed: [`Closed`] with the item for a topic, a closure
+    /// or [`Discard`]; the sink's own error for others (a store table's
+    /// `StoreError`). To follow other sinks in a [`FanOut`], it must
+    /// absorb theirs: see [`JoinError`].
+    type Error;
+
     /// Delivers `item`.
     ///
     /// # Errors
     ///
-    /// [`Closed`] with the item if the sink no longer takes values (a
-    /// closed topic): the pipeline then stops.
+    /// [`Sink::Error`]: for a topic, [`Closed`] with the item if it no
+    /// longer takes values. The pipeline then stops.
     ///
     /// # Cancel safety
     ///
@@ -62,20 +69,83 @@ pub trait Sink<O> {
     /// assert_eq!(futures::executor::block_on(topic.send("bye")), Err(Closed("bye")));
     /// # Ok::<_, Closed<&str>>(())
     /// ```
-    fn send(&mut self, item: O) -> impl Future<Output = Result<(), Closed<O>>>;
+    fn send(&mut self, item: O) -> impl Future<Output = Result<(), Self::Error>>;
+}
+
+/// How the errors of two sinks in a [`FanOut`] join into one: the error of
+/// the fan-out, and so of [`Handle::run`](super::Handle::run).
+///
+/// [`Closed`] joins any error that can absorb it (`From<Closed<T>>`): two
+/// closures or topics give `Closed<T>`; a closure or topic then a sink with
+/// a richer error (a store table) gives that error. A sink error type that
+/// comes first implements `JoinError` for the errors that may follow it.
+///
+/// # Examples
+///
+/// ```
+/// use timecast::{sink::JoinError, Closed};
+///
+/// #[derive(Debug)]
+/// struct Mine;
+/// impl<T> From<Closed<T>> for Mine {
+///     fn from(_: Closed<T>) -> Self { Mine }
+/// }
+/// // `Mine` first, then a closure or topic:
+/// impl<T> JoinError<Closed<T>> for Mine {
+///     type Joined = Mine;
+///     fn first(self) -> Mine { self }
+///     fn second(_: Closed<T>) -> Mine { Mine }
+/// }
+/// // a closure first, then `Mine`: `Closed<T>: JoinError<Mine>` holds.
+/// let joined: Mine = <Closed<u8> as JoinError<Mine>>::first(Closed(1));
+/// # let _ = joined;
+/// ```
+pub trait JoinError<Second> {
+    /// The joined error.
+    type Joined;
+    /// Converts the first sink's error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use timecast::{sink::JoinError, Closed};
+    /// assert_eq!(<Closed<u8> as JoinError<Closed<u8>>>::first(Closed(1)), Closed(1));
+    /// ```
+    fn first(self) -> Self::Joined;
+    /// Converts the second sink's error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use timecast::{sink::JoinError, Closed};
+    /// assert_eq!(<Closed<u8> as JoinError<Closed<u8>>>::second(Closed(2)), Closed(2));
+    /// ```
+    fn second(second: Second) -> Self::Joined;
+}
+
+impl<T, E: From<Closed<T>>> JoinError<E> for Closed<T> {
+    type Joined = E;
+    fn first(self) -> E {
+        E::from(self)
+    }
+    fn second(second: E) -> E {
+        second
+    }
 }
 
 /// An [`AsyncStream`] is a topic: sending puts the value, waiting for room
 /// (the slowest consumer sets the pace), and fails once the stream is
 /// closed.
 impl<O> Sink<O> for AsyncStream<O> {
+    type Error = Closed<O>;
     fn send(&mut self, item: O) -> impl Future<Output = Result<(), Closed<O>>> {
         self.put(item)
     }
 }
 
 impl<O, K: Sink<O> + ?Sized> Sink<O> for &mut K {
-    fn send(&mut self, item: O) -> impl Future<Output = Result<(), Closed<O>>> {
+    type Error = K::Error;
+    fn send(&mut self, item: O) -> impl Future<Output = Result<(), K::Error>> {
         (**self).send(item)
     }
 }
@@ -96,6 +166,7 @@ impl<O, K: Sink<O> + ?Sized> Sink<O> for &mut K {
 pub struct Discard;
 
 impl<O> Sink<O> for Discard {
+    type Error = Closed<O>;
     fn send(&mut self, _item: O) -> impl Future<Output = Result<(), Closed<O>>> {
         ready(Ok(()))
     }
@@ -282,6 +353,7 @@ where
     F: FnMut(O) -> R,
     R: SinkReturn<M>,
 {
+    type Error = Closed<O>;
     fn send(&mut self, item: O) -> impl Future<Output = Result<(), Closed<O>>> {
         let done = (self.f)(item).into_future();
         async move {
@@ -302,7 +374,8 @@ impl<F, M> fmt::Debug for FnSink<F, M> {
 /// [`Handle::sink`](super::Handle::sink) does).
 ///
 /// The value goes to the second sink once the first has taken it; if
-/// either fails, the fan-out fails.
+/// either fails, the fan-out fails, with the two sinks' errors joined by
+/// [`JoinError`].
 ///
 /// # Examples
 ///
@@ -342,9 +415,17 @@ where
     O: Clone,
     A: Sink<O>,
     B: Sink<O>,
+    A::Error: JoinError<B::Error>,
 {
-    async fn send(&mut self, item: O) -> Result<(), Closed<O>> {
-        self.first.send(item.clone()).await?;
-        self.second.send(item).await
+    type Error = <A::Error as JoinError<B::Error>>::Joined;
+    async fn send(&mut self, item: O) -> Result<(), Self::Error> {
+        self.first
+            .send(item.clone())
+            .await
+            .map_err(JoinError::first)?;
+        self.second
+            .send(item)
+            .await
+            .map_err(<A::Error as JoinError<B::Error>>::second)
     }
 }

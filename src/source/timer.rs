@@ -155,7 +155,7 @@ impl Stream for Timer {
                 .and_then(|offset| u64::try_from(offset).ok())
                 .and_then(|offset| start.checked_add(Duration::from_nanos(offset)));
             match tick {
-                Some(tick) if self.until.map_or(true, |until| tick <= until) => {
+                Some(tick) if self.until.is_none_or(|until| tick <= until) => {
                     self.sleep = Some(crate::sleep_until(tick));
                 }
                 _ => {

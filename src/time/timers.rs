@@ -503,7 +503,7 @@ mod tests {
                 }
                 4 => {
                     let allowed = next(2) == 0;
-                    let first = model.keys().next().map_or(true, |m| k < *m);
+                    let first = model.keys().next().is_none_or(|m| k < *m);
                     match q.insert_or_fire(k, Target::Task(seq as usize), || allowed) {
                         Ok(id) => {
                             assert!(!(first && allowed));

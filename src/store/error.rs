@@ -1,0 +1,201 @@
+//! [`StoreError`]: what failed in the store, where, and what to do.
+
+use std::error::Error;
+use std::fmt;
+use std::path::PathBuf;
+
+use super::codec::CodecError;
+use crate::channel::Closed;
+
+/// The key, value and codec types a table was created with; recorded in the
+/// store, checked on every later open.
+///
+/// Types are recorded by [`std::any::type_name`], which Rust does not
+/// promise to keep across compiler versions: if an upgrade renames a type,
+/// the error shows both spellings.
+///
+/// # Examples
+///
+/// ```
+/// use timecast::store::{Store, StoreError};
+///
+/// let store = Store::temporary()?;
+/// store.table::<String, u64>("counts")?;
+/// match store.table::<u64, String>("counts") {
+///     Err(StoreError::TableTypes { stored, .. }) => {
+///         assert_eq!(stored.key, "alloc::string::String");
+///         assert_eq!(stored.value, "u64");
+///     }
+///     other => panic!("expected a type mismatch, got {other:?}"),
+/// }
+/// # Ok::<_, StoreError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TableTypes {
+    /// The key type's name.
+    pub key: String,
+    /// The value type's name.
+    pub value: String,
+    /// The codec's [`name`](super::codec::Codec::name).
+    pub codec: String,
+}
+
+impl fmt::Display for TableTypes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Table<{}, {}> with codec {}",
+            self.key, self.value, self.codec
+        )
+    }
+}
+
+/// An error of the store. Each one names what failed and where (the path,
+/// the table, the key) and says what to do.
+///
+/// # Examples
+///
+/// ```
+/// use timecast::store::{Store, StoreError};
+///
+/// let store = Store::temporary()?;
+/// let held = Store::open(store.path());
+/// assert!(matches!(held, Err(StoreError::Locked { .. })));
+/// # Ok::<_, StoreError>(())
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Another process, or another [`Store::open`](super::Store::open) of
+    /// this process, holds the store at `path`. Use one [`Store`] handle
+    /// per directory and clone it; or stop the other process.
+    ///
+    /// [`Store`]: super::Store
+    Locked {
+        /// The store's directory.
+        path: PathBuf,
+    },
+    /// The store's directory could not be created or opened.
+    Open {
+        /// The store's directory.
+        path: PathBuf,
+        /// The cause.
+        source: Box<dyn Error + Send + Sync + 'static>,
+    },
+    /// The database failed to read or write (a disk error, a full disk).
+    Io {
+        /// The store's directory.
+        path: PathBuf,
+        /// What was being done: `"commit"`, `"sync"`, `"read table counts"`…
+        op: String,
+        /// The cause.
+        source: Box<dyn Error + Send + Sync + 'static>,
+    },
+    /// A table was opened with other key, value or codec types than it was
+    /// created with.
+    TableTypes {
+        /// The table.
+        table: String,
+        /// The types it was created with.
+        stored: Box<TableTypes>,
+        /// The types it was opened with.
+        requested: Box<TableTypes>,
+    },
+    /// A stored value could not be decoded with the table's codec.
+    Decode {
+        /// The table.
+        table: String,
+        /// The key, as `Debug` prints it.
+        key: String,
+        /// The codec's error.
+        source: CodecError,
+    },
+    /// A value could not be encoded with the table's codec; nothing was
+    /// written.
+    Encode {
+        /// The table.
+        table: String,
+        /// The key, as `Debug` prints it.
+        key: String,
+        /// The codec's error.
+        source: CodecError,
+    },
+    /// Stored key bytes are not a valid key of the table's key type.
+    CorruptKey {
+        /// The table.
+        table: String,
+        /// The stored bytes.
+        bytes: Vec<u8>,
+    },
+    /// A stream that a table's values were sent on after the table is
+    /// closed (for example a topic before the table in a pipeline's sinks).
+    Closed,
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Locked { path } => write!(
+                f,
+                "the store at {} is held by another process or another open handle: \
+                 stop it, or clone one Store handle instead of opening the directory twice",
+                path.display()
+            ),
+            Self::Open { path, .. } => write!(
+                f,
+                "cannot create or open the store at {}: check that the path is a \
+                 writable directory (or can be created)",
+                path.display()
+            ),
+            Self::Io { path, op, .. } => write!(
+                f,
+                "{op} failed in the store at {}: check the disk (space, permissions); \
+                 writes not yet committed are lost, committed ones are kept",
+                path.display()
+            ),
+            Self::TableTypes {
+                table,
+                stored,
+                requested,
+            } => write!(
+                f,
+                "table {table:?} was created as {stored} but is opened as {requested}: \
+                 open it with its stored types, or use another table name"
+            ),
+            Self::Decode { table, key, .. } => write!(
+                f,
+                "cannot decode the value of key {key} in table {table:?}: it was not \
+                 written by this table's codec and value type; remove the key or fix the codec"
+            ),
+            Self::Encode { table, key, .. } => write!(
+                f,
+                "cannot encode the value for key {key} in table {table:?}; nothing was written"
+            ),
+            Self::CorruptKey { table, bytes } => write!(
+                f,
+                "stored key bytes {bytes:02x?} in table {table:?} are not a key of the \
+                 table's key type: the table was written with another key encoding"
+            ),
+            Self::Closed => f.write_str("a stream the pipeline sends to is closed"),
+        }
+    }
+}
+
+impl Error for StoreError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            Self::Open { source, .. } | Self::Io { source, .. } => Some(&**source),
+            Self::Decode { source, .. } | Self::Encode { source, .. } => Some(&**source),
+            _ => None,
+        }
+    }
+}
+
+/// A closed stream among a pipeline's sinks, next to a table: the value is
+/// dropped, the pipeline stops with [`StoreError::Closed`].
+impl<T> From<Closed<T>> for StoreError {
+    fn from(_: Closed<T>) -> Self {
+        Self::Closed
+    }
+}
