@@ -75,6 +75,7 @@
 //! |---|---|
 //! | (none) | everything above; the core depends only on `futures-core`, `futures-util` and `parking_lot` |
 //! | `tracing` | failures of flows and poll sources reported to [`tracing`](https://docs.rs/tracing) |
+//! | `cron` | `source::cron`: cron schedules on the loop's clock (parsed by [`croner`](https://docs.rs/croner)) |
 //!
 //! The embedded store and the connectors to a distributed log will each
 //! come as one additive feature gating one module.
