@@ -84,6 +84,7 @@ mod status;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::{poll_fn, Future};
+use std::marker::PhantomData;
 use std::panic::Location;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -920,6 +921,7 @@ impl PipelineContext {
             shared: self.inner.shared.clone(),
             counters: self.inner.counters.clone(),
             done: false,
+            _local: PhantomData,
         }
     }
 
@@ -970,6 +972,7 @@ impl PipelineContext {
         Live {
             inner: self.until_shutdown(stream),
             counters: self.inner.counters.clone(),
+            _local: PhantomData,
         }
     }
 
@@ -1228,6 +1231,8 @@ pub struct Past<I> {
     shared: Arc<Shared>,
     counters: Arc<Counters>,
     done: bool,
+    /// Counters are bumped by their pipeline's thread only.
+    _local: PhantomData<Rc<()>>,
 }
 
 impl<I> fmt::Debug for Past<I> {
@@ -1292,6 +1297,8 @@ where
 pub struct Live<S> {
     inner: UntilShutdown<S>,
     counters: Arc<Counters>,
+    /// Counters are bumped by their pipeline's thread only.
+    _local: PhantomData<Rc<()>>,
 }
 
 impl<S> fmt::Debug for Live<S> {
