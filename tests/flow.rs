@@ -665,3 +665,35 @@ fn the_loop_counts_events_dispatched_and_timers_fired() {
         (3, 2, 0)
     );
 }
+
+#[test]
+fn shutdown_before_the_run_starts_no_pipeline() {
+    let runs = Rc::new(Cell::new(0));
+    let r = runs.clone();
+    let flow = Flow::new().pipeline("p", move || {
+        r.set(r.get() + 1);
+        async { Ok::<_, String>(()) }
+    });
+    flow.handle().shutdown();
+    let report = sim().block_on(flow.run());
+    assert_eq!(runs.get(), 0);
+    assert!(report.shut_down);
+    assert_eq!(report.pipelines[0].state, PipelineState::Done);
+}
+
+/// With no handle, nothing can shut the flow down: a pipeline that nothing
+/// can wake is reported stuck, by name, as any task is.
+#[test]
+fn without_a_handle_a_stuck_pipeline_is_reported() {
+    let flow = Flow::new()
+        .pipeline_with_context("waits-forever", |ctx| async move {
+            ctx.report("about to wait");
+            let _ = futures::future::join(ctx.shutdown(), std::future::pending::<()>()).await;
+            Ok::<_, String>(())
+        })
+        .pipeline("done", || async { Ok::<_, String>(()) });
+    let el = sim();
+    let err = el.try_block_on(flow.run()).unwrap_err();
+    assert!(err.is_stuck());
+    assert_eq!(err.tasks(), ["block_on", "waits-forever"]);
+}

@@ -81,6 +81,7 @@
 mod restart;
 mod status;
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::{poll_fn, Future};
@@ -94,8 +95,10 @@ use std::time::Duration;
 use futures_core::Stream;
 
 use crate::channel::{AsyncStream, Consumer, TryPutError};
-use crate::sync::{Arc, AtomicBool, Mutex, Ordering};
-use crate::time::{spawn_as, with_core, Core, JoinError, JoinHandle, Sleep, Timestamp};
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
+use crate::time::{
+    spawn_as, try_with_core, with_core, Core, JoinError, JoinHandle, Sleep, TaskId, Timestamp,
+};
 
 pub use restart::Restart;
 pub use status::{
@@ -205,6 +208,7 @@ impl Flow {
             grace: None,
             shared: Arc::new(Shared {
                 shutdown: AtomicBool::new(false),
+                handles: AtomicUsize::new(0),
                 state: Mutex::new(SharedState::default()),
             }),
             errors: Some(AsyncStream::with_capacity(ERRORS_CAPACITY)),
@@ -400,6 +404,7 @@ impl Flow {
     /// std::thread::spawn(move || handle.shutdown()).join().unwrap();
     /// ```
     pub fn handle(&self) -> FlowHandle {
+        self.shared.handles.fetch_add(1, Ordering::AcqRel);
         FlowHandle {
             shared: self.shared.clone(),
             errors: self
@@ -415,9 +420,11 @@ impl Flow {
     /// [`EventLoop`](crate::EventLoop): `el.block_on(flow.run())`, or
     /// spawn it.
     ///
-    /// While it runs, a [simulated](crate::EventLoop::simulated) loop does
-    /// not report its tasks stuck: the flow can always be shut down from
-    /// its handle.
+    /// While a [`FlowHandle`] exists, a
+    /// [simulated](crate::EventLoop::simulated) loop does not report the
+    /// flow's tasks stuck: the handle may still shut it down. With no
+    /// handle, pipelines that nothing can wake are reported stuck as any
+    /// task is (see [`EventLoop::run`](crate::EventLoop::run)).
     ///
     /// # Panics
     ///
@@ -461,12 +468,17 @@ impl Flow {
 struct Shared {
     /// Set once, by [`FlowHandle::shutdown`]: read without the lock.
     shutdown: AtomicBool,
+    /// Live [`FlowHandle`]s. With none, nothing can ever ask for a
+    /// shutdown, so no waker waits for one: a simulated loop can then
+    /// report the flow's tasks stuck.
+    handles: AtomicUsize,
     state: Mutex<SharedState>,
 }
 
 #[derive(Default)]
 struct SharedState {
-    /// The supervisor's waker, while `run` is pending.
+    /// The supervisor's waker, while `run` is pending and a handle may
+    /// ask for a shutdown.
     supervisor: Option<Waker>,
     /// Wakers of [`Shutdown`] futures and streams stopping on shutdown,
     /// by slot; `free` lists the empty slots.
@@ -489,6 +501,11 @@ struct Entry {
 impl Shared {
     fn is_shutdown(&self) -> bool {
         self.shutdown.load(Ordering::Acquire)
+    }
+
+    /// Whether a shutdown may still be asked for: a handle exists.
+    fn may_shut_down(&self) -> bool {
+        self.handles.load(Ordering::Acquire) > 0
     }
 
     fn shutdown(&self) {
@@ -569,10 +586,25 @@ impl Shared {
 /// assert_eq!(report.pipelines[0].items, 11);
 /// assert_eq!(el.now(), Timestamp::from_unix_secs(11));
 /// ```
-#[derive(Clone)]
 pub struct FlowHandle {
     shared: Arc<Shared>,
     errors: AsyncStream<PipelineError>,
+}
+
+impl Clone for FlowHandle {
+    fn clone(&self) -> Self {
+        self.shared.handles.fetch_add(1, Ordering::AcqRel);
+        Self {
+            shared: self.shared.clone(),
+            errors: self.errors.clone(),
+        }
+    }
+}
+
+impl Drop for FlowHandle {
+    fn drop(&mut self) {
+        self.shared.handles.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl fmt::Debug for FlowHandle {
@@ -589,21 +621,29 @@ impl FlowHandle {
     /// restarted (one waiting out its backoff is done at once), and
     /// [`Flow::run`] returns once every pipeline has returned (or the
     /// [grace period](Flow::shutdown_grace) is over). Idempotent; callable
-    /// from any thread, before or during the run.
+    /// from any thread, before or during the run (before: `run` starts no
+    /// pipeline and returns at once).
     ///
     /// # Examples
     ///
     /// ```
+    /// use std::time::Duration;
     /// use timecast::flow::Flow;
-    /// use timecast::EventLoop;
+    /// use timecast::{sleep, EventLoop, Timestamp};
     ///
     /// let flow = Flow::new().pipeline_with_context("server", |ctx| async move {
     ///     ctx.shutdown().await; // serve until asked to stop
     ///     Ok::<_, String>(())
     /// });
-    /// flow.handle().shutdown();
-    /// let report = EventLoop::new().simulated().block_on(flow.run());
+    /// let handle = flow.handle();
+    /// let el = EventLoop::starting_at(Timestamp::UNIX_EPOCH).simulated();
+    /// el.spawn(async move {
+    ///     sleep(Duration::from_secs(60)).await;
+    ///     handle.shutdown();
+    /// });
+    /// let report = el.block_on(flow.run());
     /// assert!(report.shut_down && report.is_ok());
+    /// assert_eq!(el.now(), Timestamp::from_unix_secs(60));
     /// ```
     pub fn shutdown(&self) {
         self.shared.shutdown();
@@ -755,6 +795,8 @@ struct ContextInner {
     restarts: u32,
     shared: Arc<Shared>,
     counters: Arc<Counters>,
+    /// The task the supervisor runs in.
+    supervisor: Rc<Cell<Option<TaskId>>>,
 }
 
 impl fmt::Debug for PipelineContext {
@@ -807,13 +849,23 @@ impl PipelineContext {
     /// # Examples
     ///
     /// ```
+    /// use std::time::Duration;
     /// use timecast::flow::Flow;
+    /// use timecast::{sleep, EventLoop};
+    ///
     /// let flow = Flow::new().pipeline_with_context("p", |ctx| async move {
+    ///     assert!(!ctx.is_shutdown());
+    ///     sleep(Duration::from_secs(2)).await;
     ///     assert!(ctx.is_shutdown());
     ///     Ok::<_, String>(())
     /// });
-    /// flow.handle().shutdown();
-    /// timecast::EventLoop::new().simulated().block_on(flow.run());
+    /// let handle = flow.handle();
+    /// let el = EventLoop::new().simulated();
+    /// el.spawn(async move {
+    ///     sleep(Duration::from_secs(1)).await;
+    ///     handle.shutdown();
+    /// });
+    /// assert!(el.block_on(flow.run()).is_ok());
     /// ```
     pub fn is_shutdown(&self) -> bool {
         self.inner.shared.is_shutdown()
@@ -859,17 +911,24 @@ impl PipelineContext {
     /// # Examples
     ///
     /// ```
+    /// use std::time::Duration;
     /// use futures::StreamExt;
     /// use timecast::flow::Flow;
-    /// use timecast::EventLoop;
+    /// use timecast::{sleep, timer, EventLoop, Timestamp};
     ///
     /// let flow = Flow::new().pipeline_with_context("p", |ctx| async move {
-    ///     let mut s = ctx.until_shutdown(futures::stream::iter(0..));
-    ///     assert_eq!(s.next().await, None); // shut down before it started
+    ///     let ticks = ctx.until_shutdown(timer(Duration::from_secs(1)));
+    ///     assert_eq!(ticks.count().await, 3); // at 1, 2 and 3 s
     ///     Ok::<_, String>(())
     /// });
-    /// flow.handle().shutdown();
-    /// EventLoop::new().simulated().block_on(flow.run());
+    /// let handle = flow.handle();
+    /// let el = EventLoop::starting_at(Timestamp::UNIX_EPOCH).simulated();
+    /// el.spawn(async move {
+    ///     sleep(Duration::from_millis(3_500)).await;
+    ///     handle.shutdown();
+    /// });
+    /// assert!(el.block_on(flow.run()).is_ok());
+    /// assert_eq!(el.now(), Timestamp::from_unix_millis(3_500));
     /// ```
     pub fn until_shutdown<S: Stream>(&self, stream: S) -> UntilShutdown<S> {
         UntilShutdown {
@@ -1077,10 +1136,12 @@ impl PipelineContext {
             };
             entry.last_error = Some(error.clone());
             state.reports.push_back(error);
-            state.supervisor.clone()
+            inner.supervisor.get()
         };
-        if let Some(waker) = waker {
-            waker.wake();
+        // The supervisor runs on this loop: woken by task id, it holds no
+        // waker out (see `EventLoop::run` on stuck tasks).
+        if let Some(task) = waker {
+            try_with_core(|core| core.wake_task(task));
         }
     }
 }
@@ -1095,15 +1156,23 @@ impl PipelineContext {
 /// # Examples
 ///
 /// ```
+/// use std::time::Duration;
 /// use timecast::flow::{Flow, Shutdown};
+/// use timecast::{now, sleep, EventLoop, Timestamp};
 ///
 /// let flow = Flow::new().pipeline_with_context("p", |ctx| async move {
 ///     let signal: Shutdown = ctx.shutdown();
 ///     signal.await;
+///     assert_eq!(now(), Timestamp::from_unix_secs(5));
 ///     Ok::<_, String>(())
 /// });
-/// flow.handle().shutdown();
-/// timecast::EventLoop::new().simulated().block_on(flow.run());
+/// let handle = flow.handle();
+/// let el = EventLoop::starting_at(Timestamp::UNIX_EPOCH).simulated();
+/// el.spawn(async move {
+///     sleep(Duration::from_secs(5)).await;
+///     handle.shutdown();
+/// });
+/// assert!(el.block_on(flow.run()).is_ok());
 /// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct Shutdown {
@@ -1125,10 +1194,14 @@ impl Future for Shutdown {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        if this.done
-            || this.shared.is_shutdown()
-            || this.shared.register(&mut this.slot, cx.waker())
-        {
+        if this.done || this.shared.is_shutdown() {
+            this.done = true;
+            return Poll::Ready(());
+        }
+        // With no handle left, no shutdown can come: hold no waker, so
+        // that a simulated loop can tell a pipeline waiting only for it
+        // is stuck.
+        if this.shared.may_shut_down() && this.shared.register(&mut this.slot, cx.waker()) {
             this.done = true;
             return Poll::Ready(());
         }
@@ -1354,6 +1427,8 @@ enum Event {
 /// The state of [`Flow::run`].
 struct Supervisor {
     core: Rc<Core>,
+    /// The task polling `run`, for pipelines to wake it.
+    task: Rc<Cell<Option<TaskId>>>,
     shared: Arc<Shared>,
     errors: AsyncStream<PipelineError>,
     slots: Vec<Slot>,
@@ -1389,8 +1464,10 @@ impl Supervisor {
                 counters,
             })
             .collect();
+        let task = Rc::new(Cell::new(core.current_task()));
         Self {
             core,
+            task,
             shared: flow.shared.clone(),
             errors: flow.errors.take().expect("a flow runs once"),
             slots,
@@ -1424,6 +1501,7 @@ impl Supervisor {
                 restarts: slot.restarts,
                 shared: self.shared.clone(),
                 counters: slot.counters.clone(),
+                supervisor: self.task.clone(),
             }),
         };
         let future = (slot.spec.factory)(ctx);
@@ -1446,9 +1524,12 @@ impl Supervisor {
     }
 
     fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Event> {
+        self.task.set(self.core.current_task());
+        let may_shut_down = self.shared.may_shut_down();
         let (old, report) = {
             let mut state = self.shared.state.lock();
             let old = match &state.supervisor {
+                _ if !may_shut_down => state.supervisor.take(),
                 Some(w) if w.will_wake(cx.waker()) => None,
                 _ => state.supervisor.replace(cx.waker().clone()),
             };
