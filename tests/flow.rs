@@ -55,7 +55,8 @@ fn restart_timeline_of_a_pipeline_failing_3s_into_each_run() {
         })
         .restart(Restart::always())
         .backoff(Duration::from_secs(1), Duration::from_secs(8))
-        .max_restarts(5, Duration::from_secs(3600));
+        .max_restarts(5)
+        .within(Duration::from_secs(3600));
     let el = sim();
     let report = el.block_on(flow.run());
     assert_eq!(*starts.borrow(), [0, 4, 9, 16, 27, 38].map(secs));
@@ -137,7 +138,8 @@ fn restart_limit_counts_restarts_within_the_period() {
         .restart(
             Restart::always()
                 .backoff(Duration::from_secs(1), Duration::from_secs(1))
-                .max_restarts(2, Duration::from_secs(10)),
+                .max_restarts(2)
+                .within(Duration::from_secs(10)),
         )
         // At most 1 restart within 10 s, failures 11 s apart: never more than one
         // restart within 10 s, so it runs until it succeeds.
@@ -151,7 +153,8 @@ fn restart_limit_counts_restarts_within_the_period() {
         .restart(
             Restart::on_failure()
                 .backoff(Duration::from_secs(11), Duration::from_secs(11))
-                .max_restarts(1, Duration::from_secs(10)),
+                .max_restarts(1)
+                .within(Duration::from_secs(10)),
         );
     let report = sim().block_on(flow.run());
     let tight = report.pipeline("tight").unwrap();
@@ -175,12 +178,12 @@ fn never_and_on_failure_and_always_after_a_normal_end() {
         .pipeline("on_failure", || async { Ok::<_, String>(()) })
         .restart(Restart::on_failure())
         // `always` rebuilds a pipeline that ended normally, until the
-        // limit (3 restarts within an hour) stops it.
+        // limit (3 restarts) stops it.
         .pipeline("always", move || {
             r.set(r.get() + 1);
             async { Ok::<_, String>(()) }
         })
-        .restart(Restart::always().max_restarts(3, Duration::from_secs(3600)));
+        .restart(Restart::always().max_restarts(3));
     let report = sim().block_on(flow.run());
     assert_eq!(
         report.pipeline("never").unwrap().state,

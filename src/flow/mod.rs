@@ -64,7 +64,7 @@
 //!         sleep(Duration::from_secs(1)).await;
 //!         Err::<(), _>("upstream closed the connection")
 //!     })
-//!     .restart(Restart::on_failure().max_restarts(3, Duration::from_secs(3600)))
+//!     .restart(Restart::on_failure().max_restarts(3))
 //!     .pipeline("steady", || async {
 //!         sleep(Duration::from_secs(60)).await;
 //!         Ok::<_, String>(())
@@ -354,12 +354,34 @@ impl Flow {
     ///
     /// let flow = Flow::new()
     ///     .pipeline("a", || async { Ok::<_, String>(()) })
-    ///     .max_restarts(5, Duration::from_secs(60));
+    ///     .max_restarts(5)
+    ///     .within(Duration::from_secs(60));
     /// # drop(flow);
     /// ```
-    pub fn max_restarts(mut self, n: u32, period: Duration) -> Self {
+    pub fn max_restarts(mut self, n: u32) -> Self {
         let policy = self.policy_mut();
-        *policy = policy.clone().max_restarts(n, period);
+        *policy = policy.clone().max_restarts(n);
+        self
+    }
+
+    /// Sets the period of the restart limit of the pipeline added last
+    /// (see [`Restart::within`]; before any pipeline: the default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use timecast::flow::Flow;
+    ///
+    /// let flow = Flow::new()
+    ///     .pipeline("a", || async { Ok::<_, String>(()) })
+    ///     .max_restarts(10)
+    ///     .within(Duration::from_secs(3600));
+    /// # drop(flow);
+    /// ```
+    pub fn within(mut self, period: Duration) -> Self {
+        let policy = self.policy_mut();
+        *policy = policy.clone().within(period);
         self
     }
 
@@ -1651,10 +1673,13 @@ impl Supervisor {
             slot.backoff.decide(error.is_none(), slot.started, now)
         };
         if decision == Decision::GiveUp && error.is_none() {
-            let (n, period) = slot.spec.policy.limit().unwrap_or_default();
-            error = Some(format!(
-                "ended, and its restart limit of {n} restarts within {period:?} is reached"
-            ));
+            let n = slot.spec.policy.limit().unwrap_or_default();
+            error = Some(match slot.spec.policy.period() {
+                Some(period) => format!(
+                    "ended, and its restart limit of {n} restarts within {period:?} is reached"
+                ),
+                None => format!("ended, and its restart limit of {n} restarts is reached"),
+            });
         }
         let state = match decision {
             Decision::Restart(delay) => {

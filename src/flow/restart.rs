@@ -31,11 +31,11 @@ enum When {
 ///   long as the one before, at most `max`, all on the loop's clock
 ///   (instant in [`simulated`](crate::EventLoop::simulated) time). The
 ///   delay goes back to `min` after a run that lasted at least `max`.
-/// - **Limit** ([`max_restarts(n, period)`](Self::max_restarts), default
-///   none): a failure that would make more than `n` restarts within the
-///   last `period` (counted at the failures, on the loop's clock) is
-///   final: the pipeline is reported failed, and the flow goes on with the
-///   others.
+/// - **Limit** ([`max_restarts(n)`](Self::max_restarts), default none,
+///   and [`within(period)`](Self::within), default forever): an end that
+///   would make more than `n` restarts within the last `period` (counted
+///   at the ends, on the loop's clock) is final: the pipeline is reported
+///   failed, and the flow goes on with the others.
 ///
 /// # Examples
 ///
@@ -45,7 +45,8 @@ enum When {
 ///
 /// let policy = Restart::on_failure()
 ///     .backoff(Duration::from_millis(100), Duration::from_secs(10))
-///     .max_restarts(5, Duration::from_secs(60));
+///     .max_restarts(5)
+///     .within(Duration::from_secs(60));
 /// assert_eq!(policy.delay(0), Duration::from_millis(100));
 /// assert_eq!(policy.delay(3), Duration::from_millis(800));
 /// assert_eq!(policy.delay(20), Duration::from_secs(10));
@@ -55,8 +56,10 @@ pub struct Restart {
     when: When,
     min: Duration,
     max: Duration,
-    /// At most `.0` restarts within `.1`.
-    limit: Option<(u32, Duration)>,
+    /// At most this many restarts…
+    limit: Option<u32>,
+    /// …within this period (`None`: ever).
+    period: Option<Duration>,
 }
 
 impl Default for Restart {
@@ -76,6 +79,7 @@ impl Restart {
             min: Self::MIN,
             max: Self::MAX,
             limit: None,
+            period: None,
         }
     }
 
@@ -139,9 +143,27 @@ impl Restart {
         self
     }
 
-    /// Allows at most `n` restarts within any `period` of the loop's time:
-    /// the failure that would exceed it is final (Erlang/OTP's intensity
-    /// `n` and period). `n = 0` makes every failure final.
+    /// Allows at most `n` restarts, over the pipeline's life or, with
+    /// [`within`](Self::within), within any period of that length: the
+    /// end that would exceed it is final (Erlang/OTP's intensity). `n = 0`
+    /// makes every end final.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use timecast::flow::Restart;
+    ///
+    /// let p = Restart::on_failure().max_restarts(3);
+    /// assert_eq!((p.limit(), p.period()), (Some(3), None));
+    /// ```
+    pub fn max_restarts(mut self, n: u32) -> Self {
+        self.limit = Some(n);
+        self
+    }
+
+    /// Counts the restarts of [`max_restarts`](Self::max_restarts) within
+    /// the last `period` of the loop's time only (Erlang/OTP's period):
+    /// `max_restarts(5).within(60 s)` allows 5 restarts a minute.
     ///
     /// # Examples
     ///
@@ -149,11 +171,11 @@ impl Restart {
     /// use std::time::Duration;
     /// use timecast::flow::Restart;
     ///
-    /// let p = Restart::on_failure().max_restarts(3, Duration::from_secs(60));
-    /// assert_eq!(p.limit(), Some((3, Duration::from_secs(60))));
+    /// let p = Restart::on_failure().max_restarts(3).within(Duration::from_secs(60));
+    /// assert_eq!(p.period(), Some(Duration::from_secs(60)));
     /// ```
-    pub fn max_restarts(mut self, n: u32, period: Duration) -> Self {
-        self.limit = Some((n, period));
+    pub fn within(mut self, period: Duration) -> Self {
+        self.period = Some(period);
         self
     }
 
@@ -164,8 +186,19 @@ impl Restart {
     /// ```
     /// assert_eq!(timecast::flow::Restart::always().limit(), None);
     /// ```
-    pub fn limit(&self) -> Option<(u32, Duration)> {
+    pub fn limit(&self) -> Option<u32> {
         self.limit
+    }
+
+    /// The period set by [`within`](Self::within), if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(timecast::flow::Restart::always().period(), None);
+    /// ```
+    pub fn period(&self) -> Option<Duration> {
+        self.period
     }
 
     /// Whether an end of the pipeline leads to a restart (before the
@@ -224,7 +257,7 @@ pub(crate) enum Decision {
 /// # Invariants
 ///
 /// `recent` holds the times of the restarts decided within the last
-/// period, oldest first; `consecutive` counts restarts since the delay was
+/// period (all of them, with no period), oldest first; `consecutive` counts restarts since the delay was
 /// last reset.
 #[derive(Debug)]
 pub(crate) struct Backoff {
@@ -248,10 +281,12 @@ impl Backoff {
         if !self.policy.restarts_after(ok) {
             return if ok { Decision::Stop } else { Decision::GiveUp };
         }
-        if let Some((n, period)) = self.policy.limit {
-            let horizon = now.saturating_sub(period);
-            while self.recent.front().is_some_and(|&t| t <= horizon) {
-                self.recent.pop_front();
+        if let Some(n) = self.policy.limit {
+            if let Some(period) = self.policy.period {
+                let horizon = now.saturating_sub(period);
+                while self.recent.front().is_some_and(|&t| t <= horizon) {
+                    self.recent.pop_front();
+                }
             }
             if self.recent.len() >= n as usize {
                 return Decision::GiveUp;
@@ -291,7 +326,9 @@ mod tests {
 
     #[test]
     fn the_limit_counts_restarts_within_the_period() {
-        let policy = Restart::on_failure().max_restarts(2, Duration::from_secs(10));
+        let policy = Restart::on_failure()
+            .max_restarts(2)
+            .within(Duration::from_secs(10));
         let mut b = Backoff::new(policy);
         assert!(matches!(
             b.decide(false, secs(0), secs(0)),
@@ -328,7 +365,7 @@ mod tests {
             Backoff::new(Restart::always()).decide(true, now, now),
             Decision::Restart(_)
         ));
-        let zero = Restart::always().max_restarts(0, Duration::from_secs(1));
+        let zero = Restart::always().max_restarts(0);
         assert_eq!(Backoff::new(zero).decide(true, now, now), Decision::GiveUp);
     }
 }
