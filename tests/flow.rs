@@ -700,3 +700,25 @@ fn without_a_handle_a_stuck_pipeline_is_reported() {
     assert!(err.is_stuck());
     assert_eq!(err.tasks(), ["block_on", "waits-forever"]);
 }
+
+#[test]
+fn a_panicking_factory_fails_that_build_only() {
+    let flow = Flow::new()
+        .pipeline_with_context("config", |ctx| {
+            if ctx.restarts() == 0 {
+                panic!("missing setting `url`");
+            }
+            async { Ok::<_, String>(()) }
+        })
+        .restart(Restart::on_failure());
+    let el = sim();
+    let report = el.block_on(flow.run());
+    let config = report.pipeline("config").unwrap();
+    assert_eq!((config.state, config.restarts), (PipelineState::Done, 1));
+    let e = &config.errors[0];
+    assert!(e.panicked && !e.fatal);
+    assert_eq!(
+        (e.error.as_str(), e.at),
+        ("missing setting `url`", Timestamp::UNIX_EPOCH)
+    );
+}

@@ -86,7 +86,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::marker::PhantomData;
-use std::panic::Location;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
@@ -450,8 +450,9 @@ impl Flow {
     ///
     /// # Panics
     ///
-    /// Polled outside an [`EventLoop`](crate::EventLoop). A factory's panic
-    /// propagates (a panic of the future it built is contained).
+    /// Polled outside an [`EventLoop`](crate::EventLoop). (A panic of a
+    /// factory, or of the future it built, is contained: it fails that
+    /// build of the pipeline.)
     ///
     /// # Cancel safety
     ///
@@ -1526,7 +1527,12 @@ impl Supervisor {
                 supervisor: self.task.clone(),
             }),
         };
-        let future = (slot.spec.factory)(ctx);
+        // A factory that panics fails this build of the pipeline like a
+        // panic of the pipeline itself: its task resumes the panic.
+        let future = match catch_unwind(AssertUnwindSafe(|| (slot.spec.factory)(ctx))) {
+            Ok(future) => future,
+            Err(payload) => Box::pin(async move { resume_unwind(payload) }),
+        };
         let label = self
             .core
             .supervised_label(slot.spec.name.clone(), Location::caller());
