@@ -215,7 +215,7 @@ impl Flow {
         }
     }
 
-    /// Adds a pipeline named `name`, built by `factory` now and rebuilt by
+    /// Adds a pipeline named `name`, built by `factory` when the flow runs and rebuilt by
     /// it on each restart: aiopype's `Manager`. The factory returns the
     /// pipeline's future; its `Err` is reported by its `Display` text.
     ///
@@ -968,7 +968,8 @@ impl PipelineContext {
     /// progress. The pipeline is live once the past is exhausted.
     ///
     /// Events are counted when pulled: a `process_stream` pulls one event
-    /// ahead of its handler.
+    /// ahead of its handler. The status follows the latest past of a
+    /// build: give a pipeline one past.
     ///
     /// # Examples
     ///
@@ -1002,6 +1003,7 @@ impl PipelineContext {
             iter,
             shared: self.inner.shared.clone(),
             counters: self.inner.counters.clone(),
+            count: 0,
             done: false,
             _local: PhantomData,
         }
@@ -1326,6 +1328,8 @@ pub struct Past<I> {
     iter: I,
     shared: Arc<Shared>,
     counters: Arc<Counters>,
+    /// Events pulled so far, published by a store each.
+    count: u64,
     done: bool,
     /// Counters are bumped by their pipeline's thread only.
     _local: PhantomData<Rc<()>>,
@@ -1356,7 +1360,11 @@ where
         }
         match self.iter.next() {
             Some((ts, value)) => {
-                self.counters.replayed_one(ts);
+                if self.count == 0 {
+                    self.counters.first(ts);
+                }
+                self.count += 1;
+                self.counters.replayed(self.count, ts);
                 Some((ts, value))
             }
             None => {

@@ -128,7 +128,10 @@ pub(crate) struct Counters {
     past_end: AtomicU64,
     /// [`NONE`] when unknown.
     past_len: AtomicU64,
+    /// Events of the current past, stored (not bumped) by its iterator.
     replayed: AtomicU64,
+    /// Events of the earlier pasts of this pipeline (before restarts).
+    replayed_before: AtomicU64,
     live: AtomicBool,
 }
 
@@ -158,6 +161,7 @@ impl Counters {
             past_end: AtomicU64::new(NONE),
             past_len: AtomicU64::new(NONE),
             replayed: AtomicU64::new(0),
+            replayed_before: AtomicU64::new(0),
             live: AtomicBool::new(false),
         }
     }
@@ -184,11 +188,16 @@ impl Counters {
         self.reached.store(bits, Ordering::Relaxed);
     }
 
+    /// The `count`-th event of the current past, at `ts`: two stores.
     #[inline]
-    pub(crate) fn replayed_one(&self, ts: Timestamp) {
-        Self::bump(&self.replayed, 1);
-        self.add_items(1);
-        self.reach(ts);
+    pub(crate) fn replayed(&self, count: u64, ts: Timestamp) {
+        self.replayed.store(count, Ordering::Relaxed);
+        self.reached.store(encode(ts), Ordering::Relaxed);
+    }
+
+    /// The first event of the current past.
+    pub(crate) fn first(&self, ts: Timestamp) {
+        self.first.store(encode(ts), Ordering::Relaxed);
     }
 
     pub(crate) fn set_past_end(&self, end: Timestamp) {
@@ -198,7 +207,8 @@ impl Counters {
     /// A new past starts: `len` events if known.
     pub(crate) fn start_past(&self, len: Option<u64>) {
         self.past_len.store(len.unwrap_or(NONE), Ordering::Relaxed);
-        self.replayed.store(0, Ordering::Relaxed);
+        let earlier = self.replayed.swap(0, Ordering::Relaxed);
+        Self::bump(&self.replayed_before, earlier);
         self.first.store(NONE, Ordering::Relaxed);
         self.live.store(false, Ordering::Relaxed);
     }
@@ -207,8 +217,11 @@ impl Counters {
         self.live.store(true, Ordering::Relaxed);
     }
 
+    /// Items counted, plus every past event replayed.
     pub(crate) fn items(&self) -> u64 {
         self.items.load(Ordering::Relaxed)
+            + self.replayed_before.load(Ordering::Relaxed)
+            + self.replayed.load(Ordering::Relaxed)
     }
 }
 
