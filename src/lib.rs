@@ -23,6 +23,11 @@
 //! 5. [`sink`]: Slipstream-style handlers: [`handle`] a source with a
 //!    handler that returns zero, one or many outputs, into closures, an
 //!    [`AsyncStream`] used as an in-process topic, or a fan-out.
+//! 6. [`flow`]: aiopype's supervised pipelines: a [`Flow`] runs named
+//!    pipelines, contains their errors and panics, reports them, restarts
+//!    them with capped exponential backoff on the loop's clock within a
+//!    [`Restart`] limit, shuts down cooperatively, and shows what is
+//!    running ([`FlowHandle::status`]).
 //!
 //! The channel works under any executor (tokio, smol, `futures`) and from
 //! plain threads; the event loop runs on its own thread or inside another
@@ -70,9 +75,11 @@
 //! |---|---|
 //! | (none) | everything above; the core depends only on `futures-core`, `futures-util` and `parking_lot` |
 //! | `store` (default) | [`store`]: an embedded, persistent, ordered store in one directory (Slipstream's `Cache`): typed tables committed atomically together, usable as sinks, with a stream of updates; adds `fjall`, `serde`, `serde_json`, `postcard` |
+//! | `tracing` | failures of flows and poll sources reported to [`tracing`](https://docs.rs/tracing) |
+//! | `cron` | `source::cron`: cron schedules on the loop's clock (parsed by [`croner`](https://docs.rs/croner)) |
 //!
-//! The connectors to a distributed log and tracing will each come as one
-//! additive feature gating one module.
+//! The connector to a distributed log will come as one additive feature
+//! gating one module.
 #![doc(test(attr(deny(warnings))))]
 
 mod sync;
@@ -84,8 +91,10 @@ pub mod ops;
 pub mod sink;
 #[cfg(feature = "store")]
 pub mod store;
+pub mod flow;
 
 pub use channel::{AsyncStream, Closed, Consumer, TryPutError, TryRecvError};
+pub use flow::{Flow, FlowHandle, FlowReport, PipelineError, Restart};
 pub use ops::{StreamOps, Window};
 pub use sink::handle;
 pub use source::{process_stream, timer, LatePolicy};

@@ -194,6 +194,10 @@ pub(crate) struct Label {
     name: Option<Rc<str>>,
     serial: u64,
     at: &'static Location<'static>,
+    /// A supervised task's panic goes to its [`JoinHandle`] only: it does
+    /// not stop the run (a flow's pipelines, and the tasks spawned on their
+    /// behalf, which share their label).
+    supervised: bool,
 }
 
 impl fmt::Display for Label {
@@ -325,6 +329,10 @@ pub(crate) struct Core {
     live: Cell<bool>,
     on_live: RefCell<VecDeque<OnLive>>,
     late_events: Cell<u64>,
+    /// Data events dispatched (keys of class data).
+    events_dispatched: Cell<u64>,
+    /// Timers fired (keys of class timer: sleeps, `call_at`, timers).
+    timers_fired: Cell<u64>,
     waited: Cell<bool>,
     running: Cell<bool>,
     /// What ends the current run: this task finishing (`block_on`), or
@@ -406,6 +414,8 @@ impl Core {
             live: Cell::new(false),
             on_live: RefCell::default(),
             late_events: Cell::new(0),
+            events_dispatched: Cell::new(0),
+            timers_fired: Cell::new(0),
             waited: Cell::new(false),
             running: Cell::new(false),
             until: Cell::new(None),
@@ -526,6 +536,12 @@ impl Core {
 
     /// Advances the clock for the dispatch of `key`.
     pub(crate) fn dispatch(&self, key: Key) {
+        let counter = if key.is_data() {
+            &self.events_dispatched
+        } else {
+            &self.timers_fired
+        };
+        counter.set(counter.get() + 1);
         if key.time > self.clock.get() {
             self.clock.set(key.time);
         }
@@ -539,7 +555,21 @@ impl Core {
     pub(crate) fn label(&self, name: Option<Rc<str>>, at: &'static Location<'static>) -> Label {
         let serial = self.next_serial.get();
         self.next_serial.set(serial + 1);
-        Label { name, serial, at }
+        Label {
+            name,
+            serial,
+            at,
+            supervised: false,
+        }
+    }
+
+    /// A label for a supervised task (see [`Label`]): its panic is handed
+    /// to its [`JoinHandle`] and does not stop the run.
+    pub(crate) fn supervised_label(&self, name: Rc<str>, at: &'static Location<'static>) -> Label {
+        Label {
+            supervised: true,
+            ..self.label(Some(name), at)
+        }
     }
 
     /// The label of the task being polled.
@@ -745,8 +775,9 @@ impl Core {
                 // A task whose poll panicked may panic again when dropped:
                 // the first panic is the one to report.
                 let _ = catch_unwind(AssertUnwindSafe(move || drop(future)));
-                if rethrown {
-                    // Reported when the task it came from panicked.
+                if rethrown || label.supervised {
+                    // Reported when the task it came from panicked, or
+                    // handed to a supervisor through the JoinHandle.
                     Ok(())
                 } else {
                     Err(TaskError::panicked(label.to_string(), message))
@@ -1220,6 +1251,48 @@ impl EventLoop {
     /// ```
     pub fn late_events(&self) -> u64 {
         self.core.late_events.get()
+    }
+
+    /// Number of data events dispatched so far: the events of every
+    /// [`process_stream`](crate::process_stream), past and live (late
+    /// live events delivered at once are counted by
+    /// [`late_events`](Self::late_events) instead).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use timecast::{process_stream, EventLoop, Timestamp};
+    ///
+    /// let el = EventLoop::starting_at(Timestamp::UNIX_EPOCH).simulated();
+    /// let past = (1..=3).map(|s| (Timestamp::from_unix_secs(s), s));
+    /// el.spawn(process_stream(|_ts: Timestamp, _v: i64| {}).past(past));
+    /// el.run()?;
+    /// assert_eq!(el.events_dispatched(), 3);
+    /// # Ok::<_, timecast::TaskError>(())
+    /// ```
+    pub fn events_dispatched(&self) -> u64 {
+        self.core.events_dispatched.get()
+    }
+
+    /// Number of timers fired so far: every [`sleep`](crate::sleep),
+    /// [`sleep_until`](crate::sleep_until), [`call_at`](crate::call_at)
+    /// and [`timer`](crate::timer) tick that came due.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use timecast::{sleep, EventLoop};
+    ///
+    /// let el = EventLoop::new().simulated();
+    /// el.block_on(async {
+    ///     sleep(Duration::from_secs(1)).await;
+    ///     sleep(Duration::from_secs(1)).await;
+    /// });
+    /// assert_eq!(el.timers_fired(), 2);
+    /// ```
+    pub fn timers_fired(&self) -> u64 {
+        self.core.timers_fired.get()
     }
 
     /// Runs the loop on the current thread until every task has finished.

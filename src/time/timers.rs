@@ -59,6 +59,12 @@ impl Key {
         }
     }
 
+    /// Whether this is a data event's key (not a timer's).
+    #[inline]
+    pub(crate) fn is_data(&self) -> bool {
+        self.group >> Self::CLASS_SHIFT == u64::from(Self::DATA)
+    }
+
     /// [`Key::DATA`] or [`Key::TIMER`].
     #[cfg(test)]
     fn class(&self) -> u8 {

@@ -1,0 +1,724 @@
+//! Flows: supervision, restarts with backoff and limits, containment,
+//! shutdown, errors, status and report, all in simulated time.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use timecast::flow::{Flow, FlowHandle, PipelineError, PipelineState, Restart};
+use timecast::{now, process_stream, sleep, sleep_until, AsyncStream, EventLoop, Timestamp};
+
+fn secs(s: i64) -> Timestamp {
+    Timestamp::from_unix_secs(s)
+}
+
+fn millis(ms: i64) -> Timestamp {
+    Timestamp::from_unix_millis(ms)
+}
+
+fn sim() -> EventLoop {
+    EventLoop::starting_at(Timestamp::UNIX_EPOCH).simulated()
+}
+
+fn at_and_restarts(errors: &[PipelineError]) -> Vec<(Timestamp, u32)> {
+    errors.iter().map(|e| (e.at, e.restarts)).collect()
+}
+
+#[test]
+fn handle_and_errors_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<FlowHandle>();
+    send_sync::<PipelineError>();
+    send_sync::<timecast::flow::FlowStatus>();
+    send_sync::<timecast::flow::FlowReport>();
+    send_sync::<Restart>();
+    fn unpin<T: Unpin>() {}
+    unpin::<timecast::flow::Shutdown>();
+    unpin::<timecast::flow::UntilShutdown<futures::stream::Pending<()>>>();
+}
+
+/// A pipeline that fails 3 s into every run, backoff 1 s doubling to at
+/// most 8 s: runs start at 0, 4, 9, 16, 27, 38 and fail at 3, 7, 12, 19,
+/// 30, 41; the sixth restart is refused by the limit.
+#[test]
+fn restart_timeline_of_a_pipeline_failing_3s_into_each_run() {
+    let starts = Rc::new(RefCell::new(Vec::new()));
+    let log = starts.clone();
+    let flow = Flow::new()
+        .pipeline("feed", move || {
+            log.borrow_mut().push(now());
+            async {
+                sleep(Duration::from_secs(3)).await;
+                Err::<(), _>("connection reset")
+            }
+        })
+        .restart(Restart::always())
+        .backoff(Duration::from_secs(1), Duration::from_secs(8))
+        .max_restarts(5)
+        .within(Duration::from_secs(3600));
+    let el = sim();
+    let report = el.block_on(flow.run());
+    assert_eq!(*starts.borrow(), [0, 4, 9, 16, 27, 38].map(secs));
+    let feed = report.pipeline("feed").unwrap();
+    assert_eq!(
+        at_and_restarts(&feed.errors),
+        [(3, 0), (7, 1), (12, 2), (19, 3), (30, 4), (41, 5)].map(|(t, r)| (secs(t), r))
+    );
+    assert!(feed.errors[..5].iter().all(|e| !e.fatal));
+    assert!(feed.errors[5].fatal);
+    assert_eq!(feed.state, PipelineState::Failed);
+    assert_eq!(feed.restarts, 5);
+    assert_eq!(el.now(), secs(41));
+}
+
+/// A pipeline that fails at t = 3 s and then at once after each rebuild:
+/// restarts at 4, 6, 10, 18, 26, 34 (delays 1, 2, 4, 8, 8, 8 s).
+#[test]
+fn restart_timeline_of_a_pipeline_failing_at_3s_then_at_once() {
+    let starts = Rc::new(RefCell::new(Vec::new()));
+    let log = starts.clone();
+    let flow = Flow::new()
+        .pipeline_with_context("feed", move |ctx| {
+            log.borrow_mut().push(now());
+            async move {
+                if ctx.restarts() == 0 {
+                    sleep_until(secs(3)).await;
+                }
+                if ctx.restarts() == 6 {
+                    return Ok(());
+                }
+                Err("bad gateway")
+            }
+        })
+        .restart(Restart::on_failure().backoff(Duration::from_secs(1), Duration::from_secs(8)));
+    let el = sim();
+    let report = el.block_on(flow.run());
+    assert_eq!(*starts.borrow(), [0, 4, 6, 10, 18, 26, 34].map(secs));
+    let feed = report.pipeline("feed").unwrap();
+    assert_eq!(
+        at_and_restarts(&feed.errors),
+        [(3, 0), (4, 1), (6, 2), (10, 3), (18, 4), (26, 5)].map(|(t, r)| (secs(t), r))
+    );
+    assert_eq!((feed.state, feed.restarts), (PipelineState::Done, 6));
+    assert_eq!(el.now(), secs(34));
+}
+
+#[test]
+fn backoff_resets_after_a_run_as_long_as_the_cap() {
+    // Runs last 0 s, 0 s, then 10 s (past the 4 s cap), then 0 s: the
+    // delay after the long run is back to 1 s.
+    let starts = Rc::new(RefCell::new(Vec::new()));
+    let log = starts.clone();
+    let flow = Flow::new()
+        .pipeline_with_context("p", move |ctx| {
+            log.borrow_mut().push(now());
+            async move {
+                match ctx.restarts() {
+                    2 => sleep(Duration::from_secs(10)).await,
+                    4 => return Ok(()),
+                    _ => {}
+                }
+                Err("boom")
+            }
+        })
+        .restart(Restart::on_failure().backoff(Duration::from_secs(1), Duration::from_secs(4)));
+    sim().block_on(flow.run());
+    // 0 fail → +1 → 1 fail → +2 → 3 run 10 s → 13 fail → +1 → 14 fail → +2 → 16
+    assert_eq!(*starts.borrow(), [0, 1, 3, 14, 16].map(secs));
+}
+
+#[test]
+fn restart_limit_counts_restarts_within_the_period() {
+    // At most 2 restarts within 10 s, failing at once, backoff 1 s: fails
+    // at 0, 1, 2; the third failure (2 restarts at 0 and 1 within 10 s)
+    // is final.
+    let flow = Flow::new()
+        .pipeline("tight", || async { Err::<(), _>("down") })
+        .restart(
+            Restart::always()
+                .backoff(Duration::from_secs(1), Duration::from_secs(1))
+                .max_restarts(2)
+                .within(Duration::from_secs(10)),
+        )
+        // At most 1 restart within 10 s, failures 11 s apart: never more than one
+        // restart within 10 s, so it runs until it succeeds.
+        .pipeline_with_context("spaced", |ctx| async move {
+            if ctx.restarts() == 5 {
+                Ok(())
+            } else {
+                Err("down")
+            }
+        })
+        .restart(
+            Restart::on_failure()
+                .backoff(Duration::from_secs(11), Duration::from_secs(11))
+                .max_restarts(1)
+                .within(Duration::from_secs(10)),
+        );
+    let report = sim().block_on(flow.run());
+    let tight = report.pipeline("tight").unwrap();
+    assert_eq!(tight.state, PipelineState::Failed);
+    assert_eq!(
+        at_and_restarts(&tight.errors),
+        [(0, 0), (1, 1), (2, 2)].map(|(t, r)| (secs(t), r))
+    );
+    let spaced = report.pipeline("spaced").unwrap();
+    assert_eq!((spaced.state, spaced.restarts), (PipelineState::Done, 5));
+    assert_eq!(report.failed().collect::<Vec<_>>(), ["tight"]);
+}
+
+#[test]
+fn never_and_on_failure_and_always_after_a_normal_end() {
+    let runs = Rc::new(Cell::new(0));
+    let r = runs.clone();
+    let flow = Flow::new()
+        .pipeline("never", || async { Err::<(), _>("x") })
+        .restart(Restart::never())
+        .pipeline("on_failure", || async { Ok::<_, String>(()) })
+        .restart(Restart::on_failure())
+        // `always` rebuilds a pipeline that ended normally, until the
+        // limit (3 restarts) stops it.
+        .pipeline("always", move || {
+            r.set(r.get() + 1);
+            async { Ok::<_, String>(()) }
+        })
+        .restart(Restart::always().max_restarts(3));
+    let report = sim().block_on(flow.run());
+    assert_eq!(
+        report.pipeline("never").unwrap().state,
+        PipelineState::Failed
+    );
+    assert_eq!(report.pipeline("never").unwrap().restarts, 0);
+    assert_eq!(
+        report.pipeline("on_failure").unwrap().state,
+        PipelineState::Done
+    );
+    let always = report.pipeline("always").unwrap();
+    assert_eq!(
+        (always.state, always.restarts, runs.get()),
+        (PipelineState::Failed, 3, 4)
+    );
+    assert!(
+        always.errors[0]
+            .error
+            .contains("restart limit of 3 restarts"),
+        "{:?}",
+        always.errors
+    );
+}
+
+/// Three replays; the second panics at its fifth event on its first run
+/// (inside the `process_stream` handler, a task spawned on its behalf).
+/// The two others keep their exact outputs; the second is rebuilt after
+/// 1 s and replays in full.
+#[test]
+fn a_panic_in_one_of_three_pipelines_leaves_the_others_exact() {
+    type Out = Rc<RefCell<Vec<(Timestamp, i64)>>>;
+    let outs: Vec<Out> = (0..3).map(|_| Out::default()).collect();
+    let mut flow = Flow::new();
+    for (i, out) in outs.iter().enumerate() {
+        let out = out.clone();
+        flow = flow
+            .pipeline_with_context(&format!("p{i}"), move |ctx| {
+                let out = out.clone();
+                let first_run = ctx.restarts() == 0;
+                async move {
+                    let past = (0..10).map(move |k| (secs(k), k * 10 + i as i64));
+                    process_stream(move |ts: Timestamp, v: i64| {
+                        if i == 1 && first_run && v == 41 {
+                            panic!("bad record {v}");
+                        }
+                        out.borrow_mut().push((ts, v));
+                    })
+                    .past(ctx.past(past))
+                    .await;
+                    Ok::<_, String>(())
+                }
+            })
+            .restart(Restart::on_failure().backoff(Duration::from_secs(1), Duration::from_secs(1)));
+    }
+    let el = sim();
+    let report = el.block_on(flow.run());
+    let expected = |i: i64| (0..10).map(|k| (secs(k), k * 10 + i)).collect::<Vec<_>>();
+    assert_eq!(*outs[0].borrow(), expected(0));
+    assert_eq!(*outs[2].borrow(), expected(2));
+    // p1: 4 events, then the full replay after its restart.
+    let mut p1 = expected(1)[..4].to_vec();
+    p1.extend(expected(1));
+    assert_eq!(*outs[1].borrow(), p1);
+    assert_eq!(report.errors.len(), 1);
+    let e = &report.errors[0];
+    assert_eq!(
+        (e.pipeline.as_str(), e.error.as_str()),
+        ("p1", "bad record 41")
+    );
+    assert!(e.panicked && !e.fatal);
+    assert_eq!((e.at, e.restarts), (secs(4), 0));
+    assert!(report.is_ok());
+    assert_eq!(report.pipeline("p1").unwrap().restarts, 1);
+}
+
+#[test]
+fn a_panic_in_the_pipeline_future_itself_is_contained() {
+    let other = Rc::new(Cell::new(0));
+    let o = other.clone();
+    let flow = Flow::new()
+        .pipeline("panics", || async {
+            sleep(Duration::from_secs(1)).await;
+            let v: Vec<u8> = Vec::new();
+            let _ = v[3];
+            Ok::<_, String>(())
+        })
+        .restart(Restart::never())
+        .pipeline("counts", move || {
+            let o = o.clone();
+            async move {
+                for _ in 0..5 {
+                    sleep(Duration::from_secs(1)).await;
+                    o.set(o.get() + 1);
+                }
+                Ok::<_, String>(())
+            }
+        })
+        .restart(Restart::never());
+    let el = sim();
+    let report = el.block_on(flow.run());
+    assert_eq!(other.get(), 5);
+    assert!(report.errors[0].panicked);
+    assert!(report.errors[0].error.contains("index out of bounds"));
+    assert_eq!(report.errors[0].at, secs(1));
+    // The loop keeps running other tasks afterwards.
+    el.spawn(async {});
+    el.run().unwrap();
+}
+
+type Committed = Rc<Cell<Option<i64>>>;
+
+/// A replay that commits its position after each event, so that a rebuilt
+/// pipeline (or a new flow) resumes after it.
+fn resumable_flow(committed: Committed, out: Rc<RefCell<Vec<i64>>>) -> Flow {
+    Flow::new()
+        .pipeline_with_context("replay", move |ctx| {
+            let (committed, out) = (committed.clone(), out.clone());
+            async move {
+                let from = committed.get().map_or(0, |k| k + 1);
+                let past = (from..1_000).map(|k| (millis(k * 100), k));
+                process_stream(move |_ts: Timestamp, k: i64| {
+                    let (committed, out) = (committed.clone(), out.clone());
+                    async move {
+                        sleep(Duration::from_millis(250)).await; // work in flight
+                        out.borrow_mut().push(k);
+                        committed.set(Some(k));
+                    }
+                })
+                .past(ctx.past(past))
+                .await;
+                Ok::<_, String>(())
+            }
+        })
+        .restart(Restart::on_failure())
+}
+
+#[test]
+fn shutdown_mid_replay_finishes_the_item_in_flight_and_resumes_with_nothing_lost() {
+    let committed = Committed::default();
+    let out = Rc::new(RefCell::new(Vec::new()));
+    let flow = resumable_flow(committed.clone(), out.clone());
+    let handle = flow.handle();
+    let el = sim();
+    // Event k is handled from max(k·100 ms, end of k−1) for 250 ms: events
+    // 0..=3 end at 250, 500, 750, 1000 ms; event 4 starts at 1 s. The
+    // shutdown at 1.1 s lets event 4 finish (1.25 s) and takes no more.
+    let stopper = handle.clone();
+    el.spawn(async move {
+        sleep_until(millis(1_100)).await;
+        stopper.shutdown();
+    });
+    let report = el.block_on(flow.run());
+    assert!(report.shut_down);
+    assert_eq!(*out.borrow(), [0, 1, 2, 3, 4]);
+    assert_eq!(committed.get(), Some(4));
+    assert_eq!(el.now(), millis(1_250));
+    let replay = report.pipeline("replay").unwrap();
+    assert_eq!((replay.state, replay.restarts), (PipelineState::Done, 0));
+    let status = handle.status();
+    assert!(status.shutting_down);
+    assert!(!status.pipelines[0].live);
+
+    // Restarted (a new flow, as after a process restart): resumes after
+    // the committed event, nothing lost, nothing twice.
+    let flow = resumable_flow(committed.clone(), out.clone());
+    let report = el.block_on(flow.run());
+    assert!(report.is_ok());
+    assert_eq!(*out.borrow(), (0..1_000).collect::<Vec<_>>());
+}
+
+#[test]
+fn shutdown_ends_a_backoff_at_once_and_restarts_nothing() {
+    let runs = Rc::new(Cell::new(0));
+    let r = runs.clone();
+    let flow = Flow::new()
+        .pipeline("failing", move || {
+            r.set(r.get() + 1);
+            async { Err::<(), _>("refused") }
+        })
+        .restart(Restart::always().backoff(Duration::from_secs(60), Duration::from_secs(60)));
+    let handle = flow.handle();
+    let el = sim();
+    el.spawn(async move {
+        sleep(Duration::from_secs(5)).await;
+        handle.shutdown();
+    });
+    let report = el.block_on(flow.run());
+    assert_eq!(runs.get(), 1);
+    assert_eq!(el.now(), secs(5));
+    assert_eq!(report.pipelines[0].state, PipelineState::Done);
+    assert!(report.shut_down);
+}
+
+#[test]
+fn a_pipeline_ignoring_shutdown_is_aborted_after_the_grace_period() {
+    let dropped = Rc::new(Cell::new(false));
+    struct Flag(Rc<Cell<bool>>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.set(true);
+        }
+    }
+    let d = dropped.clone();
+    let flow = Flow::new()
+        .pipeline("stubborn", move || {
+            let flag = Flag(d.clone());
+            async move {
+                let _flag = flag;
+                std::future::pending::<Result<(), String>>().await
+            }
+        })
+        .pipeline_with_context("polite", |ctx| async move {
+            ctx.shutdown().await;
+            Ok::<_, String>(())
+        })
+        .shutdown_grace(Duration::from_secs(2));
+    let handle = flow.handle();
+    let el = sim();
+    el.spawn(async move {
+        sleep(Duration::from_secs(1)).await;
+        handle.shutdown();
+    });
+    let report = el.block_on(flow.run());
+    assert!(dropped.get());
+    assert_eq!(el.now(), secs(3));
+    let stubborn = report.pipeline("stubborn").unwrap();
+    assert_eq!(stubborn.state, PipelineState::Failed);
+    assert!(stubborn.errors[0]
+        .error
+        .contains("shutdown grace period of 2s"));
+    assert_eq!(
+        report.pipeline("polite").unwrap().state,
+        PipelineState::Done
+    );
+}
+
+#[test]
+fn shutdown_from_another_thread_wakes_the_flow() {
+    let flow = Flow::new().pipeline_with_context("server", |ctx| async move {
+        ctx.shutdown().await;
+        Ok::<_, String>(())
+    });
+    let handle = flow.handle();
+    let el = EventLoop::new();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        handle.shutdown();
+    });
+    let report = el.block_on(flow.run());
+    t.join().unwrap();
+    assert!(report.shut_down && report.is_ok());
+}
+
+#[test]
+fn errors_stream_carries_every_failure_in_order_then_ends() {
+    let flow = Flow::new()
+        .pipeline_with_context("a", |ctx| async move {
+            sleep(Duration::from_secs(1)).await;
+            ctx.report("skipped a bad line");
+            sleep(Duration::from_secs(1)).await;
+            if ctx.restarts() == 0 {
+                Err("disk full".to_owned())
+            } else {
+                Ok(())
+            }
+        })
+        .restart(Restart::on_failure().backoff(Duration::from_secs(1), Duration::from_secs(1)))
+        .pipeline("b", || async {
+            sleep(Duration::from_millis(1_500)).await;
+            if true {
+                panic!("b broke");
+            }
+            Ok::<_, String>(())
+        })
+        .restart(Restart::never());
+    let handle = flow.handle();
+    let mut errors = handle.errors();
+    let el = sim();
+    let report = el.block_on(flow.run());
+    let received: Vec<PipelineError> = el.block_on(async move {
+        let mut v = Vec::new();
+        while let Some(e) = errors.next().await {
+            v.push(e);
+        }
+        v
+    });
+    assert_eq!(received, report.errors);
+    let summary: Vec<_> = received
+        .iter()
+        .map(|e| {
+            (
+                e.pipeline.as_str(),
+                e.error.as_str(),
+                e.restarts,
+                e.at,
+                e.panicked,
+                e.fatal,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("a", "skipped a bad line", 0, secs(1), false, false),
+            ("b", "b broke", 0, millis(1_500), true, true),
+            ("a", "disk full", 0, secs(2), false, false),
+            ("a", "skipped a bad line", 1, secs(4), false, false),
+        ]
+    );
+    assert_eq!(
+        received[1].to_string(),
+        "pipeline `b` panicked at 1970-01-01T00:00:01.500Z after 0 restarts: b broke"
+    );
+    // A subscriber after the run sees the stream ended.
+    let mut late = handle.errors();
+    assert!(late.try_recv().is_err());
+    assert!(late.is_closed());
+}
+
+#[test]
+fn status_follows_the_pipelines_through_their_states() {
+    let flow = Flow::new()
+        .pipeline_with_context("p", |ctx| async move {
+            ctx.add_items(10);
+            sleep(Duration::from_secs(2)).await;
+            if ctx.restarts() == 0 {
+                Err("oops")
+            } else {
+                Ok(())
+            }
+        })
+        .restart(Restart::on_failure().backoff(Duration::from_secs(3), Duration::from_secs(3)));
+    let handle = flow.handle();
+    let el = sim();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
+    let h = handle.clone();
+    el.spawn(async move {
+        for t in [1, 3, 6] {
+            sleep_until(secs(t)).await;
+            let status = h.status();
+            let p = &status.pipelines[0];
+            s.borrow_mut().push((
+                t,
+                p.state,
+                p.restarts,
+                p.items,
+                p.last_error.clone().map(|e| e.error),
+            ));
+        }
+    });
+    el.block_on(flow.run());
+    let status = handle.status();
+    let p = &status.pipelines[0];
+    seen.borrow_mut().push((
+        7,
+        p.state,
+        p.restarts,
+        p.items,
+        p.last_error.clone().map(|e| e.error),
+    ));
+    let oops = Some("oops".to_owned());
+    assert_eq!(
+        *seen.borrow(),
+        [
+            (1, PipelineState::Running, 0, 10, None),
+            (3, PipelineState::Restarting, 0, 10, oops.clone()),
+            (6, PipelineState::Running, 1, 20, oops.clone()),
+            (7, PipelineState::Done, 1, 20, oops),
+        ]
+    );
+}
+
+#[test]
+fn status_reports_replay_progress_and_lag_once_live() {
+    let flow = Flow::new().pipeline_with_context("replay", |ctx| async move {
+        ctx.past_end(secs(99));
+        let past = (0..100).map(|k| (secs(k), k));
+        let live = futures::stream::iter([(secs(150), 150)]);
+        process_stream(|_ts: Timestamp, _k: i64| {})
+            .past(ctx.past(past))
+            .live(ctx.live(live))
+            .await;
+        Ok::<_, String>(())
+    });
+    let handle = flow.handle();
+    let el = sim();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let (s, h) = (seen.clone(), handle.clone());
+    el.spawn(async move {
+        sleep_until(Timestamp::from_unix_millis(49_500)).await;
+        let status = h.status();
+        let p = &status.pipelines[0];
+        s.borrow_mut()
+            .push((p.progress(), p.live, p.past_len, p.lag_at(secs(1_000))));
+    });
+    el.block_on(flow.run());
+    // At 49.5 s, events 0..=49 are handled and event 50 is pulled (one
+    // ahead): reached 50 s of 0..99 s.
+    let (progress, live, len, lag) = seen.borrow()[0];
+    assert!(
+        (progress.unwrap() - 50.0 / 99.0).abs() < 1e-9,
+        "{progress:?}"
+    );
+    assert_eq!((live, len, lag), (false, Some(100), None));
+    let status = handle.status();
+    let p = &status.pipelines[0];
+    assert_eq!((p.items, p.replayed, p.live), (101, 100, true));
+    assert_eq!(p.reached, Some(secs(150)));
+    assert_eq!(p.progress(), Some(1.0));
+    assert_eq!(p.lag_at(secs(160)), Some(Duration::from_secs(10)));
+    assert!(status
+        .to_string()
+        .starts_with("replay: done, 101 items, 0 restarts"));
+}
+
+/// aiopype's SyncProtocol is a rendezvous between stages, its
+/// AsyncProtocol a queue: both keep every message, in order, under a
+/// flow.
+#[test]
+fn rendezvous_and_buffered_stages_keep_every_message() {
+    for capacity in [0, 4] {
+        let out = Rc::new(RefCell::new(Vec::new()));
+        let topic: AsyncStream<(Timestamp, i64)> = if capacity == 0 {
+            AsyncStream::new()
+        } else {
+            AsyncStream::with_capacity(capacity)
+        };
+        let consumer = Rc::new(RefCell::new(Some(topic.subscribe())));
+        let o = out.clone();
+        let flow = Flow::new()
+            .pipeline("source", move || {
+                let topic = topic.clone();
+                async move {
+                    let past = (0..200).map(|k| (millis(k), k));
+                    let t = topic.clone();
+                    process_stream(move |ts: Timestamp, k: i64| {
+                        let t = t.clone();
+                        async move {
+                            t.put((ts, k)).await.expect("the processor is subscribed");
+                        }
+                    })
+                    .past(past)
+                    .await;
+                    topic.close();
+                    Ok::<_, String>(())
+                }
+            })
+            .restart(Restart::never())
+            .pipeline("processor", move || {
+                let o = o.clone();
+                let consumer = consumer.borrow_mut().take();
+                async move {
+                    let mut consumer = consumer.ok_or("the processor runs once")?;
+                    while let Some((ts, k)) = consumer.next().await {
+                        // A slow processor: the source waits, nothing drops.
+                        sleep(Duration::from_millis(3)).await;
+                        o.borrow_mut().push((ts, k * 2));
+                    }
+                    Ok::<_, &str>(())
+                }
+            })
+            .restart(Restart::never());
+        let report = sim().block_on(flow.run());
+        assert!(report.is_ok(), "{:?}", report.errors);
+        let expected: Vec<_> = (0..200).map(|k| (millis(k), k * 2)).collect();
+        assert_eq!(*out.borrow(), expected, "capacity {capacity}");
+    }
+}
+
+#[test]
+fn the_loop_counts_events_dispatched_and_timers_fired() {
+    let el = sim();
+    el.spawn(process_stream(|_ts: Timestamp, _v: i64| {}).past((1..=3).map(|s| (secs(s), s))));
+    el.spawn(async {
+        sleep(Duration::from_secs(2)).await;
+        sleep(Duration::from_secs(2)).await;
+    });
+    el.run().unwrap();
+    assert_eq!(
+        (el.events_dispatched(), el.timers_fired(), el.late_events()),
+        (3, 2, 0)
+    );
+}
+
+#[test]
+fn shutdown_before_the_run_starts_no_pipeline() {
+    let runs = Rc::new(Cell::new(0));
+    let r = runs.clone();
+    let flow = Flow::new().pipeline("p", move || {
+        r.set(r.get() + 1);
+        async { Ok::<_, String>(()) }
+    });
+    flow.handle().shutdown();
+    let report = sim().block_on(flow.run());
+    assert_eq!(runs.get(), 0);
+    assert!(report.shut_down);
+    assert_eq!(report.pipelines[0].state, PipelineState::Done);
+}
+
+/// With no handle, nothing can shut the flow down: a pipeline that nothing
+/// can wake is reported stuck, by name, as any task is.
+#[test]
+fn without_a_handle_a_stuck_pipeline_is_reported() {
+    let flow = Flow::new()
+        .pipeline_with_context("waits-forever", |ctx| async move {
+            ctx.report("about to wait");
+            let _ = futures::future::join(ctx.shutdown(), std::future::pending::<()>()).await;
+            Ok::<_, String>(())
+        })
+        .pipeline("done", || async { Ok::<_, String>(()) });
+    let el = sim();
+    let err = el.try_block_on(flow.run()).unwrap_err();
+    assert!(err.is_stuck());
+    assert_eq!(err.tasks(), ["block_on", "waits-forever"]);
+}
+
+#[test]
+fn a_panicking_factory_fails_that_build_only() {
+    let flow = Flow::new()
+        .pipeline_with_context("config", |ctx| {
+            if ctx.restarts() == 0 {
+                panic!("missing setting `url`");
+            }
+            async { Ok::<_, String>(()) }
+        })
+        .restart(Restart::on_failure());
+    let el = sim();
+    let report = el.block_on(flow.run());
+    let config = report.pipeline("config").unwrap();
+    assert_eq!((config.state, config.restarts), (PipelineState::Done, 1));
+    let e = &config.errors[0];
+    assert!(e.panicked && !e.fatal);
+    assert_eq!(
+        (e.error.as_str(), e.at),
+        ("missing setting `url`", Timestamp::UNIX_EPOCH)
+    );
+}
