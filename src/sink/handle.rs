@@ -327,7 +327,7 @@ impl<S, F, M, K> Handle<S, F, M, K> {
     /// # Errors
     ///
     /// The error of the sink that failed ([`Sink::Error`]; joined by
-    /// [`JoinError`](super::JoinError) for several sinks): [`Closed`](crate::Closed) with
+    /// [`CombineErrors`](super::CombineErrors) for several sinks): [`Closed`](crate::Closed) with
     /// the output a closed topic refused, a store table's error. The
     /// pipeline stops there.
     ///

@@ -54,4 +54,6 @@ mod handle;
 mod sinks;
 
 pub use handle::{handle, Handle, HandlerOutput, Sinks};
-pub use sinks::{fan_out, from_fn, marker, Discard, FanOut, FnSink, JoinError, Sink, SinkReturn};
+pub use sinks::{
+    fan_out, from_fn, marker, CombineErrors, Discard, FanOut, FnSink, Sink, SinkReturn,
+};

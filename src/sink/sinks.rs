@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::{ready, Future, Ready};
 use std::marker::PhantomData;
 
-use crate::channel::{AsyncStream, Closed};
+use crate::channel::{AsyncStream, Closed, PutSink};
 
 /// Where a pipeline's outputs go: a closure, an [`AsyncStream`] used as an
 /// in-process topic, a [`FanOut`] to several sinks, or your own.
@@ -41,7 +41,7 @@ pub trait Sink<O> {
     /// Why a send failed: [`Closed`] with the item for a topic, a closure
     /// or [`Discard`]; the sink's own error for others (a store table's
     /// `StoreError`). To follow other sinks in a [`FanOut`], it must
-    /// absorb theirs: see [`JoinError`].
+    /// absorb theirs: see [`CombineErrors`].
     type Error;
 
     /// Delivers `item`.
@@ -78,12 +78,12 @@ pub trait Sink<O> {
 /// [`Closed`] joins any error that can absorb it (`From<Closed<T>>`): two
 /// closures or topics give `Closed<T>`; a closure or topic then a sink with
 /// a richer error (a store table) gives that error. A sink error type that
-/// comes first implements `JoinError` for the errors that may follow it.
+/// comes first implements `CombineErrors` for the errors that may follow it.
 ///
 /// # Examples
 ///
 /// ```
-/// use timecast::{sink::JoinError, Closed};
+/// use timecast::{sink::CombineErrors, Closed};
 ///
 /// #[derive(Debug)]
 /// struct Mine;
@@ -91,16 +91,16 @@ pub trait Sink<O> {
 ///     fn from(_: Closed<T>) -> Self { Mine }
 /// }
 /// // `Mine` first, then a closure or topic:
-/// impl<T> JoinError<Closed<T>> for Mine {
+/// impl<T> CombineErrors<Closed<T>> for Mine {
 ///     type Joined = Mine;
 ///     fn first(self) -> Mine { self }
 ///     fn second(_: Closed<T>) -> Mine { Mine }
 /// }
-/// // a closure first, then `Mine`: `Closed<T>: JoinError<Mine>` holds.
-/// let joined: Mine = <Closed<u8> as JoinError<Mine>>::first(Closed(1));
+/// // a closure first, then `Mine`: `Closed<T>: CombineErrors<Mine>` holds.
+/// let joined: Mine = <Closed<u8> as CombineErrors<Mine>>::first(Closed(1));
 /// # let _ = joined;
 /// ```
-pub trait JoinError<Second> {
+pub trait CombineErrors<Second> {
     /// The joined error.
     type Joined;
     /// Converts the first sink's error.
@@ -108,8 +108,8 @@ pub trait JoinError<Second> {
     /// # Examples
     ///
     /// ```
-    /// use timecast::{sink::JoinError, Closed};
-    /// assert_eq!(<Closed<u8> as JoinError<Closed<u8>>>::first(Closed(1)), Closed(1));
+    /// use timecast::{sink::CombineErrors, Closed};
+    /// assert_eq!(<Closed<u8> as CombineErrors<Closed<u8>>>::first(Closed(1)), Closed(1));
     /// ```
     fn first(self) -> Self::Joined;
     /// Converts the second sink's error.
@@ -117,13 +117,13 @@ pub trait JoinError<Second> {
     /// # Examples
     ///
     /// ```
-    /// use timecast::{sink::JoinError, Closed};
-    /// assert_eq!(<Closed<u8> as JoinError<Closed<u8>>>::second(Closed(2)), Closed(2));
+    /// use timecast::{sink::CombineErrors, Closed};
+    /// assert_eq!(<Closed<u8> as CombineErrors<Closed<u8>>>::second(Closed(2)), Closed(2));
     /// ```
     fn second(second: Second) -> Self::Joined;
 }
 
-impl<T, E: From<Closed<T>>> JoinError<E> for Closed<T> {
+impl<T, E: From<Closed<T>>> CombineErrors<E> for Closed<T> {
     type Joined = E;
     fn first(self) -> E {
         E::from(self)
@@ -140,6 +140,28 @@ impl<O> Sink<O> for AsyncStream<O> {
     type Error = Closed<O>;
     fn send(&mut self, item: O) -> impl Future<Output = Result<(), Closed<O>>> {
         self.put(item)
+    }
+}
+
+/// A [`PutSink`] (the `futures::Sink` of [`AsyncStream::sink`]) is a topic
+/// too, so `sink_to(topic.sink())` works as `sink_to(topic)` does: sending
+/// waits for room, then puts, and fails with the item once the stream is
+/// closed.
+///
+/// ```
+/// use timecast::{sink::handle, AsyncStream, Closed};
+///
+/// let topic = AsyncStream::with_capacity(4);
+/// let mut consumer = topic.subscribe();
+/// let pipeline = handle(futures::stream::iter(1..=3), |x: u32| Some(x * 10));
+/// futures::executor::block_on(pipeline.sink_to(topic.sink()).run())?;
+/// assert_eq!([consumer.try_recv(), consumer.try_recv(), consumer.try_recv()], [Ok(10), Ok(20), Ok(30)]);
+/// # Ok::<_, Closed<u32>>(())
+/// ```
+impl<O> Sink<O> for PutSink<O> {
+    type Error = Closed<O>;
+    fn send(&mut self, item: O) -> impl Future<Output = Result<(), Closed<O>>> {
+        futures_util::SinkExt::send(self, item)
     }
 }
 
@@ -375,7 +397,7 @@ impl<F, M> fmt::Debug for FnSink<F, M> {
 ///
 /// The value goes to the second sink once the first has taken it; if
 /// either fails, the fan-out fails, with the two sinks' errors joined by
-/// [`JoinError`].
+/// [`CombineErrors`].
 ///
 /// # Examples
 ///
@@ -415,17 +437,17 @@ where
     O: Clone,
     A: Sink<O>,
     B: Sink<O>,
-    A::Error: JoinError<B::Error>,
+    A::Error: CombineErrors<B::Error>,
 {
-    type Error = <A::Error as JoinError<B::Error>>::Joined;
+    type Error = <A::Error as CombineErrors<B::Error>>::Joined;
     async fn send(&mut self, item: O) -> Result<(), Self::Error> {
         self.first
             .send(item.clone())
             .await
-            .map_err(JoinError::first)?;
+            .map_err(CombineErrors::first)?;
         self.second
             .send(item)
             .await
-            .map_err(<A::Error as JoinError<B::Error>>::second)
+            .map_err(<A::Error as CombineErrors<B::Error>>::second)
     }
 }

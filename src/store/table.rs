@@ -9,7 +9,7 @@ use super::key::{self, Key};
 use super::merge::{Bytes, Entry, Merge};
 use super::{Store, StoreError};
 use crate::channel::{AsyncStream, Consumer};
-use crate::sink::{JoinError, Sink};
+use crate::sink::{CombineErrors, Sink};
 use crate::sync::Arc;
 
 /// How many updates a table's [`updates`](Table::updates) stream buffers
@@ -556,7 +556,7 @@ where
 
 /// A table's error absorbs the error of any sink that follows it in a
 /// fan-out (a closure or a topic gives [`Closed`](crate::Closed)).
-impl<E: Into<StoreError>> JoinError<E> for StoreError {
+impl<E: Into<StoreError>> CombineErrors<E> for StoreError {
     type Joined = StoreError;
     fn first(self) -> StoreError {
         self
