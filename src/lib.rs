@@ -23,6 +23,9 @@
 //! 5. [`sink`]: Slipstream-style handlers: [`handle`] a source with a
 //!    handler that returns zero, one or many outputs, into closures, an
 //!    [`AsyncStream`] used as an in-process topic, or a fan-out.
+//!    With the `store` feature (on by default), `store` keeps
+//!    Slipstream's `Cache` on disk: typed, ordered tables committed
+//!    atomically together, usable as sinks, with a stream of updates.
 //! 6. [`flow`]: aiopype's supervised pipelines: a [`Flow`] runs named
 //!    pipelines, contains their errors and panics, reports them, restarts
 //!    them with capped exponential backoff on the loop's clock within a
