@@ -114,3 +114,47 @@ fn loop_bound_types_are_unpin() {
     // and ProcessStream, which all hold the loop's `Rc` core or a task slot,
     // and LatePolicy, whose diverting closure runs on the loop.
 }
+
+/// The store's handles are shared across threads and executors: a table
+/// is written from a loop and read from a thread at once.
+#[cfg(feature = "store")]
+#[test]
+fn store_handles_are_send_sync_unpin() {
+    use timecast::store::{
+        Binary, CommitPolicy, Json, Range, Store, StoreError, Table, TableTypes,
+    };
+    assert_all::<Store>();
+    assert_all::<Table<String, u64>>();
+    assert_all::<Table<(i64, Timestamp), String, Json>>();
+    // A range iterator is `Send` (iterate it on another thread), not
+    // `Sync`: the database's iterator is not.
+    assert_send::<Range<u64, String, Binary>>();
+    assert_unpin::<Range<u64, String, Binary>>();
+    assert_all::<CommitPolicy>();
+    assert_all::<StoreError>();
+    assert_all::<TableTypes>();
+}
+
+/// A flow's handle, its reports and its errors cross threads, so a flow
+/// can be watched and shut down from anywhere; the flow itself and what a
+/// pipeline holds stay on the loop.
+#[test]
+fn flow_handles_and_reports_are_send_sync_unpin() {
+    use timecast::flow::{
+        FlowHandle, FlowReport, FlowStatus, PipelineError, PipelineReport, PipelineState,
+        PipelineStatus, Restart, Shutdown,
+    };
+    use timecast::source::PollError;
+    assert_all::<FlowHandle>();
+    assert_all::<FlowReport>();
+    assert_all::<FlowStatus>();
+    assert_all::<PipelineError>();
+    assert_all::<PipelineReport>();
+    assert_all::<PipelineState>();
+    assert_all::<PipelineStatus>();
+    assert_all::<Restart>();
+    assert_all::<PollError<String>>();
+    assert_unpin::<Shutdown>();
+    assert_unpin::<timecast::flow::Flow>();
+    assert_unpin::<timecast::flow::PipelineContext>();
+}
