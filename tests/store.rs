@@ -2,10 +2,12 @@
 //! a child process killed with SIGKILL while it commits.
 #![cfg(feature = "store")]
 
+use std::cell::RefCell;
 use std::error::Error;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::rc::Rc;
 use std::time::Duration;
 
 use timecast::store::{codec::Codec, CommitPolicy, Json, Store, StoreError};
@@ -107,7 +109,37 @@ fn batching_by_count_and_by_loop_time() -> Result {
         }
         seen
     });
-    assert_eq!(seen, [(0, 1), (3, 2), (6, 3), (9, 4), (12, 0), (15, 1)]);
+    // The first write's timer commits the four at 10 s; the write at 12 s
+    // starts a new batch, whose timer is due at 22 s.
+    assert_eq!(seen, [(0, 1), (3, 2), (6, 3), (9, 4), (12, 1), (15, 2)]);
+    Ok(())
+}
+
+/// A batch that no later write fills is committed by the loop's timer, at
+/// the first write's time plus the delay, in virtual time.
+#[test]
+fn a_batch_with_no_later_write_commits_on_the_loops_clock() -> Result {
+    let store = Store::temporary()?;
+    store.set_commit_policy(CommitPolicy::manual().max_delay(Duration::from_secs(10)));
+    let t2 = store.table::<u32, String>("t")?;
+    let s2 = store.clone();
+    let el = EventLoop::starting_at(Timestamp::UNIX_EPOCH).simulated();
+    let probes = Rc::new(RefCell::new(Vec::new()));
+    let log = probes.clone();
+    el.spawn(async move {
+        t2.put(&1, &"one".to_string()).unwrap();
+        sleep(Duration::from_secs(4)).await;
+        t2.put(&2, &"two".to_string()).unwrap();
+        for _ in 0..3 {
+            sleep(Duration::from_secs(3)).await;
+            log.borrow_mut()
+                .push((timecast::now().unix_secs(), s2.pending(), s2.commits()));
+        }
+    });
+    el.run()?;
+    // 7 s: both pending; 10 s: the timer committed both, in one commit.
+    assert_eq!(*probes.borrow(), [(7, 2, 0), (10, 0, 1), (13, 0, 1)]);
+    assert_eq!(store.commits(), 1);
     Ok(())
 }
 

@@ -94,11 +94,14 @@ use crate::time::Timestamp;
 /// policy, [`Store::commit`] and [`Store::sync`] commit at once, and the
 /// last handle to drop commits what is pending.
 ///
-/// The checks run on each write: a write that fills the batch, or that
-/// finds the oldest pending write `max_delay` old, commits the batch.
-/// Time is the loop's clock on an [`EventLoop`](crate::EventLoop)'s thread
-/// (virtual in replay, so the same input commits at the same points), the
-/// wall clock elsewhere.
+/// A write that fills the batch, or that finds the oldest pending write
+/// `max_delay` old, commits the batch. Time is the loop's clock on an
+/// [`EventLoop`](crate::EventLoop)'s thread (virtual in replay, so the same
+/// input commits at the same points), the wall clock elsewhere. On a loop's
+/// thread, the first write of a batch also schedules a commit `max_delay`
+/// later on the loop's clock, so a batch is committed on time even if no
+/// write follows; off a loop, the check runs only at writes, and
+/// [`Store::commit`] (or dropping the last handle) commits the rest.
 ///
 /// # Examples
 ///
@@ -177,8 +180,9 @@ impl CommitPolicy {
         self
     }
 
-    /// Also commit at a write that finds the oldest pending write `delay`
-    /// old or older.
+    /// Also commit once the oldest pending write is `delay` old: at a later
+    /// write, or, on an [`EventLoop`](crate::EventLoop)'s thread, at a
+    /// timer on the loop's clock that the batch's first write schedules.
     ///
     /// # Examples
     ///
@@ -201,8 +205,9 @@ impl CommitPolicy {
     ///     }
     ///     Ok::<_, timecast::store::StoreError>(pending)
     /// })?;
-    /// // Writes at 0 s, 4 s, 8 s; the one at 12 s finds the oldest 12 s old.
-    /// assert_eq!(pending, [1, 2, 3, 0]);
+    /// // Writes at 0 s, 4 s and 8 s wait; the timer the first one set
+    /// // commits them at 10 s, so the write at 12 s starts a new batch.
+    /// assert_eq!(pending, [1, 2, 3, 1]);
     /// # Ok::<_, timecast::store::StoreError>(())
     /// ```
     pub const fn max_delay(mut self, delay: Duration) -> Self {
@@ -769,6 +774,11 @@ impl Store {
     }
 }
 
+/// The clock of the loop running on this thread, if any.
+fn loop_clock() -> Option<Timestamp> {
+    crate::time::try_with_core(|core| core.clock.get())
+}
+
 impl Inner {
     fn io_error(&self, op: &str, source: fjall::Error) -> StoreError {
         StoreError::Io {
@@ -779,9 +789,11 @@ impl Inner {
     }
 
     /// Stages one write of the table `index`, then commits if the policy
-    /// says so.
+    /// says so. On a loop's thread, the first write of a batch under a
+    /// policy with a delay also schedules a commit on the loop's clock,
+    /// so a batch that no later write fills is committed on time.
     fn write(
-        &self,
+        self: &Arc<Self>,
         index: usize,
         key: fjall::Slice,
         value: Option<fjall::Slice>,
@@ -793,17 +805,46 @@ impl Inner {
         let full = policy.max_writes.is_some_and(|n| state.writes >= n);
         // The clock is read only for a policy with a delay: the loop's
         // clock on a loop's thread, the wall clock elsewhere.
+        let mut first_of_batch = false;
         let due = policy.max_delay.is_some_and(|delay| {
-            let now =
-                crate::time::try_with_core(|core| core.clock.get()).unwrap_or_else(Timestamp::now);
+            let now = loop_clock().unwrap_or_else(Timestamp::now);
+            first_of_batch = state.since.is_none();
             let since = *state.since.get_or_insert(now);
             now.checked_duration_since(since)
                 .is_some_and(|age| age >= delay)
         });
         if full || due {
-            self.commit_locked(&mut state)?;
+            return self.commit_locked(&mut state);
+        }
+        drop(state);
+        if let (true, Some(delay)) = (first_of_batch, policy.max_delay) {
+            self.schedule_commit(delay);
         }
         Ok(())
+    }
+
+    /// On a loop's thread, commits the pending batch `delay` from now on the
+    /// loop's clock, if it is still pending and old enough then. A commit
+    /// that fails there leaves the batch pending: the next write, commit or
+    /// sync tries again and returns the error.
+    fn schedule_commit(self: &Arc<Self>, delay: Duration) {
+        if loop_clock().is_none() {
+            return;
+        }
+        let store = Arc::downgrade(self);
+        crate::time::call_later(delay, move || {
+            let Some(inner) = store.upgrade() else { return };
+            let mut state = inner.state.lock();
+            let due = match (state.since, loop_clock()) {
+                (Some(since), Some(now)) => now
+                    .checked_duration_since(since)
+                    .is_some_and(|age| age >= delay),
+                _ => false,
+            };
+            if due {
+                let _ = inner.commit_locked(&mut state);
+            }
+        });
     }
 
     /// Writes the pending batch in one atomic write batch.
@@ -813,17 +854,23 @@ impl Inner {
         }
         let mut batch = fjall::OwnedWriteBatch::with_capacity(self.db.clone(), state.writes)
             .durability(Some(PersistMode::Buffer));
-        for overlay in &mut state.overlays {
-            for (key, value) in std::mem::take(&mut overlay.writes) {
+        // The batch shares the pending slices (reference counted), and the
+        // pending writes stay until it is committed: a commit that fails
+        // loses nothing, and the next one tries again.
+        for overlay in &state.overlays {
+            for (key, value) in &overlay.writes {
                 match value {
-                    Some(value) => batch.insert(&overlay.keyspace, key, value),
-                    None => batch.remove(&overlay.keyspace, key),
+                    Some(value) => batch.insert(&overlay.keyspace, key.clone(), value.clone()),
+                    None => batch.remove(&overlay.keyspace, key.clone()),
                 }
             }
         }
+        batch.commit().map_err(|e| self.io_error("commit", e))?;
+        for overlay in &mut state.overlays {
+            overlay.writes.clear();
+        }
         state.writes = 0;
         state.since = None;
-        batch.commit().map_err(|e| self.io_error("commit", e))?;
         self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
