@@ -722,3 +722,72 @@ fn a_panicking_factory_fails_that_build_only() {
         ("missing setting `url`", Timestamp::UNIX_EPOCH)
     );
 }
+
+/// A replay whose state and outputs live in a store: shut down mid-replay,
+/// the flow commits the store before `run` returns; reopened (as after a
+/// process restart), the pipeline resumes after the last committed event,
+/// and the output table holds every event exactly once.
+#[cfg(feature = "store")]
+#[test]
+fn shutdown_mid_replay_with_a_store_commits_and_resumes_with_nothing_lost(
+) -> Result<(), timecast::store::StoreError> {
+    use timecast::store::{CommitPolicy, Store};
+
+    fn store_flow(store: &Store) -> Result<Flow, timecast::store::StoreError> {
+        let out = store.table::<i64, i64>("out")?;
+        let position = store.table::<String, i64>("position")?;
+        Ok(Flow::new()
+            .pipeline_with_context("replay", move |ctx| {
+                let (out, position) = (out.clone(), position.clone());
+                async move {
+                    let from = position.get(&"replay".to_string())?.map_or(0, |k| k + 1);
+                    let past = (from..1_000).map(|k| (millis(k * 100), k));
+                    process_stream(move |_ts: Timestamp, k: i64| {
+                        let (out, position) = (out.clone(), position.clone());
+                        async move {
+                            sleep(Duration::from_millis(250)).await; // work in flight
+                            out.put(&k, &(k * k)).unwrap();
+                            position.put(&"replay".to_string(), &k).unwrap();
+                        }
+                    })
+                    .past(ctx.past(past))
+                    .await;
+                    Ok::<_, timecast::store::StoreError>(())
+                }
+            })
+            .store(store))
+    }
+
+    let dir = std::env::temp_dir().join(format!("timecast-flow-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    {
+        let store = Store::open(&dir)?;
+        store.set_commit_policy(CommitPolicy::manual());
+        let flow = store_flow(&store)?;
+        let stopper = flow.handle();
+        let el = sim();
+        el.spawn(async move {
+            sleep_until(millis(1_100)).await;
+            stopper.shutdown();
+        });
+        let report = el.block_on(flow.run());
+        assert!(report.shut_down && report.is_ok(), "{report:?}");
+        // The flow committed what the pipeline wrote, in one commit.
+        assert_eq!((store.pending(), store.commits()), (0, 1));
+        assert_eq!(store.table::<i64, i64>("out")?.len()?, 5);
+    }
+    // A new process: reopen, resume, finish.
+    let store = Store::open(&dir)?;
+    store.set_commit_policy(CommitPolicy::manual());
+    let report = sim().block_on(store_flow(&store)?.run());
+    assert!(report.is_ok());
+    assert_eq!(store.pending(), 0);
+    let out: Vec<(i64, i64)> = store
+        .table::<i64, i64>("out")?
+        .range(..)?
+        .collect::<Result<_, _>>()?;
+    assert_eq!(out, (0..1_000).map(|k| (k, k * k)).collect::<Vec<_>>());
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -163,6 +163,9 @@ pub struct Flow {
     shared: Arc<Shared>,
     /// Taken by `run`, which closes it when it ends.
     errors: Option<AsyncStream<PipelineError>>,
+    /// Committed by `run` when it ends, after the last item in flight.
+    #[cfg(feature = "store")]
+    stores: Vec<crate::store::Store>,
 }
 
 impl Default for Flow {
@@ -212,6 +215,8 @@ impl Flow {
                 state: Mutex::new(SharedState::default()),
             }),
             errors: Some(AsyncStream::with_capacity(ERRORS_CAPACITY)),
+            #[cfg(feature = "store")]
+            stores: Vec::new(),
         }
     }
 
@@ -476,14 +481,62 @@ impl Flow {
     /// assert_eq!(report.errors[0].error, "index out of bounds");
     /// ```
     pub async fn run(self) -> FlowReport {
-        let mut supervisor = Supervisor::new(self);
+        #[cfg(feature = "store")]
+        let (this, stores) = {
+            let mut this = self;
+            let stores = std::mem::take(&mut this.stores);
+            (this, stores)
+        };
+        #[cfg(not(feature = "store"))]
+        let this = self;
+        let mut supervisor = Supervisor::new(this);
         supervisor.start_all();
-        loop {
+        #[allow(unused_mut, reason = "the store feature commits into the report")]
+        let mut report = loop {
             let event = poll_fn(|cx| supervisor.poll_event(cx)).await;
             if supervisor.handle(event).await {
-                return supervisor.finish();
+                break supervisor.finish();
+            }
+        };
+        #[cfg(feature = "store")]
+        for store in stores {
+            if let Err(e) = store.sync_async().await {
+                report.commit_errors.push(e.to_string());
             }
         }
+        report
+    }
+
+    /// Commits `store` when the flow ends, by [`shutdown`](FlowHandle::shutdown)
+    /// or because every pipeline is done for good: once the pipelines'
+    /// items in flight have finished, `run` commits and syncs it (so what
+    /// they wrote survives a power loss too) before it returns. A commit
+    /// that fails is in [`FlowReport::commit_errors`]. Several stores may
+    /// be attached; each is committed on its own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use timecast::{flow::Flow, store::{CommitPolicy, Store}, EventLoop};
+    ///
+    /// let store = Store::temporary()?;
+    /// store.set_commit_policy(CommitPolicy::manual());
+    /// let counts = store.table::<String, u64>("counts")?;
+    /// let flow = Flow::new()
+    ///     .pipeline("count", move || {
+    ///         let counts = counts.clone();
+    ///         async move { counts.put(&"apples".to_string(), &3) }
+    ///     })
+    ///     .store(&store);
+    /// let report = EventLoop::new().simulated().block_on(flow.run());
+    /// assert!(report.is_ok() && report.commit_errors.is_empty());
+    /// assert_eq!((store.pending(), store.commits()), (0, 1));
+    /// # Ok::<_, timecast::store::StoreError>(())
+    /// ```
+    #[cfg(feature = "store")]
+    pub fn store(mut self, store: &crate::store::Store) -> Self {
+        self.stores.push(store.clone());
+        self
     }
 }
 
@@ -1775,6 +1828,7 @@ impl Supervisor {
                 .collect(),
             errors: std::mem::take(&mut self.all_errors),
             shut_down: self.shut_down,
+            commit_errors: Vec::new(),
         }
     }
 }

@@ -494,10 +494,15 @@ pub struct FlowReport {
     pub errors: Vec<PipelineError>,
     /// Whether the flow ended by [`shutdown`](super::FlowHandle::shutdown).
     pub shut_down: bool,
+    /// The commits of the stores attached with `Flow::store` (feature
+    /// `store`) that failed when the flow ended, as text naming the store
+    /// and what failed. Empty when every commit succeeded.
+    pub commit_errors: Vec<String>,
 }
 
 impl FlowReport {
-    /// Whether no pipeline ended [`Failed`](PipelineState::Failed).
+    /// Whether no pipeline ended [`Failed`](PipelineState::Failed) and
+    /// every attached store committed.
     ///
     /// # Examples
     ///
@@ -506,9 +511,11 @@ impl FlowReport {
     /// assert!(report.is_ok());
     /// ```
     pub fn is_ok(&self) -> bool {
-        self.pipelines
-            .iter()
-            .all(|p| p.state != PipelineState::Failed)
+        self.commit_errors.is_empty()
+            && self
+                .pipelines
+                .iter()
+                .all(|p| p.state != PipelineState::Failed)
     }
 
     /// The names of the pipelines that ended [`Failed`](PipelineState::Failed).
