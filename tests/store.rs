@@ -562,3 +562,82 @@ fn sync_async_commits_at_once_and_resolves_on_the_loop() -> Result {
     assert_eq!(store.commits(), 1);
     Ok(())
 }
+
+/// A range reads a snapshot taken when it is made: a commit made while it
+/// is read shows no part of itself, whether it removes or adds entries.
+#[test]
+fn a_range_reads_a_snapshot_that_later_commits_do_not_change() -> Result {
+    let store = Store::temporary()?;
+    let t = store.table::<u32, u32>("t")?;
+    for i in 0..5 {
+        t.put(&i, &i)?; // each committed (the default policy)
+    }
+    let keys = |r: timecast::store::Range<u32, u32>| {
+        r.map(|e| e.map(|(k, _)| k))
+            .collect::<std::result::Result<Vec<_>, _>>()
+    };
+    let before_remove = t.range(..)?;
+    t.remove(&3)?;
+    let before_put = t.range(..)?;
+    t.put(&7, &7)?;
+    let reversed = t.range(..)?.rev();
+    t.put(&8, &8)?;
+    assert_eq!(keys(before_remove)?, [0, 1, 2, 3, 4]);
+    assert_eq!(keys(before_put)?, [0, 1, 2, 4]);
+    let reversed = reversed
+        .map(|e| e.map(|(k, _)| k))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    assert_eq!(reversed, [7, 4, 2, 1, 0]);
+    Ok(())
+}
+
+/// Bounds that hold no key give an empty range, with or without pending
+/// writes, never a panic.
+#[test]
+fn a_range_with_empty_or_inverted_bounds_is_empty() -> Result {
+    use std::ops::Bound::{Excluded, Included};
+    let store = Store::temporary()?;
+    store.set_commit_policy(CommitPolicy::manual());
+    let t = store.table::<u32, u32>("t")?;
+    for pending in [true, false] {
+        t.put(&4, &4)?;
+        if !pending {
+            store.commit()?;
+        }
+        assert_eq!(t.range(5..3)?.count(), 0);
+        assert_eq!(t.range(4..4)?.count(), 0);
+        assert_eq!(t.range((Excluded(4), Excluded(4)))?.count(), 0);
+        assert_eq!(t.range((Excluded(4), Included(4)))?.count(), 0);
+        assert_eq!(t.range((Included(4), Included(4)))?.count(), 1);
+        assert_eq!(t.range((Excluded(3), Excluded(5)))?.rev().count(), 1);
+    }
+    Ok(())
+}
+
+/// A batch begun outside a loop (on the wall clock) and continued on a
+/// replay loop (whose virtual time lies long before the wall clock) has an
+/// age on no single clock: it is committed at the next write, not left
+/// pending forever.
+#[test]
+fn max_delay_commits_a_batch_begun_on_another_clock() -> Result {
+    let store = Store::temporary()?;
+    store.set_commit_policy(CommitPolicy::manual().max_delay(Duration::from_secs(10)));
+    let t = store.table::<u32, u32>("t")?;
+    t.put(&0, &0)?; // outside a loop: the wall clock
+    let el = EventLoop::starting_at(Timestamp::from_unix_secs(1_000_000)).simulated();
+    let (t2, s2) = (t.clone(), store.clone());
+    let pending = el.block_on(async move {
+        let mut pending = Vec::new();
+        for i in 1..4u32 {
+            t2.put(&i, &i).unwrap();
+            pending.push(s2.pending());
+            sleep(Duration::from_secs(4)).await;
+        }
+        pending
+    });
+    // The first write on the loop finds a batch of unknown age and commits
+    // it; from then on the loop's clock times the batch (its timer is due
+    // at 14 s, after the writes at 4 s and 8 s).
+    assert_eq!(pending, [0, 1, 2]);
+    Ok(())
+}

@@ -282,9 +282,45 @@ struct State {
     /// One per registered table, by its index.
     overlays: Vec<Overlay>,
     writes: usize,
-    /// When the oldest pending write was made.
-    since: Option<Timestamp>,
+    /// When the oldest pending write was made, and on which clock.
+    since: Option<Stamp>,
     policy: CommitPolicy,
+}
+
+/// A time on the clock that a write read: the loop's (`on_loop`) or the
+/// wall clock.
+#[derive(Clone, Copy)]
+struct Stamp {
+    at: Timestamp,
+    on_loop: bool,
+}
+
+impl Stamp {
+    /// Now, on the loop's clock on a loop's thread, the wall clock elsewhere.
+    fn now() -> Self {
+        match loop_clock() {
+            Some(at) => Stamp { at, on_loop: true },
+            None => Stamp {
+                at: Timestamp::now(),
+                on_loop: false,
+            },
+        }
+    }
+
+    /// Whether a batch begun at `self` is `delay` old at `now`. Times on
+    /// two clocks do not compare (a replay's virtual time may lie years
+    /// before the wall clock), nor does a clock that went back (another
+    /// loop's): the batch's age is then unknown, and it is due, so that
+    /// no batch waits forever.
+    fn is_due(self, now: Stamp, delay: Duration) -> bool {
+        if self.on_loop != now.on_loop {
+            return true;
+        }
+        match now.at.checked_duration_since(self.at) {
+            Some(age) => age >= delay,
+            None => true,
+        }
+    }
 }
 
 /// The pending writes of one table: the new value, or `None` for a removal.
@@ -807,11 +843,9 @@ impl Inner {
         // clock on a loop's thread, the wall clock elsewhere.
         let mut first_of_batch = false;
         let due = policy.max_delay.is_some_and(|delay| {
-            let now = loop_clock().unwrap_or_else(Timestamp::now);
+            let now = Stamp::now();
             first_of_batch = state.since.is_none();
-            let since = *state.since.get_or_insert(now);
-            now.checked_duration_since(since)
-                .is_some_and(|age| age >= delay)
+            state.since.get_or_insert(now).is_due(now, delay)
         });
         if full || due {
             return self.commit_locked(&mut state);
@@ -835,12 +869,9 @@ impl Inner {
         crate::time::call_later(delay, move || {
             let Some(inner) = store.upgrade() else { return };
             let mut state = inner.state.lock();
-            let due = match (state.since, loop_clock()) {
-                (Some(since), Some(now)) => now
-                    .checked_duration_since(since)
-                    .is_some_and(|age| age >= delay),
-                _ => false,
-            };
+            let due = state
+                .since
+                .is_some_and(|since| since.is_due(Stamp::now(), delay));
             if due {
                 let _ = inner.commit_locked(&mut state);
             }

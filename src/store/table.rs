@@ -4,6 +4,8 @@
 use std::fmt;
 use std::ops::{Bound, RangeBounds};
 
+use fjall::Readable;
+
 use super::codec::{Binary, Codec};
 use super::key::{self, Key};
 use super::merge::{Bytes, Entry, Merge};
@@ -263,17 +265,32 @@ where
 
     /// The pending writes in `bounds`, copied, merged with a snapshot of
     /// the committed entries taken at the same instant.
+    ///
+    /// Commits happen under the state lock, so the snapshot taken under it
+    /// holds exactly the commits before the copied pending writes: a commit
+    /// made while the range is read shows no part of itself in it.
     fn raw_range(&self, bounds: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> RawRange {
         let state = self.store.inner.state.lock();
-        let pending = state.overlays[self.index]
-            .writes
-            .range::<[u8], _>((
-                bounds.0.as_ref().map(Vec::as_slice),
-                bounds.1.as_ref().map(Vec::as_slice),
-            ))
-            .map(|(k, v)| Ok((Bytes::Db(k.clone()), v.clone().map(Bytes::Db))))
-            .collect::<Vec<_>>();
-        let db = self.keyspace.range::<Vec<u8>, _>(bounds);
+        let pending = if is_empty_interval(&bounds) {
+            // `BTreeMap::range` panics on such bounds; the database returns
+            // nothing for them.
+            Vec::new()
+        } else {
+            state.overlays[self.index]
+                .writes
+                .range::<[u8], _>((
+                    bounds.0.as_ref().map(Vec::as_slice),
+                    bounds.1.as_ref().map(Vec::as_slice),
+                ))
+                .map(|(k, v)| Ok((Bytes::Db(k.clone()), v.clone().map(Bytes::Db))))
+                .collect::<Vec<_>>()
+        };
+        let db = self
+            .store
+            .inner
+            .db
+            .snapshot()
+            .range::<Vec<u8>, _>(&self.keyspace, bounds);
         drop(state);
         Merge::new(db.map(db_entry as fn(_) -> _), pending.into_iter())
     }
@@ -423,6 +440,19 @@ fn db_entry(guard: fjall::Guard) -> Result<Entry<'static>, fjall::Error> {
 type PendingIter = std::vec::IntoIter<Result<Entry<'static>, fjall::Error>>;
 type DbIter = std::iter::Map<fjall::Iter, fn(fjall::Guard) -> Result<Entry<'static>, fjall::Error>>;
 type RawRange = Merge<'static, DbIter, PendingIter>;
+
+/// Whether no key lies within `bounds`: start after end, or start equal to
+/// end with either excluded.
+fn is_empty_interval(bounds: &(Bound<Vec<u8>>, Bound<Vec<u8>>)) -> bool {
+    use Bound::{Excluded, Included};
+    match bounds {
+        (Included(a), Included(b)) => a > b,
+        (Included(a), Excluded(b)) | (Excluded(a), Included(b)) | (Excluded(a), Excluded(b)) => {
+            a >= b
+        }
+        _ => false,
+    }
+}
 
 impl<K, V, C> Clone for Table<K, V, C> {
     fn clone(&self) -> Self {
