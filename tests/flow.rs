@@ -791,3 +791,196 @@ fn shutdown_mid_replay_with_a_store_commits_and_resumes_with_nothing_lost(
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
+
+/// A report wakes the run through the waker it was polled with: polled by
+/// a combinator with a waker of its own (here `FuturesUnordered`), the run
+/// publishes the report at once, not at the next unrelated event.
+#[test]
+fn a_report_reaches_the_errors_stream_at_once_when_run_is_polled_by_a_combinator() {
+    use futures::stream::FuturesUnordered;
+
+    let flow = Flow::new().pipeline_with_context("p", |ctx| async move {
+        ctx.report("hello");
+        sleep(Duration::from_secs(100)).await;
+        Ok::<_, String>(())
+    });
+    let handle = flow.handle();
+    let mut errors = handle.errors();
+    let got = Rc::new(Cell::new(None));
+    let g = got.clone();
+    let el = sim();
+    el.spawn(async move {
+        let e = errors.next().await;
+        g.set(e.map(|e| (e.error, now())));
+    });
+    let report = el.block_on(async move {
+        let mut set = FuturesUnordered::new();
+        set.push(flow.run());
+        set.next().await
+    });
+    drop(handle);
+    assert!(report.is_some_and(|r| r.is_ok()));
+    assert_eq!(
+        got.take(),
+        Some(("hello".to_owned(), Timestamp::UNIX_EPOCH))
+    );
+    assert_eq!(el.now(), secs(100));
+}
+
+/// Runs `flow` on a simulated loop on a thread of its own, with its last
+/// handle dropped at 1 s: `Ok(Some(is_stuck))` if the run ended with an
+/// error at 1 s, `Ok(None)` if it returned a report, `Err` if it did not
+/// end in 20 s of wall-clock time (it hangs: the simulated run itself takes
+/// microseconds).
+fn run_dropping_the_last_handle_at_1s(
+    make: impl FnOnce() -> Flow + Send + 'static,
+) -> Result<Option<bool>, &'static str> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let flow = make();
+        let handle = flow.handle();
+        let el = sim();
+        el.spawn(async move {
+            sleep(Duration::from_secs(1)).await;
+            drop(handle);
+        });
+        let r = el.try_block_on(flow.run());
+        let _ = tx.send((r.err().map(|e| e.is_stuck()), el.now()));
+    });
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok((stuck, at)) => {
+            assert_eq!(at, secs(1));
+            Ok(stuck)
+        }
+        Err(_) => Err("the simulated loop hangs instead of reporting the stuck pipeline"),
+    }
+}
+
+/// With no handle left, nothing can shut the flow down: once the last
+/// handle is dropped mid-run, the supervisor holds no waker, and a
+/// pipeline that nothing can wake is reported stuck.
+#[test]
+fn dropping_the_last_handle_mid_run_lets_a_stuck_pipeline_be_reported() {
+    let stuck = run_dropping_the_last_handle_at_1s(|| {
+        Flow::new().pipeline("forever", || async {
+            std::future::pending::<()>().await;
+            Ok::<_, String>(())
+        })
+    });
+    assert_eq!(stuck, Ok(Some(true)));
+}
+
+/// Dropping the last handle also releases the wakers of the pipelines
+/// waiting for the shutdown signal (`shutdown()`, `until_shutdown`).
+#[test]
+fn dropping_the_last_handle_mid_run_releases_the_shutdown_waiters() {
+    let stuck = run_dropping_the_last_handle_at_1s(|| {
+        Flow::new()
+            .pipeline_with_context("signal", |ctx| async move {
+                ctx.shutdown().await;
+                Ok::<_, String>(())
+            })
+            .pipeline_with_context("stream", |ctx| async move {
+                let mut s = ctx.until_shutdown(futures::stream::pending::<()>());
+                s.next().await;
+                Ok::<_, String>(())
+            })
+    });
+    assert_eq!(stuck, Ok(Some(true)));
+}
+
+/// A pipeline's panic is contained even when it comes from the pipeline's
+/// future being dropped by the abort after the shutdown grace period: it
+/// is that pipeline's failure in the report, and the run ends normally.
+#[test]
+fn a_panic_while_a_pipeline_is_aborted_after_the_grace_period_is_its_failure() {
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("boom while dropped");
+        }
+    }
+    let flow = Flow::new()
+        .pipeline("stubborn", || async {
+            let _bomb = Bomb;
+            std::future::pending::<()>().await;
+            Ok::<_, String>(())
+        })
+        .pipeline_with_context("polite", |ctx| async move {
+            ctx.shutdown().await;
+            Ok::<_, String>(())
+        })
+        .shutdown_grace(Duration::from_secs(1));
+    let handle = flow.handle();
+    let el = sim();
+    el.spawn(async move {
+        sleep(Duration::from_secs(5)).await;
+        handle.shutdown();
+    });
+    let report = el
+        .try_block_on(flow.run())
+        .expect("the run ends with a report, the panic contained");
+    assert!(report.shut_down);
+    assert_eq!(el.now(), secs(6));
+    let stubborn = report.pipeline("stubborn").unwrap();
+    assert_eq!(stubborn.state, PipelineState::Failed);
+    let e = &stubborn.errors[..];
+    assert_eq!(e.len(), 1);
+    assert!(e[0].panicked && e[0].fatal);
+    assert!(
+        e[0].error.contains("shutdown grace period of 1s"),
+        "{}",
+        e[0].error
+    );
+    assert!(e[0].error.contains("boom while dropped"), "{}", e[0].error);
+    assert_eq!(
+        report.pipeline("polite").unwrap().state,
+        PipelineState::Done
+    );
+}
+
+/// Dropping a run aborts its pipelines: a panic while one of them is
+/// dropped is contained too, and the other pipelines are still aborted.
+#[test]
+fn a_panic_while_a_dropped_run_aborts_its_pipelines_is_contained() {
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("boom while dropped");
+        }
+    }
+    struct Flag(Rc<Cell<bool>>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.set(true);
+        }
+    }
+    let dropped = Rc::new(Cell::new(false));
+    let d = dropped.clone();
+    let flow = Flow::new()
+        .pipeline("bomb", || async {
+            let _bomb = Bomb;
+            std::future::pending::<()>().await;
+            Ok::<_, String>(())
+        })
+        .pipeline("flag", move || {
+            let flag = Flag(d.clone());
+            async move {
+                let _flag = flag;
+                std::future::pending::<()>().await;
+                Ok::<_, String>(())
+            }
+        });
+    let el = sim();
+    let r = el.try_block_on(async move {
+        let run = std::pin::pin!(flow.run());
+        let timeout = std::pin::pin!(sleep(Duration::from_secs(1)));
+        matches!(
+            futures::future::select(run, timeout).await,
+            futures::future::Either::Right(_)
+        )
+    });
+    assert_eq!(r.ok(), Some(true));
+    assert!(dropped.get());
+    assert_eq!(el.now(), secs(1));
+}

@@ -81,14 +81,14 @@
 mod restart;
 mod status;
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -96,9 +96,7 @@ use futures_core::Stream;
 
 use crate::channel::{AsyncStream, Consumer, TryPutError};
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
-use crate::time::{
-    spawn_as, try_with_core, with_core, Core, JoinError, JoinHandle, Sleep, TaskId, Timestamp,
-};
+use crate::time::{spawn_as, with_core, Core, JoinError, JoinHandle, Sleep, TaskId, Timestamp};
 
 pub use restart::Restart;
 pub use status::{
@@ -393,8 +391,10 @@ impl Flow {
     /// After [`shutdown`](FlowHandle::shutdown), waits at most `grace` of
     /// the loop's time for the pipelines to return, then aborts those
     /// still running (their futures are dropped where they are) and
-    /// reports them [`Failed`](PipelineState::Failed). Without it, `run`
-    /// waits for every pipeline however long it takes.
+    /// reports them [`Failed`](PipelineState::Failed) (a future that
+    /// panics when dropped is contained too: the panic is in that
+    /// pipeline's error, marked [`panicked`](PipelineError::panicked)).
+    /// Without it, `run` waits for every pipeline however long it takes.
     ///
     /// # Examples
     ///
@@ -450,8 +450,9 @@ impl Flow {
     /// While a [`FlowHandle`] exists, a
     /// [simulated](crate::EventLoop::simulated) loop does not report the
     /// flow's tasks stuck: the handle may still shut it down. With no
-    /// handle, pipelines that nothing can wake are reported stuck as any
-    /// task is (see [`EventLoop::run`](crate::EventLoop::run)).
+    /// handle (none taken, or the last one dropped during the run),
+    /// pipelines that nothing can wake are reported stuck as any task is
+    /// (see [`EventLoop::run`](crate::EventLoop::run)).
     ///
     /// # Panics
     ///
@@ -601,13 +602,37 @@ impl Shared {
         }
     }
 
-    /// Registers `waker` in `slot` (allocated if `None`), unless shutdown
-    /// is set: then returns `true`.
-    fn register(&self, slot: &mut Option<usize>, waker: &Waker) -> bool {
+    /// The last handle is gone: no shutdown can come any more. Wakes the
+    /// supervisor and the waiters for the signal, so that they poll again
+    /// and, seeing no handle, hold no waker (see [`Flow::run`] on stuck
+    /// pipelines).
+    fn unwatched(&self) {
+        let wakers: Vec<Waker> = {
+            let mut state = self.state.lock();
+            let mut wakers: Vec<Waker> =
+                state.waiters.iter_mut().filter_map(Option::take).collect();
+            wakers.extend(state.supervisor.take());
+            wakers
+        };
+        // Woken, then dropped, with no lock held.
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    /// Registers `waker` in `slot` (allocated if `None`) for the shutdown
+    /// signal, unless it is set or can no longer come. The handle count is
+    /// read under the lock, which the last handle's drop takes after its
+    /// decrement: a waker registered here is either taken by that drop or
+    /// not registered at all.
+    fn register(&self, slot: &mut Option<usize>, waker: &Waker) -> Watch {
         let old = {
             let mut state = self.state.lock();
             if self.is_shutdown() {
-                return true;
+                return Watch::Signalled;
+            }
+            if !self.may_shut_down() {
+                return Watch::Unwatched;
             }
             let index = *slot.get_or_insert_with(|| match state.free.pop() {
                 Some(i) => i,
@@ -619,7 +644,7 @@ impl Shared {
             state.waiters[index].replace(waker.clone())
         };
         drop(old);
-        false
+        Watch::Registered
     }
 
     fn unregister(&self, slot: Option<usize>) {
@@ -631,6 +656,17 @@ impl Shared {
         };
         drop(old);
     }
+}
+
+/// What [`Shared::register`] did.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Watch {
+    /// The shutdown signal is set.
+    Signalled,
+    /// The waker waits for the signal.
+    Registered,
+    /// No handle is left: no signal can come, no waker is held.
+    Unwatched,
 }
 
 /// A handle to a running [`Flow`]: stop it, subscribe to its failures, read
@@ -678,8 +714,12 @@ impl Clone for FlowHandle {
 }
 
 impl Drop for FlowHandle {
+    /// The last handle's drop releases every waker waiting for a shutdown,
+    /// which can no longer come.
     fn drop(&mut self) {
-        self.shared.handles.fetch_sub(1, Ordering::AcqRel);
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.unwatched();
+        }
     }
 }
 
@@ -871,8 +911,8 @@ struct ContextInner {
     restarts: u32,
     shared: Arc<Shared>,
     counters: Arc<Counters>,
-    /// The task the supervisor runs in.
-    supervisor: Rc<Cell<Option<TaskId>>>,
+    /// Whom a report wakes: the supervisor.
+    supervisor: Rc<RefCell<Wake>>,
 }
 
 impl fmt::Debug for PipelineContext {
@@ -1201,7 +1241,7 @@ impl PipelineContext {
     pub fn report(&self, error: impl fmt::Display) {
         let at = crate::time::now();
         let inner = &*self.inner;
-        let waker = {
+        {
             let mut state = inner.shared.state.lock();
             let entry = &mut state.pipelines[inner.index];
             let error = PipelineError {
@@ -1214,13 +1254,10 @@ impl PipelineContext {
             };
             entry.last_error = Some(error.clone());
             state.reports.push_back(error);
-            inner.supervisor.get()
         };
-        // The supervisor runs on this loop: woken by task id, it holds no
-        // waker out (see `EventLoop::run` on stuck tasks).
-        if let Some(task) = waker {
-            try_with_core(|core| core.wake_task(task));
-        }
+        // Woken with no borrow held.
+        let wake = inner.supervisor.borrow().clone();
+        wake.wake();
     }
 }
 
@@ -1271,19 +1308,25 @@ impl Future for Shutdown {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
-        if this.done || this.shared.is_shutdown() {
-            this.done = true;
-            return Poll::Ready(());
+        match self.watch(cx) {
+            Watch::Signalled => Poll::Ready(()),
+            Watch::Registered | Watch::Unwatched => Poll::Pending,
         }
-        // With no handle left, no shutdown can come: hold no waker, so
-        // that a simulated loop can tell a pipeline waiting only for it
-        // is stuck.
-        if this.shared.may_shut_down() && this.shared.register(&mut this.slot, cx.waker()) {
-            this.done = true;
-            return Poll::Ready(());
+    }
+}
+
+impl Shutdown {
+    /// Polls the signal: with no handle left, no shutdown can come, and no
+    /// waker is held, so that a simulated loop can tell a pipeline waiting
+    /// only for it is stuck.
+    fn watch(&mut self, cx: &Context<'_>) -> Watch {
+        if self.done || self.shared.is_shutdown() {
+            self.done = true;
+            return Watch::Signalled;
         }
-        Poll::Pending
+        let watch = self.shared.register(&mut self.slot, cx.waker());
+        self.done = watch == Watch::Signalled;
+        watch
     }
 }
 
@@ -1344,17 +1387,21 @@ impl<S: Stream> Stream for UntilShutdown<S> {
         match this.stream.as_mut().poll_next(cx) {
             Poll::Ready(item) => Poll::Ready(item),
             Poll::Pending => {
-                if this
-                    .registered
-                    .as_ref()
-                    .is_some_and(|w| w.will_wake(cx.waker()))
+                // The last handle's drop takes and wakes the registered
+                // waker: polled again then, this registers nothing.
+                if this.shutdown.shared.may_shut_down()
+                    && this
+                        .registered
+                        .as_ref()
+                        .is_some_and(|w| w.will_wake(cx.waker()))
                 {
                     return Poll::Pending;
                 }
-                if Pin::new(&mut this.shutdown).poll(cx).is_ready() {
-                    return Poll::Ready(None);
+                match this.shutdown.watch(cx) {
+                    Watch::Signalled => return Poll::Ready(None),
+                    Watch::Registered => this.registered = Some(cx.waker().clone()),
+                    Watch::Unwatched => this.registered = None,
                 }
-                this.registered = Some(cx.waker().clone());
                 Poll::Pending
             }
         }
@@ -1496,6 +1543,8 @@ struct Slot {
     started: Timestamp,
     errors: Vec<PipelineError>,
     counters: Arc<Counters>,
+    /// Aborted at the end of the shutdown grace period.
+    aborted: bool,
 }
 
 /// What woke the supervisor.
@@ -1508,11 +1557,62 @@ enum Event {
     AllDone,
 }
 
+/// How the supervisor is woken from its loop's thread (by a report): the
+/// waker `run` was last polled with.
+#[derive(Clone)]
+enum Wake {
+    /// Not polled yet, or the run is over.
+    Nobody,
+    /// Polled with the own waker of a task of its loop: woken by task id,
+    /// so that it holds no waker (see `EventLoop::run` on stuck tasks).
+    Task(Weak<Core>, TaskId),
+    /// Polled by a combinator with a waker of its own (`FuturesUnordered`,
+    /// a custom executor): woken through that waker, which alone leads
+    /// back to `run`.
+    Waker(Waker),
+}
+
+impl Wake {
+    /// Where `cx` wakes the future polled with it, the task being polled
+    /// on `core` if it is that task's own waker.
+    fn of(core: &Rc<Core>, cx: &Context<'_>) -> Self {
+        match core.current_task() {
+            Some(id) if core.is_task_waker(id.index(), cx.waker()) => {
+                Self::Task(Rc::downgrade(core), id)
+            }
+            _ => Self::Waker(cx.waker().clone()),
+        }
+    }
+
+    /// Whether `self` already wakes what `cx` would.
+    fn is(&self, core: &Core, cx: &Context<'_>) -> bool {
+        match self {
+            Self::Nobody => false,
+            Self::Task(_, id) => {
+                core.current_task() == Some(*id) && core.is_task_waker(id.index(), cx.waker())
+            }
+            Self::Waker(w) => w.will_wake(cx.waker()),
+        }
+    }
+
+    fn wake(self) {
+        match self {
+            Self::Nobody => {}
+            Self::Task(core, id) => {
+                if let Some(core) = core.upgrade() {
+                    core.wake_task(id);
+                }
+            }
+            Self::Waker(w) => w.wake(),
+        }
+    }
+}
+
 /// The state of [`Flow::run`].
 struct Supervisor {
     core: Rc<Core>,
-    /// The task polling `run`, for pipelines to wake it.
-    task: Rc<Cell<Option<TaskId>>>,
+    /// Whom a pipeline's report wakes: the run's last poll.
+    wake: Rc<RefCell<Wake>>,
     shared: Arc<Shared>,
     errors: AsyncStream<PipelineError>,
     slots: Vec<Slot>,
@@ -1546,12 +1646,12 @@ impl Supervisor {
                 started: Timestamp::MIN,
                 errors: Vec::new(),
                 counters,
+                aborted: false,
             })
             .collect();
-        let task = Rc::new(Cell::new(core.current_task()));
         Self {
             core,
-            task,
+            wake: Rc::new(RefCell::new(Wake::Nobody)),
             shared: flow.shared.clone(),
             errors: flow.errors.take().expect("a flow runs once"),
             slots,
@@ -1585,7 +1685,7 @@ impl Supervisor {
                 restarts: slot.restarts,
                 shared: self.shared.clone(),
                 counters: slot.counters.clone(),
-                supervisor: self.task.clone(),
+                supervisor: self.wake.clone(),
             }),
         };
         // A factory that panics fails this build of the pipeline like a
@@ -1613,10 +1713,17 @@ impl Supervisor {
     }
 
     fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Event> {
-        self.task.set(self.core.current_task());
-        let may_shut_down = self.shared.may_shut_down();
+        if !self.wake.borrow().is(&self.core, cx) {
+            let wake = Wake::of(&self.core, cx);
+            // The replaced waker is dropped with no borrow held.
+            let old = self.wake.replace(wake);
+            drop(old);
+        }
         let (old, report) = {
             let mut state = self.shared.state.lock();
+            // Read under the lock, as in `Shared::register`: the last
+            // handle's drop takes the waker stored here.
+            let may_shut_down = self.shared.may_shut_down();
             let old = match &state.supervisor {
                 _ if !may_shut_down => state.supervisor.take(),
                 Some(w) if w.will_wake(cx.waker()) => None,
@@ -1693,8 +1800,11 @@ impl Supervisor {
             }
             Event::GraceOver => {
                 self.grace_over = true;
-                for slot in &self.slots {
+                for slot in &mut self.slots {
                     if let Phase::Running(handle) = &slot.phase {
+                        slot.aborted = true;
+                        // A panic while its future is dropped is not
+                        // raised here: the handle resolves to it.
                         handle.abort();
                     }
                 }
@@ -1713,20 +1823,26 @@ impl Supervisor {
 
     async fn ended(&mut self, index: usize, outcome: Result<Result<(), String>, JoinError>) {
         let now = self.now();
+        let grace_abort = || {
+            format!(
+                "did not stop within the shutdown grace period of {:?}: aborted",
+                self.grace.unwrap_or_default()
+            )
+        };
+        let aborted = self.slots[index].aborted;
         let (mut error, panicked) = match outcome {
             Ok(Ok(())) => (None, false),
             Ok(Err(e)) => (Some(e), false),
-            Err(e) if e.is_panic() => (
-                Some(e.panic_message().unwrap_or("panicked").to_owned()),
-                true,
-            ),
-            Err(_) if self.grace_over => (
-                Some(format!(
-                    "did not stop within the shutdown grace period of {:?}: aborted",
-                    self.grace.unwrap_or_default()
-                )),
-                false,
-            ),
+            Err(e) if e.is_panic() => {
+                let message = e.panic_message().unwrap_or("panicked");
+                let error = if aborted {
+                    format!("{}; {message}", grace_abort())
+                } else {
+                    message.to_owned()
+                };
+                (Some(error), true)
+            }
+            Err(_) if self.grace_over => (Some(grace_abort()), false),
             Err(_) => (Some("cancelled".to_owned()), false),
         };
         let slot = &mut self.slots[index];
@@ -1835,14 +1951,28 @@ impl Supervisor {
 
 impl Drop for Supervisor {
     /// A run dropped before it ended aborts its pipelines and ends the
-    /// errors stream.
+    /// errors stream. A pipeline whose future panics when dropped does not
+    /// stop the others from being aborted: the panic is contained (and
+    /// logged, with feature `tracing`).
     fn drop(&mut self) {
         self.errors.close();
         let old = self.shared.state.lock().supervisor.take();
         drop(old);
+        let old = self.wake.replace(Wake::Nobody);
+        drop(old);
         for slot in &mut self.slots {
             if let Phase::Running(handle) = std::mem::replace(&mut slot.phase, Phase::Finished) {
                 handle.abort();
+                #[cfg(feature = "tracing")]
+                if let Some(Err(e)) = handle.try_take() {
+                    if e.is_panic() {
+                        tracing::error!(
+                            pipeline = %slot.spec.name,
+                            "pipeline panicked when its run was dropped: {}",
+                            e.panic_message().unwrap_or("panicked")
+                        );
+                    }
+                }
             }
         }
     }

@@ -634,25 +634,49 @@ impl Core {
     /// is cancelled when its poll returns, unless it completes in that
     /// poll.
     ///
-    /// A panic in the future's `Drop` propagates to the caller.
+    /// A panic in the future's `Drop` propagates to the caller, unless the
+    /// task is supervised: then it is contained, as a panic of its poll
+    /// is, and the task's handle resolves to that panic (the supervisor
+    /// that aborted it reports it as the task's failure).
     pub(crate) fn abort(&self, id: TaskId) {
         if !self.is_alive(id) {
             return;
         }
-        let future = match self.tasks.borrow_mut().slots.get_mut(id.index) {
-            Some(Some(slot)) => {
-                let future = slot.future.take();
-                if future.is_none() {
+        let taken = match self.tasks.borrow_mut().slots.get_mut(id.index) {
+            Some(Some(slot)) => match slot.future.take() {
+                Some(future) => {
+                    let supervised = slot.label.supervised;
+                    Some((
+                        future,
+                        supervised.then(|| (slot.join.clone(), slot.label.clone())),
+                    ))
+                }
+                None => {
                     // Being polled: `poll_task` cancels it.
                     slot.aborted = true;
+                    None
                 }
-                future
-            }
+            },
             _ => None,
         };
-        if let Some(future) = future {
-            self.finish_task(id.index);
-            drop(future);
+        match taken {
+            None => {}
+            Some((future, None)) => {
+                self.finish_task(id.index);
+                drop(future);
+            }
+            Some((future, Some((join, label)))) => {
+                // Dropped before the task is removed, whose slot would
+                // resolve the handle to a cancellation: a panic here is
+                // the outcome instead. The slot's future stays `None`
+                // meanwhile, as while it is polled.
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(future))) {
+                    let message = format!("(while dropped) {}", panic_message(&*payload));
+                    join.fail(JoinError::panicked(label.to_string(), message, payload));
+                }
+                drop(join);
+                self.finish_task(id.index);
+            }
         }
     }
 
