@@ -362,7 +362,7 @@ struct State<S> {
 ///
 /// let at = |h, m| Timestamp::from_ymd_hms(2025, 1, 1, h, m, 0).unwrap();
 /// let c = Checkpoint::<u64>::new("dependent").dependency(Dependency::new("dependency"));
-/// EventLoop::new().simulated().block_on(async {
+/// EventLoop::new().simulated().block_on(async move {
 ///     assert_eq!(c.check_pulse(at(10, 0), 8).await?, None);
 ///     assert!(!c.heartbeat(at(10, 30), None).await?.is_late);
 ///     assert_eq!(c.check_pulse(at(11, 0), 9).await?, Some(Duration::from_secs(1800)));
