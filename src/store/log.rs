@@ -813,6 +813,167 @@ impl<T, C: Codec<T>> Group<T, C> {
     }
 }
 
+impl<T, C: Codec<T>> Group<T, C> {
+    /// Reads the log from the group's committed offset, exactly once: see
+    /// [`ExactlyOnce`]. Sets the store's commit policy to
+    /// [`CommitPolicy::manual`](super::CommitPolicy::manual), so that only
+    /// the reader's checkpoints commit.
+    ///
+    /// # Examples
+    ///
+    /// See [`ExactlyOnce`].
+    ///
+    /// ```
+    /// let store = timecast::store::Store::temporary()?;
+    /// let input = store.log::<u64>("in")?;
+    /// let _reader = input.group("sum").consume().checkpoint_every(1000);
+    /// # Ok::<_, timecast::store::StoreError>(())
+    /// ```
+    pub fn consume(&self) -> ExactlyOnce<T, C> {
+        self.log
+            .shared
+            .records
+            .store()
+            .set_commit_policy(super::CommitPolicy::manual());
+        ExactlyOnce {
+            reader: self.read(),
+            group: Group {
+                log: self.log.clone(),
+                name: self.name.clone(),
+            },
+            every: 1000,
+            uncommitted: 0,
+        }
+    }
+}
+
+/// A reader of a log through a [`Group`] that makes a pipeline
+/// exactly-once: whatever the pipeline writes while it processes the
+/// records (table puts, window or accumulator state kept in tables, log
+/// appends of its outputs) joins the store's pending batch, and every
+/// `n` records the reader commits the group's offset *and* that batch in
+/// one atomic commit. Killed at any instant and restarted, the pipeline
+/// resumes after the last checkpoint with the state and outputs of that
+/// checkpoint: nothing is lost, nothing is output twice.
+///
+/// A checkpoint is taken when the next record is asked for (so the
+/// previous record's processing is complete), after `n` records, and
+/// whenever the reader catches up with the log's end (so an idle pipeline
+/// has committed everything). [`commit`](Self::commit) takes one at once.
+///
+/// # Examples
+///
+/// A running sum, its state in a table, its outputs in a log:
+///
+/// ```
+/// use futures::StreamExt;
+/// use timecast::{store::{Store, StoreError}, Timestamp};
+///
+/// let store = Store::temporary()?;
+/// let (input, output) = (store.log::<u64>("in")?, store.log::<u64>("out")?);
+/// let sum = store.table::<u8, u64>("sum")?;
+/// for i in 1..=4 {
+///     input.append(Timestamp::from_unix_secs(i as i64), &i)?;
+/// }
+/// let mut records = input.group("sum").consume().checkpoint_every(2);
+/// futures::executor::block_on(async {
+///     while let Some(r) = records.next().await {
+///         let r = r?;
+///         let total = sum.get(&0)?.unwrap_or(0) + r.value;
+///         sum.put(&0, &total)?;
+///         output.append(r.ts, &total)?;
+///         if r.offset == 3 {
+///             break;
+///         }
+///     }
+///     records.commit()
+/// })?;
+/// assert_eq!(input.group("sum").committed()?, Some(4));
+/// assert_eq!((sum.get(&0)?, output.end(), store.pending()), (Some(10), 4, 0));
+/// # Ok::<_, StoreError>(())
+/// ```
+pub struct ExactlyOnce<T, C = Binary> {
+    group: Group<T, C>,
+    reader: LogReader<T, C>,
+    every: u64,
+    uncommitted: u64,
+}
+
+impl<T, C> fmt::Debug for ExactlyOnce<T, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExactlyOnce")
+            .field("group", &self.group)
+            .field("every", &self.every)
+            .field("uncommitted", &self.uncommitted)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, C: Codec<T>> ExactlyOnce<T, C> {
+    /// Takes a checkpoint every `n` records (at least 1; 1000 by default).
+    ///
+    /// # Examples
+    ///
+    /// See [`ExactlyOnce`].
+    ///
+    /// ```
+    /// let store = timecast::store::Store::temporary()?;
+    /// let _r = store.log::<u8>("l")?.group("g").consume().checkpoint_every(10_000);
+    /// # Ok::<_, timecast::store::StoreError>(())
+    /// ```
+    pub fn checkpoint_every(mut self, n: u64) -> Self {
+        self.every = n.max(1);
+        self
+    }
+
+    /// Takes a checkpoint now: commits the group's offset (after the last
+    /// record yielded) with the store's pending batch.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Io`] if the commit fails.
+    ///
+    /// # Examples
+    ///
+    /// See [`ExactlyOnce`].
+    ///
+    /// ```
+    /// let store = timecast::store::Store::temporary()?;
+    /// store.log::<u8>("l")?.group("g").consume().commit()?;
+    /// # Ok::<_, timecast::store::StoreError>(())
+    /// ```
+    pub fn commit(&mut self) -> Result<(), StoreError> {
+        self.group.commit(self.reader.position)?;
+        self.group.log.shared.records.store().commit()?;
+        self.uncommitted = 0;
+        Ok(())
+    }
+}
+
+impl<T, C: Codec<T>> Stream for ExactlyOnce<T, C> {
+    type Item = Result<Record<T>, StoreError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.uncommitted >= this.every {
+            if let Err(e) = this.commit() {
+                return Poll::Ready(Some(Err(e)));
+            }
+        }
+        match Pin::new(&mut this.reader).poll_next(cx) {
+            Poll::Ready(Some(Ok(record))) => {
+                this.uncommitted += 1;
+                Poll::Ready(Some(Ok(record)))
+            }
+            Poll::Pending if this.uncommitted > 0 => match this.commit() {
+                Ok(()) => Poll::Pending,
+                Err(e) => Poll::Ready(Some(Err(e))),
+            },
+            other => other,
+        }
+    }
+}
+
 #[derive(Default)]
 struct SeekSlot {
     to: Option<u64>,
