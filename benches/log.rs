@@ -90,7 +90,7 @@ fn read(c: &mut Criterion) {
 fn pipeline(store: &Store, log: &Log<u64>, exactly_once: bool) {
     let output = store.log::<(i64, u64)>("out").expect("a log");
     let window = store.table::<u8, (i64, u64)>("window").expect("a table");
-    let mut step = |ts: Timestamp, v: u64| {
+    let step = |ts: Timestamp, v: u64| {
         let w = ts.unix_secs() / 100;
         let mut acc = window.get(&0).expect("get");
         if let Some(a) = acc.filter(|a| a.0 != w) {

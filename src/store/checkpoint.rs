@@ -11,7 +11,9 @@ use futures_core::Stream;
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::{Store, StoreError, Table};
-use crate::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use crate::sync::Mutex;
 use crate::time::Timestamp;
 
 /// A downtime check: `(dependent marker, dependency marker)` → the downtime,
