@@ -4,6 +4,7 @@
 #![cfg(all(feature = "store", unix))]
 
 use std::error::Error;
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -16,6 +17,9 @@ type Result<T = ()> = std::result::Result<T, Box<dyn Error>>;
 const RECORDS: u64 = 200_000;
 /// Tumbling windows of 100 s of event time; one record per second.
 const WINDOW_SECS: i64 = 100;
+/// Records between atomic checkpoints: small, so that each run between
+/// two kills takes several.
+const CHECKPOINT_EVERY: u64 = 100;
 
 /// (window, sum, count)
 type Output = (i64, u64, u64);
@@ -53,7 +57,7 @@ fn aggregate(store: &Store) -> Result {
     if group.committed()? == Some(RECORDS) {
         return Ok(()); // done: a restart changes nothing
     }
-    let mut records = group.consume().checkpoint_every(1000);
+    let mut records = group.consume().checkpoint_every(CHECKPOINT_EVERY);
     futures::executor::block_on(async {
         while let Some(r) = records.next().await {
             let r = r?;
@@ -85,6 +89,7 @@ fn child_aggregates() -> Result {
         return Ok(());
     };
     let store = Store::open(dir)?;
+    println!("started");
     aggregate(&store)?;
     println!("done");
     Ok(())
@@ -128,9 +133,21 @@ fn a_pipeline_killed_at_random_outputs_exactly_an_uninterrupted_run() -> Result 
                 "--test-threads=1",
             ])
             .env("TIMECAST_CHILD_AGGREGATE", &dir)
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
+    };
+    // Waits until the child has opened the store.
+    let started = |child: &mut std::process::Child| -> Result {
+        let stdout = child.stdout.take().expect("piped");
+        let mut lines = BufReader::new(stdout).lines();
+        while let Some(line) = lines.next().transpose()? {
+            if line.contains("started") {
+                std::thread::spawn(move || lines.for_each(drop));
+                return Ok(());
+            }
+        }
+        Ok(())
     };
     // A deterministic pseudo-random sequence of kill delays.
     let mut seed = 0x2545_f491_4f6c_dd1d_u64;
@@ -140,8 +157,9 @@ fn a_pipeline_killed_at_random_outputs_exactly_an_uninterrupted_run() -> Result 
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let delay = Duration::from_millis(30 + seed % 250);
+        let delay = Duration::from_millis(20 + seed % 100);
         let mut child = run_child()?;
+        started(&mut child)?;
         std::thread::sleep(delay);
         if child.try_wait()?.is_some() {
             break; // finished before the kill
@@ -156,8 +174,12 @@ fn a_pipeline_killed_at_random_outputs_exactly_an_uninterrupted_run() -> Result 
         kills >= 10,
         "only {kills} kills before the run finished: {progress:?}"
     );
-    // Killed mid-run: not finished yet, and progress was made.
+    // Killed mid-run: not finished yet, and progress was made between kills.
     assert!(progress.iter().all(|p| *p != Some(RECORDS)), "{progress:?}");
+    assert!(
+        progress.windows(2).filter(|w| w[1] > w[0]).count() >= 8,
+        "too little progress between kills: {progress:?}"
+    );
     let status = run_child()?.wait()?;
     assert!(status.success());
     let want = expected();
