@@ -128,6 +128,46 @@ pub enum StoreError {
         /// The stored bytes.
         bytes: Vec<u8>,
     },
+    /// A record of a log could not be decoded with the log's codec.
+    LogDecode {
+        /// The log.
+        log: String,
+        /// The record's offset.
+        offset: u64,
+        /// The codec's error.
+        source: CodecError,
+    },
+    /// A read asked for a record that the log's
+    /// [`Retention`](super::Retention) already removed.
+    Trimmed {
+        /// The log.
+        log: String,
+        /// The offset asked for.
+        offset: u64,
+        /// The oldest offset the log still holds.
+        start: u64,
+    },
+    /// A group was committed past the log's end.
+    CommitPastEnd {
+        /// The log.
+        log: String,
+        /// The group.
+        group: String,
+        /// The offset the group was committed at.
+        offset: u64,
+        /// The log's next offset (its end).
+        end: u64,
+    },
+    /// A [`Checkpoint`](super::Checkpoint) was asked about a dependency it
+    /// does not have (or about none, when it has several).
+    UnknownDependency {
+        /// The checkpoint.
+        checkpoint: String,
+        /// The name asked for; `None` if no name was given.
+        dependency: Option<String>,
+        /// The checkpoint's dependencies.
+        known: Vec<String>,
+    },
     /// A stream that a table's values were sent on after the table is
     /// closed (for example a topic before the table in a pipeline's sinks).
     Closed,
@@ -177,6 +217,46 @@ impl fmt::Display for StoreError {
                 "stored key bytes {bytes:02x?} in table {table:?} are not a key of the \
                  table's key type: the table was written with another key encoding"
             ),
+            Self::LogDecode { log, offset, .. } => write!(
+                f,
+                "cannot decode record {offset} of log {log:?}: it was not written by this \
+                 log's codec and value type; skip it (DecodeErrors::Skip, or seek past it) \
+                 or fix the codec"
+            ),
+            Self::Trimmed { log, offset, start } => write!(
+                f,
+                "record {offset} of log {log:?} was removed by the log's retention (it \
+                 holds offsets {start} and later): seek to {start} or later, or keep more records"
+            ),
+            Self::CommitPastEnd {
+                log,
+                group,
+                offset,
+                end,
+            } => write!(
+                f,
+                "group {group:?} of log {log:?} cannot be committed at offset {offset}: \
+                 the log ends at {end} (commit the offset after the last record processed, \
+                 at most {end})"
+            ),
+            Self::UnknownDependency {
+                checkpoint,
+                dependency: Some(dependency),
+                known,
+            } => write!(
+                f,
+                "checkpoint {checkpoint:?} has no dependency {dependency:?} (it has {known:?}): \
+                 add it with Checkpoint::dependency, or fix the name"
+            ),
+            Self::UnknownDependency {
+                checkpoint,
+                dependency: None,
+                known,
+            } => write!(
+                f,
+                "checkpoint {checkpoint:?} has dependencies {known:?}: name the one the \
+                 heartbeat is for: checkpoint.heartbeat(marker, \"name\")"
+            ),
             Self::Closed => f.write_str("a stream the pipeline sends to is closed"),
         }
     }
@@ -186,7 +266,9 @@ impl Error for StoreError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
             Self::Open { source, .. } | Self::Io { source, .. } => Some(&**source),
-            Self::Decode { source, .. } | Self::Encode { source, .. } => Some(&**source),
+            Self::Decode { source, .. }
+            | Self::Encode { source, .. }
+            | Self::LogDecode { source, .. } => Some(&**source),
             _ => None,
         }
     }

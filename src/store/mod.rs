@@ -69,8 +69,10 @@
 //! ```
 
 pub mod codec;
+mod checkpoint;
 mod error;
 mod key;
+mod log;
 mod merge;
 mod table;
 
@@ -82,9 +84,13 @@ use std::time::Duration;
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
+pub use checkpoint::{Checkpoint, Dependency, DependencyState, Heartbeat, Pausable};
 pub use codec::{Binary, Codec, Json};
 pub use error::{StoreError, TableTypes};
 pub use key::Key;
+pub use log::{
+    DecodeErrors, ExactlyOnce, Group, Log, LogReader, Offset, Record, Retention, SeekHandle, Topic,
+};
 pub use table::{Range, Table};
 
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
@@ -260,6 +266,10 @@ struct Inner {
     tables: Mutex<HashMap<String, Registered>>,
     state: Mutex<State>,
     commits: AtomicU64,
+    /// The logs opened in this process: their offsets and waiting readers,
+    /// shared by every handle of a log.
+    /// Held weakly: a log's state lives while a handle of it does.
+    logs: Mutex<HashMap<String, std::sync::Weak<log::Shared>>>,
 }
 
 /// A table opened in this process.
@@ -420,6 +430,7 @@ impl Store {
                     policy: CommitPolicy::default(),
                 }),
                 commits: AtomicU64::new(0),
+                logs: Mutex::new(HashMap::new()),
             }),
         })
     }

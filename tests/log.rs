@@ -1,0 +1,482 @@
+//! The log: dense offsets across restarts, replay then tail (woken by
+//! appends, no polling), seek, groups, time offsets, retention, decode
+//! errors, and one commit covering tables, appends and group offsets.
+#![cfg(feature = "store")]
+
+use std::error::Error;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use timecast::store::codec::{Codec, CodecError};
+use timecast::store::{
+    CommitPolicy, DecodeErrors, Offset, Record, Retention, Store, StoreError, Topic,
+};
+use timecast::{sleep, EventLoop, Timestamp};
+
+type Result<T = ()> = std::result::Result<T, Box<dyn Error>>;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("timecast-log-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn secs(s: i64) -> Timestamp {
+    Timestamp::from_unix_secs(s)
+}
+
+/// A waker that counts its wake-ups.
+#[derive(Default)]
+struct Counting(AtomicUsize);
+
+impl Wake for Counting {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn poll<S: Stream + Unpin>(s: &mut S, waker: &Waker) -> Poll<Option<S::Item>> {
+    Pin::new(s).poll_next(&mut Context::from_waker(waker))
+}
+
+fn values<T: Clone>(records: &[Record<T>]) -> Vec<T> {
+    records.iter().map(|r| r.value.clone()).collect()
+}
+
+#[test]
+fn offsets_are_dense_and_survive_reopening() -> Result {
+    let dir = scratch("dense");
+    {
+        let store = Store::open(&dir)?;
+        let log = store.log::<String>("events")?;
+        for i in 0..3 {
+            assert_eq!(log.append(secs(i), &format!("e{i}"))?, i as u64);
+        }
+    }
+    {
+        let store = Store::open(&dir)?;
+        let log = store.log::<String>("events")?;
+        assert_eq!(log.end(), 3);
+        assert_eq!(log.append(secs(3), &"e3".into())?, 3);
+        let mut reader = log.read(Offset::Start);
+        let all: Vec<_> = futures::executor::block_on(async {
+            let mut all = Vec::new();
+            for _ in 0..4 {
+                all.push(reader.next().await.expect("a record")?);
+            }
+            Ok::<_, StoreError>(all)
+        })?;
+        assert_eq!(
+            all.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            [0, 1, 2, 3]
+        );
+        assert_eq!(values(&all), ["e0", "e1", "e2", "e3"]);
+        assert_eq!(all[2].ts, secs(2));
+    }
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+#[test]
+fn a_reader_replays_then_is_woken_by_each_append() -> Result {
+    let store = Store::temporary()?;
+    let log = store.log::<u32>("l")?;
+    log.append(secs(0), &10)?;
+    log.append(secs(1), &11)?;
+    let mut reader = log.read(Offset::Start);
+    let counting = Arc::new(Counting::default());
+    let waker = Waker::from(counting.clone());
+    for want in [10, 11] {
+        match poll(&mut reader, &waker) {
+            Poll::Ready(Some(Ok(r))) => assert_eq!(r.value, want),
+            other => panic!("expected record {want}, got {other:?}"),
+        }
+    }
+    assert!(poll(&mut reader, &waker).is_pending());
+    assert!(poll(&mut reader, &waker).is_pending());
+    assert_eq!(
+        counting.0.load(Ordering::SeqCst),
+        0,
+        "no wake-up without an append"
+    );
+    log.append(secs(2), &12)?;
+    assert_eq!(
+        counting.0.load(Ordering::SeqCst),
+        1,
+        "one append, one wake-up"
+    );
+    match poll(&mut reader, &waker) {
+        Poll::Ready(Some(Ok(r))) => assert_eq!((r.offset, r.value), (2, 12)),
+        other => panic!("expected record 2, got {other:?}"),
+    }
+    // A dropped reader is no longer woken.
+    assert!(poll(&mut reader, &waker).is_pending());
+    drop(reader);
+    log.append(secs(3), &13)?;
+    assert_eq!(counting.0.load(Ordering::SeqCst), 1);
+    Ok(())
+}
+
+#[test]
+fn a_reader_tails_in_an_event_loop_in_simulated_time() -> Result {
+    let store = Store::temporary()?;
+    let log = store.log::<String>("l")?;
+    log.append(secs(0), &"past".into())?;
+    let el = EventLoop::starting_at(secs(100)).simulated();
+    let writer = log.clone();
+    el.spawn(async move {
+        for i in 0..3 {
+            sleep(Duration::from_secs(10)).await;
+            writer
+                .append(timecast::now(), &format!("live{i}"))
+                .expect("append");
+        }
+    });
+    let mut reader = log.read(Offset::Start);
+    let seen = el.block_on(async move {
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let r = reader.next().await.expect("a record").expect("decodes");
+            seen.push((timecast::now(), r.ts, r.value));
+        }
+        seen
+    });
+    assert_eq!(
+        seen,
+        [
+            (secs(100), secs(0), "past".to_string()),
+            (secs(110), secs(110), "live0".to_string()),
+            (secs(120), secs(120), "live1".to_string()),
+            (secs(130), secs(130), "live2".to_string()),
+        ]
+    );
+    Ok(())
+}
+
+#[test]
+fn seek_moves_a_reader_back_and_forth_and_a_handle_wakes_it() -> Result {
+    let store = Store::temporary()?;
+    let log = store.log::<u32>("l")?;
+    for i in 0..5 {
+        log.append(secs(i), &(i as u32))?;
+    }
+    let mut reader = log.read(Offset::End);
+    let waker = Waker::from(Arc::new(Counting::default()));
+    assert!(poll(&mut reader, &waker).is_pending());
+    reader.seek(3);
+    let next = |reader: &mut timecast::store::LogReader<u32>| match poll(reader, &waker) {
+        Poll::Ready(Some(Ok(r))) => r.offset,
+        other => panic!("expected a record, got {other:?}"),
+    };
+    assert_eq!(next(&mut reader), 3);
+    reader.seek(1);
+    assert_eq!(next(&mut reader), 1);
+    assert_eq!(next(&mut reader), 2);
+    // From elsewhere, waking the waiting reader.
+    let counting = Arc::new(Counting::default());
+    let waker = Waker::from(counting.clone());
+    reader.seek(5);
+    assert!(poll(&mut reader, &waker).is_pending());
+    reader.seek_handle().seek(0);
+    assert_eq!(counting.0.load(Ordering::SeqCst), 1);
+    assert_eq!(reader.position(), 0);
+    Ok(())
+}
+
+#[test]
+fn an_offset_beyond_the_end_waits_for_the_log_to_reach_it() -> Result {
+    let store = Store::temporary()?;
+    let log = store.log::<u32>("l")?;
+    let mut reader = log.read(Offset::At(2));
+    let counting = Arc::new(Counting::default());
+    let waker = Waker::from(counting.clone());
+    assert!(poll(&mut reader, &waker).is_pending());
+    log.append(secs(0), &0)?;
+    log.append(secs(1), &1)?;
+    // Woken by the appends; still waiting for offset 2.
+    assert!(poll(&mut reader, &waker).is_pending());
+    log.append(secs(2), &2)?;
+    match poll(&mut reader, &waker) {
+        Poll::Ready(Some(Ok(r))) => assert_eq!(r.offset, 2),
+        other => panic!("expected record 2, got {other:?}"),
+    }
+    Ok(())
+}
+
+#[test]
+fn groups_persist_across_reopening_and_refuse_a_commit_past_the_end() -> Result {
+    let dir = scratch("groups");
+    {
+        let store = Store::open(&dir)?;
+        let log = store.log::<u32>("l")?;
+        for i in 0..4 {
+            log.append(secs(i), &(i as u32))?;
+        }
+        let group = log.group("billing");
+        assert_eq!(group.committed()?, None);
+        group.commit(3)?;
+        match group.commit(5) {
+            Err(StoreError::CommitPastEnd {
+                log,
+                group,
+                offset,
+                end,
+            }) => {
+                assert_eq!(
+                    (log.as_str(), group.as_str(), offset, end),
+                    ("l", "billing", 5, 4)
+                );
+            }
+            other => panic!("expected CommitPastEnd, got {other:?}"),
+        }
+        let message = log.group("billing").commit(9).unwrap_err().to_string();
+        assert!(
+            message.contains("\"billing\"") && message.contains("ends at 4"),
+            "{message}"
+        );
+    }
+    let store = Store::open(&dir)?;
+    let log = store.log::<u32>("l")?;
+    let group = log.group("billing");
+    assert_eq!(group.committed()?, Some(3));
+    let mut reader = group.read();
+    let r = futures::executor::block_on(reader.next()).expect("a record")?;
+    assert_eq!(r.value, 3);
+    assert_eq!(log.group("other").committed()?, None);
+    drop((reader, group, log, store));
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+/// Child mode of the test below: commits a batch, stages another, aborts.
+#[test]
+fn child_commits_then_aborts() -> Result {
+    let Some(dir) = std::env::var_os("TIMECAST_CHILD_LOG_ABORT") else {
+        return Ok(());
+    };
+    let store = Store::open(dir)?;
+    store.set_commit_policy(CommitPolicy::manual());
+    let state = store.table::<String, u64>("state")?;
+    let log = store.log::<u64>("out")?;
+    state.put(&"count".into(), &1)?;
+    log.append(secs(0), &1)?;
+    log.group("g").commit(1)?;
+    store.commit()?;
+    // Pending, never committed: the abort loses all three together.
+    state.put(&"count".into(), &2)?;
+    log.append(secs(1), &2)?;
+    log.group("g").commit(2)?;
+    assert_eq!(log.group("g").committed()?, Some(2)); // visible before the commit
+    std::process::abort();
+}
+
+#[test]
+fn one_commit_covers_a_table_an_append_and_a_group() -> Result {
+    let dir = scratch("atomic");
+    let status = std::process::Command::new(std::env::current_exe()?)
+        .args(["--exact", "child_commits_then_aborts", "--nocapture"])
+        .env("TIMECAST_CHILD_LOG_ABORT", &dir)
+        .stderr(std::process::Stdio::null())
+        .status()?;
+    assert!(!status.success(), "the child aborts");
+    let store = Store::open(&dir)?;
+    let state = store.table::<String, u64>("state")?;
+    let log = store.log::<u64>("out")?;
+    assert_eq!(state.get(&"count".into())?, Some(1));
+    assert_eq!(log.end(), 1);
+    assert_eq!(log.group("g").committed()?, Some(1));
+    assert_eq!(
+        log.append(secs(1), &2)?,
+        1,
+        "the uncommitted offset is given again"
+    );
+    drop((state, log, store));
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+#[test]
+fn time_offsets_start_at_the_first_record_at_or_after_the_time() -> Result {
+    let store = Store::temporary()?;
+    let log = store.log::<u32>("l")?;
+    // Event times out of order: 10, 30, 20, 40, 25.
+    for (i, t) in [10, 30, 20, 40, 25].into_iter().enumerate() {
+        log.append(secs(t), &(i as u32))?;
+    }
+    let first = |t: i64| -> Result<Option<u64>> {
+        let mut reader = log.read(Offset::Time(secs(t)));
+        let waker = Waker::from(Arc::new(Counting::default()));
+        Ok(match poll(&mut reader, &waker) {
+            Poll::Ready(Some(r)) => Some(r?.offset),
+            _ => None,
+        })
+    };
+    assert_eq!(first(0)?, Some(0));
+    assert_eq!(first(10)?, Some(0));
+    assert_eq!(first(11)?, Some(1));
+    assert_eq!(first(25)?, Some(1));
+    assert_eq!(first(31)?, Some(3));
+    assert_eq!(first(40)?, Some(3));
+    assert_eq!(first(41)?, None); // waits
+                                  // A later record at or after the time, not one before it.
+    let mut reader = log.read(Offset::Time(secs(50)));
+    log.append(secs(45), &5)?;
+    log.append(secs(55), &6)?;
+    let r = futures::executor::block_on(reader.next()).expect("a record")?;
+    assert_eq!(r.offset, 6);
+    Ok(())
+}
+
+#[test]
+fn retention_by_count_and_age_keeps_offsets_and_refuses_reads_below() -> Result {
+    let dir = scratch("retention");
+    {
+        let store = Store::open(&dir)?;
+        let log = store.log::<u32>("l")?;
+        log.set_retention(Retention::count(3));
+        for i in 0..10 {
+            log.append(secs(i), &(i as u32))?;
+        }
+        assert_eq!((log.start(), log.end()), (7, 10));
+        let mut reader = log.read(Offset::At(2));
+        match futures::executor::block_on(reader.next()) {
+            Some(Err(StoreError::Trimmed { log, offset, start })) => {
+                assert_eq!((log.as_str(), offset, start), ("l", 2, 7));
+            }
+            other => panic!("expected Trimmed, got {other:?}"),
+        }
+        assert!(futures::executor::block_on(reader.next()).is_none());
+        reader.seek(7);
+        let r = futures::executor::block_on(reader.next()).expect("a record")?;
+        assert_eq!(r.value, 7);
+        let start =
+            futures::executor::block_on(log.read(Offset::Start).next()).expect("a record")?;
+        assert_eq!(start.offset, 7);
+        // By age, in event time: keep records within 2 s of the newest.
+        log.set_retention(Retention::age(Duration::from_secs(2)));
+        log.append(secs(20), &20)?;
+        assert_eq!((log.start(), log.end()), (10, 11));
+    }
+    // Offsets are never reused, even with every old record removed.
+    let store = Store::open(&dir)?;
+    let log = store.log::<u32>("l")?;
+    assert_eq!((log.start(), log.end()), (10, 11));
+    log.set_retention(Retention::count(1));
+    log.append(secs(21), &21)?;
+    assert_eq!((log.start(), log.end()), (11, 12));
+    drop((log, store));
+    let store = Store::open(&dir)?;
+    let log = store.log::<u32>("l")?;
+    assert_eq!((log.start(), log.end()), (11, 12));
+    assert_eq!(log.append(secs(22), &22)?, 12);
+    drop((log, store));
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+/// Decodes even numbers only.
+struct EvenOnly;
+
+impl Codec<u32> for EvenOnly {
+    fn name(&self) -> String {
+        "even-only".into()
+    }
+    fn encode(&self, value: &u32, out: &mut Vec<u8>) -> std::result::Result<(), CodecError> {
+        out.extend_from_slice(&value.to_be_bytes());
+        Ok(())
+    }
+    fn decode(&self, bytes: &[u8]) -> std::result::Result<u32, CodecError> {
+        let v = u32::from_be_bytes(bytes.try_into()?);
+        if v % 2 == 1 {
+            return Err(format!("odd value {v}").into());
+        }
+        Ok(v)
+    }
+}
+
+#[test]
+fn a_record_that_does_not_decode_names_log_and_offset_then_stops_or_is_skipped() -> Result {
+    let store = Store::temporary()?;
+    let log = store.log_with::<u32, _>("numbers", EvenOnly)?;
+    for v in [0, 2, 3, 4] {
+        log.append(secs(0), &v)?;
+    }
+    let run = |policy| {
+        let mut reader = log.read(Offset::Start).on_decode_error(policy);
+        let mut out = Vec::new();
+        futures::executor::block_on(async {
+            while let Some(r) = reader.next().await {
+                out.push(r.map(|r| r.value));
+                if reader.position() == 4 {
+                    break;
+                }
+            }
+        });
+        (out, reader.skipped())
+    };
+    let (stopped, _) = run(DecodeErrors::Stop);
+    assert_eq!(stopped.len(), 3);
+    match &stopped[2] {
+        Err(e @ StoreError::LogDecode { log, offset, .. }) => {
+            assert_eq!((log.as_str(), *offset), ("numbers", 2));
+            let message = e.to_string();
+            assert!(message.contains("record 2 of log \"numbers\""), "{message}");
+            assert!(e
+                .source()
+                .expect("the codec's error")
+                .to_string()
+                .contains("odd value 3"));
+        }
+        other => panic!("expected LogDecode, got {other:?}"),
+    }
+    let (skipped, count) = run(DecodeErrors::Skip);
+    assert_eq!(
+        skipped
+            .into_iter()
+            .collect::<std::result::Result<Vec<_>, _>>()?,
+        [0, 2, 4]
+    );
+    assert_eq!(count, 1);
+    Ok(())
+}
+
+#[test]
+fn a_log_reopened_with_another_type_is_refused_naming_it() -> Result {
+    let store = Store::temporary()?;
+    let _log = store.log::<u32>("l")?;
+    match store.log::<String>("l") {
+        Err(StoreError::TableTypes { table, .. }) => assert_eq!(table, "l"),
+        other => panic!("expected TableTypes, got {other:?}"),
+    }
+    Ok(())
+}
+
+#[test]
+fn the_log_is_a_topic() -> Result {
+    fn roundtrip<T: Topic<u32>>(topic: &T) -> std::result::Result<Vec<u64>, T::Error> {
+        let a = topic.publish(secs(0), &1)?;
+        let b = topic.publish(secs(1), &2)?;
+        topic.commit("g", 1)?;
+        let mut reader = topic.subscribe("g")?;
+        T::seek(&mut reader, 0);
+        let first = futures::executor::block_on(reader.next()).expect("a record")?;
+        Ok(vec![a, b, first.offset])
+    }
+    let store = Store::temporary()?;
+    assert_eq!(roundtrip(&store.log::<u32>("t")?)?, [0, 1, 0]);
+    Ok(())
+}
+
+#[test]
+fn handles_are_send_sync_and_readers_unpin() {
+    fn check<T: Send + Sync>() {}
+    fn unpin<T: Unpin + Send>() {}
+    check::<timecast::store::Log<String>>();
+    check::<timecast::store::Group<String>>();
+    unpin::<timecast::store::LogReader<String>>();
+}

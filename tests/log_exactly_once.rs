@@ -1,0 +1,198 @@
+//! Exactly-once: a windowed aggregation over a log, its window state in a
+//! table and its outputs in a log, killed with SIGKILL at random moments
+//! and restarted, outputs exactly what an uninterrupted run outputs.
+#![cfg(all(feature = "store", unix))]
+
+use std::error::Error;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use futures::StreamExt;
+use timecast::store::{CommitPolicy, Store};
+use timecast::Timestamp;
+
+type Result<T = ()> = std::result::Result<T, Box<dyn Error>>;
+
+const RECORDS: u64 = 200_000;
+/// Tumbling windows of 100 s of event time; one record per second.
+const WINDOW_SECS: i64 = 100;
+/// Records between atomic checkpoints: small, so that each run between
+/// two kills takes several.
+const CHECKPOINT_EVERY: u64 = 100;
+
+/// (window, sum, count)
+type Output = (i64, u64, u64);
+
+fn value(i: u64) -> u64 {
+    i.wrapping_mul(2_654_435_761) % 1000
+}
+
+/// The aggregation, uninterrupted, in memory: the expected output.
+fn expected() -> Vec<(Timestamp, Output)> {
+    let mut out = Vec::new();
+    let mut acc: Option<Output> = None;
+    for i in 0..RECORDS {
+        let w = i as i64 / WINDOW_SECS;
+        if let Some(a) = acc.filter(|a| a.0 != w) {
+            out.push((Timestamp::from_unix_secs((a.0 + 1) * WINDOW_SECS), a));
+            acc = None;
+        }
+        let a = acc.get_or_insert((w, 0, 0));
+        a.1 += value(i);
+        a.2 += 1;
+    }
+    if let Some(a) = acc {
+        out.push((Timestamp::from_unix_secs((a.0 + 1) * WINDOW_SECS), a));
+    }
+    out
+}
+
+/// The pipeline: resumes from the group's offset, its window in a table.
+fn aggregate(store: &Store) -> Result {
+    let input = store.log::<u64>("in")?;
+    let output = store.log::<Output>("out")?;
+    let window = store.table::<u8, Output>("window")?;
+    let group = input.group("aggregate");
+    if group.committed()? == Some(RECORDS) {
+        return Ok(()); // done: a restart changes nothing
+    }
+    let mut records = group.consume().checkpoint_every(CHECKPOINT_EVERY);
+    futures::executor::block_on(async {
+        while let Some(r) = records.next().await {
+            let r = r?;
+            let w = r.ts.unix_secs() / WINDOW_SECS;
+            let mut acc = window.get(&0)?;
+            if let Some(a) = acc.filter(|a| a.0 != w) {
+                output.append(Timestamp::from_unix_secs((a.0 + 1) * WINDOW_SECS), &a)?;
+                acc = None;
+            }
+            let mut a = acc.unwrap_or((w, 0, 0));
+            a.1 += r.value;
+            a.2 += 1;
+            window.put(&0, &a)?;
+            if r.offset == RECORDS - 1 {
+                output.append(Timestamp::from_unix_secs((a.0 + 1) * WINDOW_SECS), &a)?;
+                window.remove(&0)?;
+                break;
+            }
+        }
+        records.commit()?;
+        Ok(())
+    })
+}
+
+/// Child mode of the test below.
+#[test]
+fn child_aggregates() -> Result {
+    let Some(dir) = std::env::var_os("TIMECAST_CHILD_AGGREGATE") else {
+        return Ok(());
+    };
+    let store = Store::open(dir)?;
+    println!("started");
+    aggregate(&store)?;
+    println!("done");
+    Ok(())
+}
+
+fn outputs(store: &Store) -> Result<Vec<(Timestamp, Output)>> {
+    let output = store.log::<Output>("out")?;
+    let end = output.end();
+    let mut reader = output.read(timecast::store::Offset::Start);
+    let mut all = Vec::new();
+    futures::executor::block_on(async {
+        while (all.len() as u64) < end {
+            let r = reader.next().await.expect("a record")?;
+            assert_eq!(r.offset, all.len() as u64, "dense offsets");
+            all.push((r.ts, r.value));
+        }
+        Ok::<_, timecast::store::StoreError>(())
+    })?;
+    Ok(all)
+}
+
+#[test]
+fn a_pipeline_killed_at_random_outputs_exactly_an_uninterrupted_run() -> Result {
+    let dir = std::env::temp_dir().join(format!("timecast-exactly-once-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    {
+        let store = Store::open(&dir)?;
+        store.set_commit_policy(CommitPolicy::manual());
+        let input = store.log::<u64>("in")?;
+        for i in 0..RECORDS {
+            input.append(Timestamp::from_unix_secs(i as i64), &value(i))?;
+        }
+        store.commit()?;
+    }
+    let run_child = || {
+        Command::new(std::env::current_exe().expect("the test binary"))
+            .args([
+                "--exact",
+                "child_aggregates",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("TIMECAST_CHILD_AGGREGATE", &dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+    };
+    // Waits until the child has opened the store.
+    let started = |child: &mut std::process::Child| -> Result {
+        let stdout = child.stdout.take().expect("piped");
+        let mut lines = BufReader::new(stdout).lines();
+        while let Some(line) = lines.next().transpose()? {
+            if line.contains("started") {
+                std::thread::spawn(move || lines.for_each(drop));
+                return Ok(());
+            }
+        }
+        Ok(())
+    };
+    // A deterministic pseudo-random sequence of kill delays.
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut kills = 0;
+    let mut progress = Vec::new();
+    while kills < 12 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = Duration::from_millis(20 + seed % 100);
+        let mut child = run_child()?;
+        started(&mut child)?;
+        std::thread::sleep(delay);
+        if child.try_wait()?.is_some() {
+            break; // finished before the kill
+        }
+        child.kill()?; // SIGKILL
+        child.wait()?;
+        kills += 1;
+        let store = Store::open(&dir)?;
+        progress.push(store.log::<u64>("in")?.group("aggregate").committed()?);
+    }
+    assert!(
+        kills >= 10,
+        "only {kills} kills before the run finished: {progress:?}"
+    );
+    // Killed mid-run: not finished yet, and progress was made between kills.
+    assert!(progress.iter().all(|p| *p != Some(RECORDS)), "{progress:?}");
+    assert!(
+        progress.windows(2).filter(|w| w[1] > w[0]).count() >= 8,
+        "too little progress between kills: {progress:?}"
+    );
+    let status = run_child()?.wait()?;
+    assert!(status.success());
+    let want = expected();
+    assert_eq!(want.len(), 2000);
+    {
+        let store = Store::open(&dir)?;
+        assert_eq!(outputs(&store)?, want, "after {kills} kills: {progress:?}");
+    }
+    // A restart that changes nothing: nothing is output again.
+    assert!(run_child()?.wait()?.success());
+    let store = Store::open(&dir)?;
+    assert_eq!(outputs(&store)?, want);
+    drop(store);
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
