@@ -234,28 +234,7 @@ impl<L, R, T, U, OL, OR> AsOfJoin<L, R, T, U, OL, OR> {
     /// assert_eq!(*late.borrow(), [(5, "five")]);
     /// ```
     pub fn on_late_left<O2: LateOutput<T>>(self, output: O2) -> AsOfJoin<L, R, T, U, O2, OR> {
-        AsOfJoin {
-            left: self.left,
-            right: self.right,
-            waiting: self.waiting,
-            waiting_min: self.waiting_min,
-            ahead: self.ahead,
-            latest: self.latest,
-            left_watermark: self.left_watermark,
-            right_watermark: self.right_watermark,
-            lateness: self.lateness,
-            lateness_nanos: self.lateness_nanos,
-            late_left: self.late_left,
-            late_right: self.late_right,
-            left_late: output,
-            right_late: self.right_late,
-            pending_left: self.pending_left,
-            pending_right: self.pending_right,
-            left_done: self.left_done,
-            right_done: self.right_done,
-            finished: self.finished,
-            limit: self.limit,
-        }
+        self.with_late_outputs(|_, right| (output, right))
     }
 
     /// Sends late right events to `output` (a closure `FnMut(Timestamp, U)`,
@@ -282,6 +261,15 @@ impl<L, R, T, U, OL, OR> AsOfJoin<L, R, T, U, OL, OR> {
     /// assert_eq!(*late.borrow(), [(2, 'b')]);
     /// ```
     pub fn on_late_right<O2: LateOutput<U>>(self, output: O2) -> AsOfJoin<L, R, T, U, OL, O2> {
+        self.with_late_outputs(|left, _| (left, output))
+    }
+
+    /// The same join with its late outputs replaced by `f(left, right)`.
+    fn with_late_outputs<A, B>(
+        self,
+        f: impl FnOnce(OL, OR) -> (A, B),
+    ) -> AsOfJoin<L, R, T, U, A, B> {
+        let (left_late, right_late) = f(self.left_late, self.right_late);
         AsOfJoin {
             left: self.left,
             right: self.right,
@@ -295,8 +283,8 @@ impl<L, R, T, U, OL, OR> AsOfJoin<L, R, T, U, OL, OR> {
             lateness_nanos: self.lateness_nanos,
             late_left: self.late_left,
             late_right: self.late_right,
-            left_late: self.left_late,
-            right_late: output,
+            left_late,
+            right_late,
             pending_left: self.pending_left,
             pending_right: self.pending_right,
             left_done: self.left_done,
