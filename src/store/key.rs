@@ -209,14 +209,15 @@ impl<A: Key, B: Key, C: Key> Key for (A, B, C) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    /// A small xorshift generator: deterministic, no dependency.
-    struct Rng(u64);
+    /// A small xorshift generator: deterministic, no dependency. The
+    /// store's other unit tests use it too.
+    pub(in crate::store) struct Rng(pub(in crate::store) u64);
 
     impl Rng {
-        fn next(&mut self) -> u64 {
+        pub(in crate::store) fn next(&mut self) -> u64 {
             self.0 ^= self.0 << 13;
             self.0 ^= self.0 >> 7;
             self.0 ^= self.0 << 17;

@@ -158,16 +158,7 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
+    use crate::store::key::tests::Rng;
 
     /// Random committed and pending contents, read from random ends,
     /// against a `BTreeMap` holding what the merge must show.
