@@ -17,5 +17,5 @@ mod timer;
 #[cfg(feature = "cron")]
 pub use cron::{cron, Cron, CronError};
 pub use poll::{poll, PollError, PollSource};
-pub use process::{process_stream, LatePolicy, ProcessStream};
+pub use process::{process_stream, LatePolicy, ProcessStream, Source};
 pub use timer::{timer, Timer};

@@ -15,6 +15,30 @@ use crate::time::{
     spawn_as, spawn_on, Core, EventHandler, JoinHandle, Key, SourceEvent, Timestamp,
 };
 
+/// A source with a stored past and a live continuation, such as a durable
+/// log or a Kafka topic: [`ProcessStream::source`] replays the past as fast
+/// as the loop goes, then follows the live part on the wall clock.
+///
+/// # Laws
+///
+/// The past is finite and in time order; the live part starts where the
+/// past ends, with nothing skipped and nothing repeated between them.
+///
+/// # Examples
+///
+/// See [`ProcessStream::source`].
+pub trait Source {
+    /// What the source yields, with its timestamp.
+    type Item;
+    /// The stored part: what exists when the source starts.
+    type Past: Iterator<Item = (Timestamp, Self::Item)>;
+    /// What comes after the stored part.
+    type Live: Stream<Item = (Timestamp, Self::Item)>;
+
+    /// Splits the source into its past and its live part.
+    fn into_parts(self) -> (Self::Past, Self::Live);
+}
+
 /// What a stream does with a late live event: one stamped before an event
 /// or timer the loop has already dispatched. Every late event is counted in
 /// [`EventLoop::late_events`](crate::EventLoop::late_events) whatever the
@@ -314,6 +338,46 @@ impl<T, M, H, P, L> ProcessStream<T, M, H, P, L> {
         self.map(|c| Config {
             handler: c.handler,
             past: c.past,
+            live,
+            on_live_start: c.on_live_start,
+            late: c.late,
+        })
+    }
+
+    /// Both parts at once from a [`Source`]: a durable log or a topic whose
+    /// stored records are the past and whose later records are the live
+    /// part, so a pipeline catches up in virtual time and then goes live.
+    ///
+    /// # Examples
+    ///
+    /// A hand-made source; [`store::LogReader`](crate::store) is the usual one.
+    ///
+    /// ```
+    /// use futures::stream::{self, Iter};
+    /// use timecast::{process_stream, source::Source, EventLoop, Timestamp};
+    ///
+    /// struct Numbers;
+    /// impl Source for Numbers {
+    ///     type Item = u32;
+    ///     type Past = std::vec::IntoIter<(Timestamp, u32)>;
+    ///     type Live = Iter<std::vec::IntoIter<(Timestamp, u32)>>;
+    ///     fn into_parts(self) -> (Self::Past, Self::Live) {
+    ///         let t = Timestamp::from_unix_secs;
+    ///         (vec![(t(1), 1), (t(2), 2)].into_iter(), stream::iter(vec![(t(3), 3)]))
+    ///     }
+    /// }
+    ///
+    /// let el = EventLoop::starting_at(Timestamp::UNIX_EPOCH).simulated();
+    /// el.block_on(process_stream(|ts: Timestamp, v: u32| println!("{ts:?} {v}")).source(Numbers));
+    /// ```
+    pub fn source<S>(self, source: S) -> ProcessStream<T, M, H, S::Past, S::Live>
+    where
+        S: Source<Item = T>,
+    {
+        let (past, live) = source.into_parts();
+        self.map(|c| Config {
+            handler: c.handler,
+            past,
             live,
             on_live_start: c.on_live_start,
             late: c.late,
