@@ -479,4 +479,274 @@ fn handles_are_send_sync_and_readers_unpin() {
     check::<timecast::store::Log<String>>();
     check::<timecast::store::Group<String>>();
     unpin::<timecast::store::LogReader<String>>();
+    unpin::<timecast::store::ExactlyOnce<String>>();
+    // A log source's parts may be built on one thread and run on another.
+    check::<timecast::store::LogPast<timecast::store::LogReader<String>>>();
+    unpin::<timecast::store::LogLive<timecast::store::ExactlyOnce<String>>>();
+}
+
+/// A windowed sum over `input` through the group "sum", its open window in
+/// a table and its closed windows appended to `out`: the pipeline of the
+/// exactly-once tests, small. Fails with an error after `fail_after`
+/// records, if given.
+fn windowed_sum(store: &Store, fail_after: Option<u64>, until: u64) -> Result {
+    let input = store.log::<u64>("input")?;
+    let out = store.log::<(i64, u64)>("out")?;
+    let window = store.table::<u8, (i64, u64)>("window")?;
+    let mut records = input.group("sum").consume().checkpoint_every(100);
+    let mut seen = 0;
+    futures::executor::block_on(async {
+        while let Some(r) = records.next().await {
+            let r = r?;
+            let w = r.ts.unix_secs() / 10;
+            let mut acc = window.get(&0)?;
+            if let Some(closed) = acc.filter(|a| a.0 != w) {
+                out.append(r.ts, &closed)?;
+                acc = None;
+            }
+            let (w, sum) = acc.unwrap_or((w, 0));
+            window.put(&0, &(w, sum + r.value))?;
+            seen += 1;
+            if Some(seen) == fail_after {
+                return Err("the pipeline failed".into());
+            }
+            if r.offset + 1 == until {
+                break;
+            }
+        }
+        records.commit()?;
+        Ok(())
+    })
+}
+
+#[test]
+fn an_exactly_once_pipeline_that_stops_on_an_error_commits_nothing_half_done() -> Result {
+    let n = 1_000;
+    let fill = |dir: &PathBuf| -> Result {
+        let store = Store::open(dir)?;
+        let input = store.log::<u64>("input")?;
+        for i in 0..n {
+            input.append(secs(i as i64), &i)?;
+        }
+        Ok(())
+    };
+    let (straight, failing) = (scratch("eo-straight"), scratch("eo-failing"));
+    fill(&straight)?;
+    windowed_sum(&Store::open(&straight)?, None, n)?;
+    fill(&failing)?;
+    // Fails 150 records in, 50 after its checkpoint at 100; the store's
+    // last handle then drops with those 50 records' writes pending.
+    assert!(windowed_sum(&Store::open(&failing)?, Some(150), n).is_err());
+    {
+        let store = Store::open(&failing)?;
+        let input = store.log::<u64>("input")?;
+        assert_eq!(input.group("sum").committed()?, Some(100));
+        assert_eq!(
+            store.log::<(i64, u64)>("out")?.end(),
+            9,
+            "windows 0..9 closed by record 99"
+        );
+    }
+    windowed_sum(&Store::open(&failing)?, None, n)?;
+    let outputs = |dir: &PathBuf| -> Result<Vec<(i64, u64)>> {
+        let store = Store::open(dir)?;
+        let out = store.log::<(i64, u64)>("out")?;
+        let mut reader = out.read(Offset::Start);
+        let mut all = Vec::new();
+        while all.len() < out.end() as usize {
+            let r = futures::executor::block_on(reader.next()).ok_or("ended")??;
+            all.push(r.value);
+        }
+        Ok(all)
+    };
+    let expected = outputs(&straight)?;
+    assert_eq!(expected.len(), 99);
+    assert_eq!(outputs(&failing)?, expected);
+    Ok(())
+}
+
+#[test]
+fn rollback_discards_pending_writes_and_moves_logs_and_readers_back() -> Result {
+    let store = Store::temporary()?;
+    store.set_commit_policy(CommitPolicy::manual());
+    let log = store.log::<u32>("l")?;
+    let table = store.table::<u8, u32>("t")?;
+    log.append(secs(1), &1)?;
+    table.put(&0, &1)?;
+    store.commit()?;
+    let mut reader = log.read(Offset::Start);
+    let waker = Waker::from(Arc::new(Counting::default()));
+    log.append(secs(2), &2)?;
+    log.append(secs(3), &3)?;
+    table.put(&0, &3)?;
+    let read = |reader: &mut timecast::store::LogReader<u32>| match poll(reader, &waker) {
+        Poll::Ready(Some(Ok(r))) => Some((r.offset, r.value)),
+        Poll::Ready(Some(Err(e))) => panic!("{e}"),
+        _ => None,
+    };
+    assert_eq!(read(&mut reader), Some((0, 1)));
+    assert_eq!(read(&mut reader), Some((1, 2))); // not yet committed
+    assert_eq!(store.rollback(), 3);
+    assert_eq!(
+        (store.pending(), log.end(), table.get(&0)?),
+        (0, 1, Some(1))
+    );
+    // A reader waiting at offset 9 (never passed the end) stays there.
+    let mut ahead = log.read(Offset::At(9));
+    assert_eq!(ahead.position(), 9);
+    assert_eq!(log.append(secs(4), &4)?, 1);
+    assert_eq!(read(&mut reader), Some((1, 4)), "back at the committed end");
+    assert!(read(&mut reader).is_none());
+    assert!(poll(&mut ahead, &waker).is_pending());
+    assert_eq!(ahead.position(), 9);
+    store.commit()?;
+    assert_eq!(store.rollback(), 0);
+    assert_eq!(log.end(), 2);
+    Ok(())
+}
+
+#[test]
+fn a_log_source_replays_its_records_in_virtual_time_then_follows_appends_live() -> Result {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use timecast::{now, process_stream, sleep_until};
+
+    let store = Store::temporary()?;
+    let log = store.log::<u32>("l")?;
+    for i in 0..1_000u32 {
+        log.append(secs(1_000 + i64::from(i)), &i)?;
+    }
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let live = Rc::new(std::cell::Cell::new(false));
+    let (s, l) = (seen.clone(), live.clone());
+    let el = EventLoop::starting_at(secs(0)).simulated();
+    let task = el.spawn(
+        process_stream(move |ts: Timestamp, r: Record<u32>| {
+            // Each record at its own event time, on the loop's clock.
+            assert_eq!(now(), ts);
+            s.borrow_mut().push((r.offset, r.value, l.get()));
+        })
+        .source(log.read(Offset::At(500)))
+        .on_live_start(move || live.set(true)),
+    );
+    let writer = log.clone();
+    el.spawn(async move {
+        for i in 0..3 {
+            sleep_until(secs(5_000 + i)).await;
+            writer
+                .append(now(), &(7_000 + i as u32))
+                .expect("an append");
+        }
+        sleep_until(secs(6_000)).await;
+        task.abort();
+    });
+    el.run()?;
+    let seen = seen.take();
+    assert_eq!(seen.len(), 503);
+    let expected: Vec<_> = (500..1_000u64)
+        .map(|o| (o, o as u32))
+        .chain((0..3).map(|i| (1_000 + i, 7_000 + i as u32)))
+        .collect();
+    assert_eq!(
+        seen.iter().map(|s| (s.0, s.1)).collect::<Vec<_>>(),
+        expected
+    );
+    assert!(
+        seen[..500].iter().all(|s| !s.2),
+        "the stored records are the past"
+    );
+    assert!(seen[500..].iter().all(|s| s.2), "the appends are live");
+    Ok(())
+}
+
+#[test]
+fn a_record_that_does_not_decode_stops_a_log_source_with_an_error_naming_it() -> Result {
+    use timecast::process_stream;
+
+    let store = Store::temporary()?;
+    let log = store.log_with::<u32, _>("numbers", EvenOnly)?;
+    for v in [0, 2, 3, 4] {
+        log.append(secs(0), &v)?;
+    }
+    let el = EventLoop::starting_at(secs(0)).simulated();
+    el.spawn_named(
+        "reader",
+        process_stream(|_ts: Timestamp, _r: Record<u32>| {}).source(log.read(Offset::Start)),
+    );
+    let e = el.run().expect_err("the source stops on record 2");
+    assert_eq!(e.task(), "reader");
+    assert!(e.message().contains("record 2 of log \"numbers\""), "{e}");
+    // Skipped by policy, it is no error.
+    let sum = std::rc::Rc::new(std::cell::Cell::new(0));
+    let s = sum.clone();
+    let skipping = log.read(Offset::Start).on_decode_error(DecodeErrors::Skip);
+    let el = EventLoop::starting_at(secs(0)).simulated();
+    let task = el.spawn(
+        process_stream(move |_ts: Timestamp, r: Record<u32>| s.set(s.get() + r.value))
+            .source(skipping),
+    );
+    el.spawn(async move {
+        sleep(Duration::from_secs(1)).await;
+        task.abort();
+    });
+    el.run()?;
+    assert_eq!(sum.get(), 6);
+    Ok(())
+}
+
+#[test]
+fn an_exactly_once_source_stopped_anywhere_resumes_with_nothing_lost_or_repeated() -> Result {
+    use timecast::process_stream;
+
+    let n = 2_000u64;
+    let run = |dir: &PathBuf, stop_at: Option<u64>| -> Result {
+        let store = Store::open(dir)?;
+        let input = store.log::<u64>("input")?;
+        let out = store.log::<u64>("out")?;
+        let sum = store.table::<u8, u64>("sum")?;
+        let source = input.group("g").consume().checkpoint_every(64);
+        let el = EventLoop::starting_at(secs(0)).simulated();
+        let task = el.spawn(
+            process_stream(move |_ts: Timestamp, r: Record<u64>| {
+                if Some(r.offset) == stop_at {
+                    panic!("stopped at {}", r.offset);
+                }
+                let s = sum.get(&0).expect("a get").unwrap_or(0) + r.value;
+                sum.put(&0, &s).expect("a put");
+                out.append(r.ts, &s).expect("an append");
+            })
+            .source(source),
+        );
+        el.spawn(async move {
+            sleep(Duration::from_secs(1_000_000)).await;
+            task.abort();
+        });
+        let outcome = el.run();
+        assert_eq!(outcome.is_err(), stop_at.is_some());
+        Ok(())
+    };
+    let dir = scratch("eo-source");
+    {
+        let store = Store::open(&dir)?;
+        let input = store.log::<u64>("input")?;
+        for i in 0..n {
+            input.append(secs(i as i64), &i)?;
+        }
+    }
+    for stop in [100, 101, 700, 1_999] {
+        run(&dir, Some(stop))?;
+    }
+    run(&dir, None)?;
+    run(&dir, None)?; // a restart at the end outputs nothing
+    let store = Store::open(&dir)?;
+    let out = store.log::<u64>("out")?;
+    assert_eq!(out.end(), n);
+    let mut reader = out.read(Offset::Start);
+    let mut total = 0;
+    for i in 0..n {
+        let r = futures::executor::block_on(reader.next()).ok_or("ended")??;
+        total += i;
+        assert_eq!((r.offset, r.value), (i, total));
+    }
+    Ok(())
 }

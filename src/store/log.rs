@@ -29,7 +29,7 @@ use futures_core::Stream;
 
 use super::codec::{Binary, Codec, CodecError};
 use super::{Store, StoreError, Table, TableTypes};
-use crate::sync::{Arc, Mutex};
+use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
 use crate::time::Timestamp;
 
 /// Where a [`LogReader`] starts.
@@ -252,18 +252,23 @@ pub(crate) struct Shared {
     records: Table<u64, Entry, EntryCodec>,
     groups: Table<String, u64>,
     metas: Table<String, Meta>,
+    /// How many times [`Store::rollback`] moved the log back.
+    rollbacks: AtomicU64,
     state: Mutex<LogState>,
 }
 
 /// # Invariants
 ///
 /// The records held are exactly the offsets `start..next`.
-struct LogState {
+pub(super) struct LogState {
     start: u64,
     next: u64,
     max: Option<i64>,
     types: (String, String),
     retention: Retention,
+    /// The log's end after each rollback, in order (rare: one per
+    /// pipeline that stopped between checkpoints).
+    rolled_back_to: Vec<u64>,
     /// Readers waiting for the next append, by reader id.
     waiting: HashMap<u64, Waker>,
     next_reader: u64,
@@ -276,11 +281,36 @@ impl Shared {
         let groups = store.table::<String, u64>(&format!("timecast.log/{name}/groups"))?;
         let metas = store.table::<String, Meta>("timecast.logs")?;
         let meta = metas.get(&name.to_string())?;
-        let last = records.range(..)?.next_back().transpose()?;
-        let (mut start, mut next, mut max) = meta
-            .as_ref()
-            .map_or((0, 0, None), |m| (m.start, m.next, m.max));
-        if let Some((offset, entry)) = last {
+        let (start, next, max) = Self::bounds(&records, meta.as_ref())?;
+        let types = meta.map_or_else(Default::default, |m| (m.value, m.codec));
+        Ok(Shared {
+            name: name.to_string(),
+            records,
+            groups,
+            metas,
+            rollbacks: AtomicU64::new(0),
+            state: Mutex::new(LogState {
+                start,
+                next,
+                max,
+                types,
+                retention: Retention::forever(),
+                rolled_back_to: Vec::new(),
+                waiting: HashMap::new(),
+                next_reader: 0,
+            }),
+        })
+    }
+
+    /// The first offset held, the next offset and the running maximum of
+    /// event times, as the records and the log's `meta` give them.
+    fn bounds(
+        records: &Table<u64, Entry, EntryCodec>,
+        meta: Option<&Meta>,
+    ) -> Result<(u64, u64, Option<i64>), StoreError> {
+        let (mut start, mut next, mut max) =
+            meta.map_or((0, 0, None), |m| (m.start, m.next, m.max));
+        if let Some((offset, entry)) = records.range(..)?.next_back().transpose()? {
             next = next.max(offset + 1);
             max = Some(entry.max);
         }
@@ -289,22 +319,30 @@ impl Shared {
         } else {
             start = next;
         }
-        let types = meta.map_or_else(Default::default, |m| (m.value, m.codec));
-        Ok(Shared {
-            name: name.to_string(),
-            records,
-            groups,
-            metas,
-            state: Mutex::new(LogState {
-                start,
-                next,
-                max,
-                types,
-                retention: Retention::forever(),
-                waiting: HashMap::new(),
-                next_reader: 0,
-            }),
-        })
+        Ok((start, next, max))
+    }
+
+    pub(super) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(super) fn lock_state(&self) -> crate::sync::MutexGuard<'_, LogState> {
+        self.state.lock()
+    }
+
+    /// After [`Store::rollback`]: back to the committed bounds. Readers
+    /// past the new end see the new count of rollbacks and move back.
+    pub(super) fn reload(&self, state: &mut LogState) {
+        let meta = self.metas.get(&self.name).ok().flatten();
+        // A read that fails leaves the bounds as they were: the next
+        // append or read reports the database's error.
+        if let Ok((start, next, max)) = Self::bounds(&self.records, meta.as_ref()) {
+            state.start = start;
+            state.next = next;
+            state.max = max;
+        }
+        state.rolled_back_to.push(state.next);
+        self.rollbacks.fetch_add(1, Ordering::Release);
     }
 
     /// Wakes the readers waiting for an append, with no lock held.
@@ -653,6 +691,8 @@ impl<T, C: Codec<T>> Log<T, C> {
             skipped: 0,
             stopped: false,
             seek: Arc::new(Mutex::new(SeekSlot::default())),
+            rollbacks: self.shared.rollbacks.load(Ordering::Acquire),
+            reached: 0,
         }
     }
 
@@ -861,6 +901,14 @@ impl<T, C: Codec<T>> Group<T, C> {
 /// whenever the reader catches up with the log's end (so an idle pipeline
 /// has committed everything). [`commit`](Self::commit) takes one at once.
 ///
+/// Dropping the reader discards what the store has pending since the last
+/// checkpoint ([`Store::rollback`]): a pipeline that stops on an error or
+/// a panic commits nothing half done, and after a restart processes those
+/// records again. To keep the work done since the last checkpoint (a clean
+/// stop), call [`commit`](Self::commit) before dropping the reader. While
+/// it runs, the store belongs to the pipeline: other writes to it are part
+/// of its checkpoints, and of its rollback.
+///
 /// # Examples
 ///
 /// A running sum, its state in a table, its outputs in a log:
@@ -947,6 +995,25 @@ impl<T, C: Codec<T>> ExactlyOnce<T, C> {
         self.group.log.shared.records.store().commit()?;
         self.uncommitted = 0;
         Ok(())
+    }
+}
+
+impl<T, C> ExactlyOnce<T, C> {
+    /// The reader under the checkpoints.
+    pub(super) fn reader(&self) -> &LogReader<T, C> {
+        &self.reader
+    }
+}
+
+impl<T, C> Drop for ExactlyOnce<T, C> {
+    /// Discards what the store has pending since the last checkpoint (see
+    /// [`Store::rollback`]): the records yielded since then may be half
+    /// processed, and will be processed again after a restart.
+    fn drop(&mut self) {
+        let store = self.group.log.shared.records.store();
+        if store.pending() > 0 {
+            store.rollback();
+        }
     }
 }
 
@@ -1071,6 +1138,10 @@ pub struct LogReader<T, C = Binary> {
     skipped: u64,
     stopped: bool,
     seek: Arc<Mutex<SeekSlot>>,
+    /// The log's count of rollbacks when this reader last looked.
+    rollbacks: u64,
+    /// One past the highest offset this reader has passed.
+    reached: u64,
 }
 
 impl<T, C> fmt::Debug for LogReader<T, C> {
@@ -1136,6 +1207,22 @@ impl<T, C: Codec<T>> LogReader<T, C> {
         self.skip_before = None;
         self.buffered.clear();
         self.stopped = false;
+    }
+
+    /// After a [`Store::rollback`]: drops what was read ahead, and moves
+    /// back to the log's end if this reader had passed it.
+    fn rewind(&mut self) {
+        let end = {
+            let state = self.log.shared.state.lock();
+            let unseen = &state.rolled_back_to[self.rollbacks as usize..];
+            self.rollbacks = state.rolled_back_to.len() as u64;
+            unseen.iter().copied().min()
+        };
+        self.buffered.clear();
+        if let Some(end) = end.filter(|&end| self.reached > end && self.position > end) {
+            self.position = end;
+            self.reached = end;
+        }
     }
 
     /// A handle to [`seek`](Self::seek) this reader from elsewhere.
@@ -1257,6 +1344,9 @@ impl<T, C: Codec<T>> Stream for LogReader<T, C> {
                 this.jump(to);
             }
         }
+        if this.log.shared.rollbacks.load(Ordering::Acquire) != this.rollbacks {
+            this.rewind();
+        }
         loop {
             if this.stopped {
                 return Poll::Ready(None);
@@ -1272,6 +1362,7 @@ impl<T, C: Codec<T>> Stream for LogReader<T, C> {
                 }
             };
             this.position = offset + 1;
+            this.reached = this.reached.max(this.position);
             if let Some(before) = this.skip_before {
                 if entry.ts < before {
                     continue;

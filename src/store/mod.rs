@@ -34,8 +34,21 @@
 //! ([`CommitPolicy::max_writes`], [`CommitPolicy::max_delay`]), and call
 //! [`Store::sync`] at checkpoints. [`Store::pending`] tells how many writes
 //! wait. The last handle to drop commits what is pending (call
-//! [`Store::commit`] before to see its error). Reopening after a crash
-//! needs no repair step.
+//! [`Store::commit`] before to see its error); [`Store::rollback`]
+//! discards it instead. Reopening after a crash needs no repair step.
+//!
+//! # Logs and exactly-once
+//!
+//! [`Store::log`] opens a durable [`Log`] kept in the same store, so one
+//! commit covers table writes, log appends and group offsets. A
+//! [`LogReader`] replays then tails a log; it is also a
+//! [`process_stream`](crate::process_stream) source
+//! ([`ProcessStream::source`](crate::source::ProcessStream::source)), whose stored
+//! records are replayed in virtual time before later appends arrive live.
+//! [`Group::consume`] reads through a group exactly once: the group's
+//! offset is committed with the pipeline's writes, and a pipeline that
+//! stops between checkpoints (an error, a panic, `kill -9`) leaves nothing
+//! half done behind.
 //!
 //! # What blocks
 //!
@@ -74,6 +87,7 @@ mod error;
 mod key;
 mod log;
 mod merge;
+mod replay;
 mod table;
 
 use std::any::Any;
@@ -91,6 +105,7 @@ pub use key::Key;
 pub use log::{
     DecodeErrors, ExactlyOnce, Group, Log, LogReader, Offset, Record, Retention, SeekHandle, Topic,
 };
+pub use replay::{LogLive, LogPast};
 pub use table::{Range, Table};
 
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
@@ -705,6 +720,67 @@ impl Store {
     pub fn commit(&self) -> Result<(), StoreError> {
         let mut state = self.inner.state.lock();
         self.inner.commit_locked(&mut state)
+    }
+
+    /// Discards every pending write of every table and log: the store is
+    /// back at its last commit, as a restart after `kill -9` would find it.
+    /// Returns how many writes were discarded.
+    ///
+    /// Each open [`Log`] goes back to its committed end: the offsets of the
+    /// discarded appends are given again to the next appends, and a reader
+    /// that had read past the committed end resumes at it. (Readers see
+    /// appends before they are committed, as Kafka's default
+    /// `read_uncommitted` consumers do; what such a reader yielded from the
+    /// discarded appends is not taken back.)
+    ///
+    /// [`ExactlyOnce`] calls this when it is dropped with records yielded
+    /// since its last checkpoint, so that a pipeline that stops on an error
+    /// leaves no half-processed work behind to be committed without its
+    /// offset.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use timecast::{store::{CommitPolicy, Store}, Timestamp};
+    ///
+    /// let store = Store::temporary()?;
+    /// store.set_commit_policy(CommitPolicy::manual());
+    /// let (t, log) = (store.table::<u8, u8>("t")?, store.log::<u8>("l")?);
+    /// t.put(&1, &1)?;
+    /// log.append(Timestamp::UNIX_EPOCH, &1)?;
+    /// store.commit()?;
+    /// t.put(&1, &2)?;
+    /// log.append(Timestamp::UNIX_EPOCH, &2)?;
+    /// assert_eq!(store.rollback(), 2);
+    /// assert_eq!((t.get(&1)?, log.end()), (Some(1), 1));
+    /// assert_eq!(log.append(Timestamp::UNIX_EPOCH, &3)?, 1); // offset 1 again
+    /// # Ok::<_, timecast::store::StoreError>(())
+    /// ```
+    pub fn rollback(&self) -> usize {
+        let logs: Vec<_> = {
+            let logs = self.inner.logs.lock();
+            let mut open: Vec<_> = logs.values().filter_map(std::sync::Weak::upgrade).collect();
+            open.sort_by(|a, b| a.name().cmp(b.name()));
+            open
+        };
+        // Appends take their log's lock, then the store's: hold every
+        // log's lock so that none appends across the rollback.
+        let mut held: Vec<_> = logs.iter().map(|l| l.lock_state()).collect();
+        let discarded = {
+            let mut state = self.inner.state.lock();
+            let discarded = state.writes;
+            for overlay in &mut state.overlays {
+                overlay.writes.clear();
+            }
+            state.writes = 0;
+            state.since = None;
+            discarded
+        };
+        for (log, state) in logs.iter().zip(&mut held) {
+            log.reload(state);
+        }
+        drop(held);
+        discarded
     }
 
     /// Commits every pending write, as [`commit`](Self::commit), then
