@@ -33,8 +33,39 @@ fn filled(n: u64) -> (Store, Log<u64>) {
     (store, log)
 }
 
+/// The floor under a batched append: fjall alone writing the same keys
+/// and values (an 8-byte offset; a 16-byte header and the value's bytes)
+/// in one batch per 1 000, as a log's commit does.
+fn append_floor(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    let dir = std::env::temp_dir().join(format!("timecast-bench-log-raw-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let db = fjall::Database::builder(&dir).open().expect("open fjall");
+    let ks = db
+        .keyspace("l", fjall::KeyspaceCreateOptions::default)
+        .expect("a keyspace");
+    let mut offset = 0u64;
+    group.bench_function(BenchmarkId::new("fjall-floor", BATCH), |b| {
+        b.iter(|| {
+            let mut batch = db.batch().durability(Some(fjall::PersistMode::Buffer));
+            for i in 0..BATCH {
+                let mut v = Vec::with_capacity(24);
+                v.extend_from_slice(&(offset as i64).to_be_bytes());
+                v.extend_from_slice(&(offset as i64).to_be_bytes());
+                v.extend_from_slice(&postcard::to_allocvec(&i).expect("encode"));
+                batch.insert(&ks, offset.to_be_bytes(), v);
+                offset += 1;
+            }
+            batch.commit().expect("commit");
+        })
+    });
+    drop((ks, db));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn append(c: &mut Criterion) {
     let mut group = c.benchmark_group("log/append");
+    group.throughput(Throughput::Elements(BATCH));
+    append_floor(&mut group);
     let store = Store::temporary().expect("a store");
     store.set_commit_policy(CommitPolicy::manual());
     let log = store.log::<u64>("l").expect("a log");

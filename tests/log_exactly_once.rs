@@ -1,6 +1,7 @@
 //! Exactly-once: a windowed aggregation over a log, its window state in a
-//! table and its outputs in a log, killed with SIGKILL at random moments
-//! and restarted, outputs exactly what an uninterrupted run outputs.
+//! table (or in a durable tumbling-window operator) and its outputs in a
+//! log, killed with SIGKILL at random moments and restarted, outputs
+//! exactly what an uninterrupted run outputs.
 #![cfg(all(feature = "store", unix))]
 
 use std::error::Error;
@@ -9,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use futures::StreamExt;
+use timecast::ops::StreamOps;
 use timecast::store::{CommitPolicy, Store};
 use timecast::Timestamp;
 
@@ -82,7 +84,39 @@ fn aggregate(store: &Store) -> Result {
     })
 }
 
-/// Child mode of the test below.
+/// The same pipeline with the window in a durable tumbling-window
+/// operator: its state saved in the checkpoints, not in a table.
+fn aggregate_durable(store: &Store) -> Result {
+    let input = store.log::<u64>("in")?;
+    let output = store.log::<Output>("out")?;
+    let group = input.group("aggregate");
+    let done = group.committed()?.unwrap_or(0);
+    if done == RECORDS {
+        return Ok(());
+    }
+    let records = group.consume().checkpoint_every(CHECKPOINT_EVERY);
+    let scope = records.scope()?;
+    let windows = records
+        .take((RECORDS - done) as usize)
+        .map(|r| r.map(|r| (r.ts, r.value)).expect("the input decodes"))
+        .tumbling(Duration::from_secs(WINDOW_SECS as u64));
+    let mut windows = scope.durable("windows", windows)?;
+    futures::executor::block_on(async {
+        while let Some(w) = windows.next().await {
+            let w = w?;
+            let a = (
+                w.start.unix_secs() / WINDOW_SECS,
+                w.values().sum::<u64>(),
+                w.items.len() as u64,
+            );
+            output.append(w.end, &a)?;
+        }
+        windows.commit()?;
+        Ok(())
+    })
+}
+
+/// Child mode of the tests below.
 #[test]
 fn child_aggregates() -> Result {
     let Some(dir) = std::env::var_os("TIMECAST_CHILD_AGGREGATE") else {
@@ -90,7 +124,11 @@ fn child_aggregates() -> Result {
     };
     let store = Store::open(dir)?;
     println!("started");
-    aggregate(&store)?;
+    if std::env::var_os("TIMECAST_CHILD_DURABLE").is_some_and(|v| !v.is_empty()) {
+        aggregate_durable(&store)?;
+    } else {
+        aggregate(&store)?;
+    }
     println!("done");
     Ok(())
 }
@@ -113,7 +151,22 @@ fn outputs(store: &Store) -> Result<Vec<(Timestamp, Output)>> {
 
 #[test]
 fn a_pipeline_killed_at_random_outputs_exactly_an_uninterrupted_run() -> Result {
-    let dir = std::env::temp_dir().join(format!("timecast-exactly-once-{}", std::process::id()));
+    killed_at_random(false)
+}
+
+#[test]
+fn a_pipeline_with_durable_windows_killed_at_random_outputs_exactly_an_uninterrupted_run() -> Result
+{
+    killed_at_random(true)
+}
+
+/// The pipeline (`durable`: its window a durable operator) killed with
+/// SIGKILL at random moments at least ten times, then run to the end.
+fn killed_at_random(durable: bool) -> Result {
+    let dir = std::env::temp_dir().join(format!(
+        "timecast-exactly-once-{durable}-{}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     {
         let store = Store::open(&dir)?;
@@ -133,6 +186,7 @@ fn a_pipeline_killed_at_random_outputs_exactly_an_uninterrupted_run() -> Result 
                 "--test-threads=1",
             ])
             .env("TIMECAST_CHILD_AGGREGATE", &dir)
+            .env("TIMECAST_CHILD_DURABLE", if durable { "1" } else { "" })
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -39,6 +39,23 @@ impl<S: Stream, F> Accumulate<S, F> {
 // Neither the accumulator nor `f` is ever pinned.
 impl<S: Stream + Unpin, F> Unpin for Accumulate<S, F> {}
 
+/// The state is the accumulator: `None` before the first item.
+impl<S, F> super::Stateful for Accumulate<S, F>
+where
+    S: Stream,
+    S::Item: Clone,
+{
+    type State = Option<S::Item>;
+
+    fn state(&self) -> Option<S::Item> {
+        self.acc.clone()
+    }
+
+    fn restore(&mut self, state: Option<S::Item>) {
+        self.acc = state;
+    }
+}
+
 impl<S, F> Stream for Accumulate<S, F>
 where
     S: Stream + Unpin,
@@ -116,6 +133,19 @@ impl<S, A, F> AccumulateFrom<S, A, F> {
 }
 
 impl<S: Unpin, A, F> Unpin for AccumulateFrom<S, A, F> {}
+
+/// The state is the accumulator (`None` only if `f` panicked).
+impl<S, A: Clone, F> super::Stateful for AccumulateFrom<S, A, F> {
+    type State = Option<A>;
+
+    fn state(&self) -> Option<A> {
+        self.acc.clone()
+    }
+
+    fn restore(&mut self, state: Option<A>) {
+        self.acc = state;
+    }
+}
 
 impl<S, A, F> Stream for AccumulateFrom<S, A, F>
 where

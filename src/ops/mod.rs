@@ -79,15 +79,55 @@ use futures_core::Stream;
 
 use crate::time::Timestamp;
 
+/// A combinator whose state can be saved and put back: what a pipeline
+/// checkpoints so that it resumes after a restart where it stopped (see
+/// `store::CheckpointScope::durable`, feature `store`, for the exactly-once
+/// pipelines that do this). Its state is its memory of past items: the
+/// accumulator of [`Accumulate`], the previous item of [`Pairwise`], the
+/// open windows and watermark of the windows.
+///
+/// # Laws
+///
+/// Restoring, into a combinator built the same way (same sizes and
+/// settings), the state saved after items `x0..xn` makes it behave on
+/// `xn+1, …` as the original did.
+///
+/// # Examples
+///
+/// ```
+/// use futures::{executor::block_on, stream, StreamExt};
+/// use timecast::ops::{Stateful, StreamOps};
+///
+/// let mut sums = stream::iter([1, 2, 3]).accumulate(|a, b| a + b);
+/// block_on(sums.next());
+/// block_on(sums.next());
+/// let saved = sums.state(); // after 1 and 2
+/// let mut resumed = stream::iter([3]).accumulate(|a, b| a + b);
+/// resumed.restore(saved);
+/// assert_eq!(block_on(resumed.next()), Some(6));
+/// ```
+pub trait Stateful {
+    /// The state, owned; with the feature `store`, serde-serializable
+    /// when the items are.
+    type State;
+
+    /// A copy of the state now.
+    fn state(&self) -> Self::State;
+
+    /// Replaces the state by one [`state`](Self::state) returned.
+    fn restore(&mut self, state: Self::State);
+}
+
 pub use accumulate::{Accumulate, AccumulateFrom};
 pub use as_of_join::AsOfJoin;
 pub use hopping::Hopping;
 pub use pairwise::Pairwise;
 pub use session::Session;
-pub use sliding::Sliding;
+pub use sliding::{Sliding, SlidingState};
 pub use tumbling::Tumbling;
 pub use window::{
     CountLate, EventTime, LateOutput, LateSink, LoopClock, Window, WindowClock, Windowed,
+    WindowedState,
 };
 
 /// Slipstream's pipe operators on every [`Stream`]: `use

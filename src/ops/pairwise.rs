@@ -24,6 +24,23 @@ pub struct Pairwise<S: Stream> {
     previous: Option<S::Item>,
 }
 
+/// The state is the previous item: `None` before the first.
+impl<S> super::Stateful for Pairwise<S>
+where
+    S: Stream,
+    S::Item: Clone,
+{
+    type State = Option<S::Item>;
+
+    fn state(&self) -> Option<S::Item> {
+        self.previous.clone()
+    }
+
+    fn restore(&mut self, state: Option<S::Item>) {
+        self.previous = state;
+    }
+}
+
 impl<S: Stream> Pairwise<S> {
     pub(super) fn new(stream: S) -> Self {
         Self {

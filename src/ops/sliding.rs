@@ -264,6 +264,55 @@ where
 // Nothing but the input stream is ever pinned.
 impl<S: Unpin, T, O> Unpin for Sliding<S, T, O> {}
 
+/// The state of a [`Sliding`] combinator ([`Stateful`](super::Stateful)):
+/// the events later windows may hold, the watermark and the count of late
+/// events. Serializable with serde (feature `store`) when the items are.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use futures::{executor::block_on, stream, StreamExt};
+/// use timecast::{ops::{Stateful, StreamOps}, Timestamp};
+///
+/// let t = Timestamp::from_unix_secs;
+/// let mut windows = stream::iter([(t(1), 'a')]).sliding(Duration::from_secs(10));
+/// let _ = block_on(windows.next());
+/// let mut resumed = stream::iter([(t(2), 'b')]).sliding(Duration::from_secs(10));
+/// resumed.restore(windows.state());
+/// let w = block_on(resumed.next()).ok_or("a window")?;
+/// assert_eq!(w.values().copied().collect::<String>(), "ab");
+/// # Ok::<_, &str>(())
+/// ```
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "store", derive(serde::Serialize, serde::Deserialize))]
+pub struct SlidingState<T> {
+    kept: Vec<(Timestamp, T)>,
+    watermark: Option<Timestamp>,
+    late_count: u64,
+    pending_late: Option<(Timestamp, T)>,
+}
+
+impl<S, T: Clone, O> super::Stateful for Sliding<S, T, O> {
+    type State = SlidingState<T>;
+
+    fn state(&self) -> SlidingState<T> {
+        SlidingState {
+            kept: self.kept.iter().cloned().collect(),
+            watermark: self.watermark,
+            late_count: self.late_count,
+            pending_late: self.pending_late.clone(),
+        }
+    }
+
+    fn restore(&mut self, state: SlidingState<T>) {
+        self.kept = state.kept.into();
+        self.watermark = state.watermark;
+        self.late_count = state.late_count;
+        self.pending_late = state.pending_late;
+    }
+}
+
 impl<S, T, O> FusedStream for Sliding<S, T, O>
 where
     Self: Stream,

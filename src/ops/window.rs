@@ -51,6 +51,7 @@ use crate::time::{Sleep, Timestamp};
 /// assert!(sliding.contains(t(10)));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "store", derive(serde::Serialize, serde::Deserialize))]
 pub struct Window<T> {
     /// Where the window starts (included).
     pub start: Timestamp,
@@ -1063,6 +1064,67 @@ impl<S, K, T, O, C> Windowed<S, K, T, O, C> {
 
 // Nothing but the input stream is ever pinned.
 impl<S: Unpin, K, T, O, C> Unpin for Windowed<S, K, T, O, C> {}
+
+/// The state of a tumbling, hopping or session combinator
+/// ([`Windowed`]'s [`Stateful`](super::Stateful) state): its open
+/// windows, watermark, what it emitted and how many events were late.
+/// Serializable with serde (feature `store`) when the items are.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use futures::{executor::block_on, stream, StreamExt};
+/// use timecast::{ops::{Stateful, StreamOps}, Timestamp};
+///
+/// let t = Timestamp::from_unix_secs;
+/// let text = |w: Option<timecast::Window<char>>| w.map(|w| w.values().collect::<String>());
+/// let mut windows = stream::iter([(t(1), 'a'), (t(2), 'b'), (t(12), 'c')])
+///     .tumbling(Duration::from_secs(10));
+/// assert_eq!(text(block_on(windows.next())).as_deref(), Some("ab")); // 'c' opened [10, 20)
+/// let saved = windows.state();
+/// let mut resumed = stream::iter([(t(13), 'd'), (t(5), 'e')]).tumbling(Duration::from_secs(10));
+/// resumed.restore(saved);
+/// assert_eq!(text(block_on(resumed.next())).as_deref(), Some("cd"));
+/// assert_eq!(resumed.late_count(), 1); // 'e': its window was emitted before the save
+/// ```
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "store", derive(serde::Serialize, serde::Deserialize))]
+pub struct WindowedState<T> {
+    windows: Vec<Window<T>>,
+    watermark: Option<Timestamp>,
+    closed_until: i128,
+    next_end: Option<i128>,
+    emitted_end: i128,
+    late_count: u64,
+    pending_late: Option<(Timestamp, T)>,
+}
+
+impl<S, K, T: Clone, O, C> super::Stateful for Windowed<S, K, T, O, C> {
+    type State = WindowedState<T>;
+
+    fn state(&self) -> WindowedState<T> {
+        WindowedState {
+            windows: self.open.windows.iter().cloned().collect(),
+            watermark: self.watermark,
+            closed_until: self.closed_until,
+            next_end: self.next_end,
+            emitted_end: self.emitted_end,
+            late_count: self.late_count,
+            pending_late: self.pending_late.clone(),
+        }
+    }
+
+    fn restore(&mut self, state: WindowedState<T>) {
+        self.open.windows = state.windows.into();
+        self.watermark = state.watermark;
+        self.closed_until = state.closed_until;
+        self.next_end = state.next_end;
+        self.emitted_end = state.emitted_end;
+        self.late_count = state.late_count;
+        self.pending_late = state.pending_late;
+    }
+}
 
 impl<S, K, T, O, C> FusedStream for Windowed<S, K, T, O, C>
 where

@@ -773,6 +773,15 @@ pub struct Group<T, C = Binary> {
     name: String,
 }
 
+impl<T, C> Clone for Group<T, C> {
+    fn clone(&self) -> Self {
+        Group {
+            log: self.log.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
 impl<T, C> fmt::Debug for Group<T, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Group")
@@ -875,14 +884,18 @@ impl<T, C: Codec<T>> Group<T, C> {
             .records
             .store()
             .set_commit_policy(super::CommitPolicy::manual());
+        let reader = self.read();
+        let scope = super::durable::ScopeShared::default();
+        scope.set_position(reader.position);
         ExactlyOnce {
-            reader: self.read(),
+            reader,
             group: Group {
                 log: self.log.clone(),
                 name: self.name.clone(),
             },
             every: 1000,
             uncommitted: 0,
+            scope: Arc::new(scope),
         }
     }
 }
@@ -945,6 +958,8 @@ pub struct ExactlyOnce<T, C = Binary> {
     reader: LogReader<T, C>,
     every: u64,
     uncommitted: u64,
+    /// Shared with the durable operators of its [`CheckpointScope`](super::CheckpointScope).
+    scope: Arc<super::durable::ScopeShared>,
 }
 
 impl<T, C> fmt::Debug for ExactlyOnce<T, C> {
@@ -994,6 +1009,7 @@ impl<T, C: Codec<T>> ExactlyOnce<T, C> {
         self.group.commit(self.reader.position)?;
         self.group.log.shared.records.store().commit()?;
         self.uncommitted = 0;
+        self.scope.done();
         Ok(())
     }
 }
@@ -1002,6 +1018,30 @@ impl<T, C> ExactlyOnce<T, C> {
     /// The reader under the checkpoints.
     pub(super) fn reader(&self) -> &LogReader<T, C> {
         &self.reader
+    }
+
+    pub(super) fn group(&self) -> &Group<T, C> {
+        &self.group
+    }
+
+    pub(super) fn scope_shared(&self) -> &Arc<super::durable::ScopeShared> {
+        &self.scope
+    }
+}
+
+impl<T, C> Group<T, C> {
+    pub(super) fn log_shared(&self) -> &Shared {
+        &self.log.shared
+    }
+
+    pub(super) fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Shared {
+    pub(super) fn store(&self) -> &Store {
+        self.records.store()
     }
 }
 
@@ -1022,15 +1062,28 @@ impl<T, C: Codec<T>> Stream for ExactlyOnce<T, C> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        if this.uncommitted >= this.every {
+        // With durable operators downstream, a checkpoint is first asked
+        // for, and taken once every one of them has saved its state (see
+        // `ScopeShared`).
+        let durable = this.scope.has_durables();
+        if this.scope.is_ready() || (this.uncommitted >= this.every && !durable) {
             if let Err(e) = this.commit() {
                 return Poll::Ready(Some(Err(e)));
             }
+        } else if this.uncommitted >= this.every {
+            this.scope.ask();
         }
         match Pin::new(&mut this.reader).poll_next(cx) {
             Poll::Ready(Some(Ok(record))) => {
                 this.uncommitted += 1;
+                this.scope.set_position(this.reader.position);
                 Poll::Ready(Some(Ok(record)))
+            }
+            Poll::Pending if this.uncommitted > 0 && durable => {
+                // Caught up: checkpoint at once, through one more poll.
+                this.scope.ask();
+                cx.waker().wake_by_ref();
+                Poll::Pending
             }
             Poll::Pending if this.uncommitted > 0 => match this.commit() {
                 Ok(()) => Poll::Pending,

@@ -83,6 +83,7 @@
 
 pub mod codec;
 mod checkpoint;
+mod durable;
 mod error;
 mod key;
 mod log;
@@ -100,6 +101,7 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
 pub use checkpoint::{Checkpoint, Dependency, DependencyState, Heartbeat, Pausable};
 pub use codec::{Binary, Codec, Json};
+pub use durable::{CheckpointScope, Durable};
 pub use error::{StoreError, TableTypes};
 pub use key::Key;
 pub use log::{

@@ -25,6 +25,11 @@ const NANOS_PER_SEC: i64 = 1_000_000_000;
 /// assert_eq!(Timestamp::from_ymd_hms(2025, 1, 1, 0, 0, 0), Some(t));
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(
+    feature = "store",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(transparent)
+)]
 pub struct Timestamp(i64);
 
 impl Timestamp {
