@@ -353,7 +353,67 @@ impl Stamp {
 /// The pending writes of one table: the new value, or `None` for a removal.
 struct Overlay {
     keyspace: Keyspace,
-    writes: BTreeMap<fjall::Slice, Option<fjall::Slice>>,
+    writes: BTreeMap<PendingKey, Option<fjall::Slice>>,
+}
+
+/// A key of the pending writes, ordered as its bytes are, but compared by
+/// its first eight bytes (big-endian, zero-padded) first: one integer
+/// comparison orders most pairs of keys (all the offsets of a log), where
+/// comparing the bytes calls `memcmp`.
+///
+/// # Invariants
+///
+/// `prefix` is the first eight bytes of `bytes`, zero-padded. Two keys
+/// whose prefixes differ are ordered as their prefixes: at the first byte
+/// where the padded prefixes differ, either both keys have a byte (ordered
+/// as it), or the shorter one ended there (its padding is 0, the other's
+/// byte is not), and the shorter sorts first, as in byte order.
+#[derive(Clone, Debug)]
+pub(crate) struct PendingKey {
+    prefix: u64,
+    bytes: fjall::Slice,
+}
+
+impl PendingKey {
+    pub(crate) fn new(bytes: fjall::Slice) -> Self {
+        let mut head = [0; 8];
+        let n = bytes.len().min(8);
+        head[..n].copy_from_slice(&bytes[..n]);
+        PendingKey {
+            prefix: u64::from_be_bytes(head),
+            bytes,
+        }
+    }
+
+    pub(crate) fn of(bytes: &[u8]) -> Self {
+        Self::new(fjall::Slice::from(bytes))
+    }
+
+    pub(crate) fn bytes(&self) -> &fjall::Slice {
+        &self.bytes
+    }
+}
+
+impl PartialEq for PendingKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.prefix == other.prefix && self.bytes == other.bytes
+    }
+}
+
+impl Eq for PendingKey {}
+
+impl PartialOrd for PendingKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for PendingKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.prefix
+            .cmp(&other.prefix)
+            .then_with(|| self.bytes[..].cmp(&other.bytes[..]))
+    }
 }
 
 /// The keyspace holding the table records.
@@ -924,7 +984,9 @@ impl Inner {
         value: Option<fjall::Slice>,
     ) -> Result<(), StoreError> {
         let mut state = self.state.lock();
-        state.overlays[index].writes.insert(key, value);
+        state.overlays[index]
+            .writes
+            .insert(PendingKey::new(key), value);
         state.writes += 1;
         let policy = state.policy;
         let full = policy.max_writes.is_some_and(|n| state.writes >= n);
@@ -979,9 +1041,10 @@ impl Inner {
         // loses nothing, and the next one tries again.
         for overlay in &state.overlays {
             for (key, value) in &overlay.writes {
+                let key = key.bytes().clone();
                 match value {
-                    Some(value) => batch.insert(&overlay.keyspace, key.clone(), value.clone()),
-                    None => batch.remove(&overlay.keyspace, key.clone()),
+                    Some(value) => batch.insert(&overlay.keyspace, key, value.clone()),
+                    None => batch.remove(&overlay.keyspace, key),
                 }
             }
         }
@@ -1010,5 +1073,29 @@ impl fmt::Debug for Store {
             .field("path", &self.inner.path)
             .field("pending", &self.pending())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key::tests::Rng;
+    use super::PendingKey;
+
+    /// Pending keys sort exactly as their bytes, whatever their lengths
+    /// and however many zero bytes they hold.
+    #[test]
+    fn pending_keys_sort_as_their_bytes() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut key = || -> Vec<u8> {
+            let len = (rng.next() % 12) as usize;
+            // Few byte values, so that prefixes often tie.
+            (0..len).map(|_| (rng.next() % 3) as u8).collect()
+        };
+        for _ in 0..20_000 {
+            let (a, b) = (key(), key());
+            let (pa, pb) = (PendingKey::of(&a), PendingKey::of(&b));
+            assert_eq!(pa.cmp(&pb), a.cmp(&b), "{a:?} vs {b:?}");
+            assert_eq!(pa == pb, a == b);
+        }
     }
 }

@@ -9,7 +9,7 @@ use fjall::Readable;
 use super::codec::{Binary, Codec};
 use super::key::{self, Key};
 use super::merge::{Bytes, Entry, Merge};
-use super::{Store, StoreError};
+use super::{PendingKey, Store, StoreError};
 use crate::channel::{AsyncStream, Consumer};
 use crate::sink::{CombineErrors, Sink};
 use crate::sync::Arc;
@@ -204,7 +204,10 @@ where
         let k = encode_key(key);
         let pending = {
             let state = self.store.inner.state.lock();
-            state.overlays[self.index].writes.get(&k[..]).cloned()
+            state.overlays[self.index]
+                .writes
+                .get(&PendingKey::of(&k))
+                .cloned()
         };
         let bytes = match pending {
             Some(Some(v)) => Bytes::Db(v),
@@ -278,11 +281,11 @@ where
         } else {
             state.overlays[self.index]
                 .writes
-                .range::<[u8], _>((
-                    bounds.0.as_ref().map(Vec::as_slice),
-                    bounds.1.as_ref().map(Vec::as_slice),
+                .range((
+                    bounds.0.as_ref().map(|b| PendingKey::of(b)),
+                    bounds.1.as_ref().map(|b| PendingKey::of(b)),
                 ))
-                .map(|(k, v)| Ok((Bytes::Db(k.clone()), v.clone().map(Bytes::Db))))
+                .map(|(k, v)| Ok((Bytes::Db(k.bytes().clone()), v.clone().map(Bytes::Db))))
                 .collect::<Vec<_>>()
         };
         let db = self
@@ -358,8 +361,13 @@ where
             let state = self.store.inner.state.lock();
             let pending = state.overlays[self.index]
                 .writes
-                .range::<[u8], _>((Bound::Unbounded, Bound::Included(&k[..])))
-                .map(|(k, v)| Ok((Bytes::Borrowed(k), v.as_deref().map(Bytes::Borrowed))));
+                .range((Bound::Unbounded, Bound::Included(PendingKey::of(&k))))
+                .map(|(k, v)| {
+                    Ok((
+                        Bytes::Borrowed(k.bytes()),
+                        v.as_deref().map(Bytes::Borrowed),
+                    ))
+                });
             let db = self.keyspace.range(..=&k[..]).map(db_entry as fn(_) -> _);
             match Merge::new(db, pending).next_back() {
                 None => None,
