@@ -92,6 +92,7 @@ pub mod time;
 pub mod source;
 pub mod ops;
 pub mod sink;
+pub mod topic;
 #[cfg(feature = "store")]
 pub mod store;
 pub mod flow;
