@@ -96,6 +96,8 @@ pub mod topic;
 #[cfg(feature = "store")]
 pub mod store;
 pub mod flow;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 
 pub use channel::{AsyncStream, Closed, Consumer, TryPutError, TryRecvError};
 pub use flow::{Flow, FlowHandle, FlowReport, PipelineError, Restart};
