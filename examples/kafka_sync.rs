@@ -78,7 +78,11 @@ pub(crate) fn lines(brokers: &str) -> Result<Vec<String>, Error> {
     let store = Store::temporary()?;
     // The cookbook's Topic('activity', ...) and Caches.
     let kafka = Kafka::connect(brokers)?;
-    let name = format!("activity-{}-{}", std::process::id(), Timestamp::now().unix_nanos());
+    let name = format!(
+        "activity-{}-{}",
+        std::process::id(),
+        Timestamp::now().unix_nanos()
+    );
     kafka.create_topic(&name, 1)?;
     let activity = kafka.topic::<String>(&name)?;
     let weather_cache = store.table::<Timestamp, String>("weather")?;

@@ -27,7 +27,7 @@ use timecast::sink::Sink;
 use timecast::store::codec::{Codec, CodecError};
 use timecast::store::DecodeErrors;
 use timecast::topic::{Offset, Position, Record, Topic};
-use timecast::{now, process_stream, EventLoop, Timestamp};
+use timecast::{now, process_stream, AsyncStream, EventLoop, Timestamp};
 
 type Result<T = ()> = std::result::Result<T, Box<dyn Error + Send + Sync>>;
 
@@ -37,7 +37,11 @@ fn secs(s: i64) -> Timestamp {
 
 /// A topic name no other test (or earlier run) uses.
 fn fresh(name: &str) -> String {
-    format!("{name}-{}-{}", std::process::id(), Timestamp::now().unix_nanos())
+    format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        Timestamp::now().unix_nanos()
+    )
 }
 
 fn connect() -> Result<Kafka> {
@@ -98,7 +102,10 @@ fn records_are_read_from_the_start_the_end_an_offset_and_a_time() -> Result {
     let mut all = topic.reader(Offset::Start)?;
     for (i, w) in words.iter().enumerate() {
         let r = next(&mut all)?;
-        assert_eq!((r.partition, r.offset, r.ts, r.value.as_str()), (0, i as u64, secs(10 * (i as i64 + 1)), *w));
+        assert_eq!(
+            (r.partition, r.offset, r.ts, r.value.as_str()),
+            (0, i as u64, secs(10 * (i as i64 + 1)), *w)
+        );
         assert_eq!(r.key.as_deref(), (i == 1).then_some(&b"k1"[..]));
     }
     assert_eq!(next(&mut all)?.ts, fine);
@@ -118,7 +125,11 @@ fn records_are_read_from_the_start_the_end_an_offset_and_a_time() -> Result {
     topic.publish(secs(70), &"🌧".to_string())?;
     let r = next(&mut end)?;
     assert_eq!((r.offset, r.value.as_str()), (6, "🌧"));
-    assert_eq!(next(&mut all)?.value, "🌧", "the first reader follows live too");
+    assert_eq!(
+        next(&mut all)?.value,
+        "🌧",
+        "the first reader follows live too"
+    );
     Ok(())
 }
 
@@ -133,7 +144,11 @@ fn a_missing_topic_and_partition_are_named() -> Result {
     kafka.create_topic(&name, 2)?;
     let topic = kafka.topic::<u8>(&name)?;
     match topic.publish_to(2, secs(0), &1) {
-        Err(KafkaError::NoSuchPartition { partition: 2, partitions: 2, .. }) => {}
+        Err(KafkaError::NoSuchPartition {
+            partition: 2,
+            partitions: 2,
+            ..
+        }) => {}
         other => panic!("expected NoSuchPartition, got {other:?}"),
     }
     match topic.publish(Timestamp::from_unix_secs(-1), &1) {
@@ -157,8 +172,15 @@ fn the_sink_delivers_every_record_in_order_with_time_and_key() -> Result {
         }
         sink.flush().await
     })?;
-    assert_eq!((sink.delivered(), sink.failed(), sink.in_flight()), (3000, 0, 0));
-    let total: u64 = topic.watermarks()?.iter().map(|(low, high)| high - low).sum();
+    assert_eq!(
+        (sink.delivered(), sink.failed(), sink.in_flight()),
+        (3000, 0, 0)
+    );
+    let total: u64 = topic
+        .watermarks()?
+        .iter()
+        .map(|(low, high)| high - low)
+        .sum();
     assert_eq!(total, 3000);
     // Each key in one partition, in order.
     let mut reader = topic.reader(Offset::Start)?;
@@ -173,7 +195,10 @@ fn the_sink_delivers_every_record_in_order_with_time_and_key() -> Result {
         entry.1.push(r.value);
     }
     for (_, (_, values)) in by_key {
-        assert!(values.windows(2).all(|w| w[0] < w[1]), "a key's records in order");
+        assert!(
+            values.windows(2).all(|w| w[0] < w[1]),
+            "a key's records in order"
+        );
     }
     Ok(())
 }
@@ -214,12 +239,21 @@ fn a_reader_is_a_source_replayed_in_virtual_time_then_live() -> Result {
         topic.publish_to(i % 2, secs(100 + i as i64), &i)?;
     }
     let reader = topic.reader(Offset::Start)?;
-    let seen: Rc<RefCell<Vec<(Timestamp, u32, Timestamp, bool)>>> = Rc::default();
+    /// (event time, value, the loop's clock, live)
+    type Seen = Vec<(Timestamp, u32, Timestamp, bool)>;
+    let seen: Rc<RefCell<Seen>> = Rc::default();
     let live_started = Arc::new(AtomicBool::new(false));
     let s = seen.clone();
+    // Says when all nine records are in.
+    let all_in = AsyncStream::<()>::with_capacity(1);
+    let mut done = all_in.subscribe();
     let handler = move |ts: Timestamp, r: std::result::Result<Record<u32>, KafkaError>| {
         let r = r.expect("a record");
-        s.borrow_mut().push((ts, r.value, now(), timecast::is_live()));
+        s.borrow_mut()
+            .push((ts, r.value, now(), timecast::is_live()));
+        if s.borrow().len() == 9 {
+            let _ = all_in.try_put(());
+        }
     };
     let started = live_started.clone();
     let el = EventLoop::starting_at(secs(50));
@@ -242,12 +276,10 @@ fn a_reader_is_a_source_replayed_in_virtual_time_then_live() -> Result {
         }
         Ok(stamps)
     });
-    let waiter = seen.clone();
     el.block_on(async move {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while waiter.borrow().len() < 9 && Instant::now() < deadline {
-            timecast::sleep(Duration::from_millis(10)).await;
-        }
+        let timeout = futures_timer(Duration::from_secs(30));
+        futures::pin_mut!(timeout);
+        futures::future::select(done.next(), timeout).await;
         task.abort();
     });
     let stamps = publisher.join().expect("the publisher")?;
@@ -256,7 +288,10 @@ fn a_reader_is_a_source_replayed_in_virtual_time_then_live() -> Result {
     // The past in time order across both partitions, each at its own time
     // on the loop's clock: replayed in virtual time.
     for (i, (ts, value, clock, _)) in seen.iter().take(6).enumerate() {
-        assert_eq!((*ts, *value, *clock), (secs(100 + i as i64), i as u32, secs(100 + i as i64)));
+        assert_eq!(
+            (*ts, *value, *clock),
+            (secs(100 + i as i64), i as u32, secs(100 + i as i64))
+        );
     }
     // Then the live records, at their wall-clock times.
     let live: Vec<_> = seen[6..].iter().map(|(ts, v, _, _)| (*ts, *v)).collect();
@@ -265,7 +300,10 @@ fn a_reader_is_a_source_replayed_in_virtual_time_then_live() -> Result {
     got.sort();
     want.sort();
     assert_eq!(got, want);
-    assert!(seen[6..].iter().all(|(.., live)| *live), "dispatched live: {seen:?}");
+    assert!(
+        seen[6..].iter().all(|(.., live)| *live),
+        "dispatched live: {seen:?}"
+    );
     Ok(())
 }
 
@@ -301,19 +339,35 @@ fn an_undecodable_record_names_topic_partition_and_offset_and_stops_or_is_skippe
     assert_eq!(next(&mut stops)?.value, "ok");
     match futures::executor::block_on(stops.next()) {
         Some(Err(e @ KafkaError::Decode { .. })) => {
-            let KafkaError::Decode { topic, partition, offset, .. } = &e else { unreachable!() };
+            let KafkaError::Decode {
+                topic,
+                partition,
+                offset,
+                ..
+            } = &e
+            else {
+                unreachable!()
+            };
             assert_eq!((topic.as_str(), *partition, *offset), (name.as_str(), 0, 1));
             let message = e.to_string();
-            assert!(message.contains(&name) && message.contains("partition 0, offset 1"), "{message}");
+            assert!(
+                message.contains(&name) && message.contains("partition 0, offset 1"),
+                "{message}"
+            );
         }
         other => panic!("expected a Decode error, got {other:?}"),
     }
-    assert!(futures::executor::block_on(stops.next()).is_none(), "stopped");
+    assert!(
+        futures::executor::block_on(stops.next()).is_none(),
+        "stopped"
+    );
     // A seek past it goes on.
     stops.seek(Position::new(0, 2));
     assert_eq!(next(&mut stops)?.value, "after");
 
-    let mut skips = topic.reader(Offset::Start)?.on_decode_error(DecodeErrors::Skip);
+    let mut skips = topic
+        .reader(Offset::Start)?
+        .on_decode_error(DecodeErrors::Skip);
     assert_eq!(next(&mut skips)?.value, "ok");
     let r = next(&mut skips)?;
     assert_eq!((r.offset, r.value.as_str()), (2, "after"));
@@ -326,12 +380,17 @@ fn no_broker_at_start_is_a_clear_error_within_the_timeout() {
     let port = broker::free_port(); // nothing listens there
     let brokers = format!("127.0.0.1:{port}");
     let started = Instant::now();
-    let result = Kafka::builder(&brokers).timeout(Duration::from_secs(2)).connect();
+    let result = Kafka::builder(&brokers)
+        .timeout(Duration::from_secs(2))
+        .connect();
     let waited = started.elapsed();
     match result {
         Err(e @ KafkaError::Unreachable { .. }) => {
             let message = e.to_string();
-            assert!(message.contains(&brokers) && message.contains("start the broker"), "{message}");
+            assert!(
+                message.contains(&brokers) && message.contains("start the broker"),
+                "{message}"
+            );
             assert!(e.source().is_some());
         }
         other => panic!("expected Unreachable, got {other:?}"),
@@ -343,7 +402,9 @@ fn no_broker_at_start_is_a_clear_error_within_the_timeout() {
 #[test]
 fn a_broker_restart_is_reported_and_the_group_resumes_from_its_commit() -> Result {
     let mut broker = broker::Broker::start()?;
-    let kafka = Kafka::builder(&broker.addr()).set("message.timeout.ms", "3000").connect()?;
+    let kafka = Kafka::builder(&broker.addr())
+        .set("message.timeout.ms", "3000")
+        .connect()?;
     let name = fresh("restart");
     kafka.create_topic(&name, 1)?;
     let topic = kafka.topic::<u64>(&name)?;
@@ -405,32 +466,45 @@ fn child_member() -> Result {
         return Ok(());
     };
     let mut parts = spec.split(' ');
-    let (Some(brokers), Some(name), Some(group)) = (parts.next(), parts.next(), parts.next()) else {
+    let (Some(brokers), Some(name), Some(group)) = (parts.next(), parts.next(), parts.next())
+    else {
         return Err("TIMECAST_KAFKA_MEMBER: brokers topic group".into());
     };
-    let kafka = Kafka::connect(brokers)?;
+    let mut kafka = Kafka::builder(brokers);
+    if let Ok(debug) = std::env::var("TIMECAST_KAFKA_LOG") {
+        kafka = kafka.set("debug", &debug);
+    }
+    let kafka = kafka.connect()?;
     let topic = kafka.topic::<u64>(name)?;
     let mut reader = topic.subscribe(group)?;
     let mut assignment = reader.assignment();
-    println!("assigned {assignment:?}");
+    // Each line the parent reads starts with "@ " (the test harness may
+    // have written on the line before).
+    println!("\n@ assigned {assignment:?}");
+    if parts.next() == Some("once") {
+        // Joins, then leaves the group at once.
+        reader.close();
+        println!("@ left");
+        return Ok(());
+    }
     futures::executor::block_on(async {
         while let Some(r) = reader.next().await {
             if reader.assignment() != assignment {
                 assignment = reader.assignment();
-                println!("assigned {assignment:?}");
+                println!("@ assigned {assignment:?}");
             }
             let r = match r {
                 Ok(r) => r,
                 Err(e) => {
-                    println!("error {e}");
+                    println!("@ error {e}");
                     continue;
                 }
             };
-            println!("got {} {} {}", r.partition, r.offset, r.value);
+            println!("@ got {} {} {}", r.partition, r.offset, r.value);
             // At-least-once: commit after processing.
             match reader.commit(r.next()) {
-                Ok(()) => println!("committed {} {}", r.partition, r.offset + 1),
-                Err(e) => println!("error {e}"),
+                Ok(()) => println!("@ committed {} {}", r.partition, r.offset + 1),
+                Err(e) => println!("@ error {e}"),
             }
         }
         Ok::<_, KafkaError>(())
@@ -446,21 +520,62 @@ struct Log {
     got: Vec<(u32, u64, u64)>,
     /// Partition → last offset it committed.
     committed: BTreeMap<u32, u64>,
+    /// Every line, for the failure messages.
+    lines: Vec<String>,
 }
 
-fn member(brokers: &str, topic: &str, group: &str) -> Result<(Child, Arc<Mutex<Log>>)> {
+/// A member process, killed when dropped (the test failing included).
+struct Member(Child);
+
+impl Member {
+    /// SIGKILL: no goodbye to the group.
+    fn kill(&mut self) -> Result {
+        self.0.kill()?;
+        self.0.wait()?;
+        Ok(())
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn member(brokers: &str, topic: &str, group: &str) -> Result<(Member, Arc<Mutex<Log>>)> {
+    member_with(brokers, topic, group, "")
+}
+
+fn member_with(
+    brokers: &str,
+    topic: &str,
+    group: &str,
+    mode: &str,
+) -> Result<(Member, Arc<Mutex<Log>>)> {
     let mut child = Command::new(std::env::current_exe()?)
         .args(["--exact", "child_member", "--nocapture", "--test-threads=1"])
-        .env("TIMECAST_KAFKA_MEMBER", format!("{brokers} {topic} {group}"))
+        .env(
+            "TIMECAST_KAFKA_MEMBER",
+            format!("{brokers} {topic} {group} {mode}"),
+        )
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(if std::env::var_os("TIMECAST_KAFKA_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
         .spawn()?;
     let log = Arc::new(Mutex::new(Log::default()));
     let lines = BufReader::new(child.stdout.take().expect("piped")).lines();
     let into = log.clone();
     std::thread::spawn(move || {
         for line in lines.map_while(std::result::Result::ok) {
+            let Some(line) = line.strip_prefix("@ ") else {
+                continue;
+            };
             let mut log = into.lock().expect("not poisoned");
+            log.lines.push(line.to_string());
             let words: Vec<&str> = line.split(' ').collect();
             match words.as_slice() {
                 ["assigned", ..] => {
@@ -486,7 +601,7 @@ fn member(brokers: &str, topic: &str, group: &str) -> Result<(Child, Arc<Mutex<L
             }
         }
     });
-    Ok((child, log))
+    Ok((Member(child), log))
 }
 
 /// Waits until `f` holds, at most `within`.
@@ -511,8 +626,20 @@ fn two_members_share_four_partitions_and_a_killed_ones_move_with_nothing_lost() 
     let topic = kafka.topic::<u64>(&name)?;
 
     let (mut a, a_log) = member(&brokers, &name, group)?;
-    let a_assigned = |want: &[u32]| a_log.lock().expect("not poisoned").assignments.last().map(Vec::as_slice) == Some(want);
-    wait_for(Duration::from_secs(60), "A assigned all four partitions", || a_assigned(&[0, 1, 2, 3]))?;
+    let a_assigned = |want: &[u32]| {
+        a_log
+            .lock()
+            .expect("not poisoned")
+            .assignments
+            .last()
+            .map(Vec::as_slice)
+            == Some(want)
+    };
+    wait_for(
+        Duration::from_secs(60),
+        "A assigned all four partitions",
+        || a_assigned(&[0, 1, 2, 3]),
+    )?;
 
     // Records keep coming, round-robin over the partitions.
     let produced = Arc::new(AtomicU64::new(0));
@@ -532,47 +659,108 @@ fn two_members_share_four_partitions_and_a_killed_ones_move_with_nothing_lost() 
     };
 
     let (mut b, b_log) = member(&brokers, &name, group)?;
-    wait_for(Duration::from_secs(60), "B assigned partitions and processing", || {
-        let b = b_log.lock().expect("not poisoned");
-        b.assignments.last().is_some_and(|p| !p.is_empty()) && b.got.len() >= 10
-    })?;
+    wait_for(
+        Duration::from_secs(60),
+        "B assigned partitions and processing",
+        || {
+            let b = b_log.lock().expect("not poisoned");
+            b.assignments.last().is_some_and(|p| !p.is_empty()) && b.got.len() >= 10
+        },
+    )?;
     let (b_parts, a_parts) = {
-        let (b, a) = (b_log.lock().expect("not poisoned"), a_log.lock().expect("not poisoned"));
-        (b.assignments.last().cloned().unwrap_or_default(), a.assignments.last().cloned().unwrap_or_default())
+        let (b, a) = (
+            b_log.lock().expect("not poisoned"),
+            a_log.lock().expect("not poisoned"),
+        );
+        (
+            b.assignments.last().cloned().unwrap_or_default(),
+            a.assignments.last().cloned().unwrap_or_default(),
+        )
     };
     // Shared: each has some, together all four.
     let together: BTreeSet<u32> = a_parts.iter().chain(&b_parts).copied().collect();
-    assert!(!a_parts.is_empty() && !b_parts.is_empty(), "A {a_parts:?} B {b_parts:?}");
-    assert_eq!(together, BTreeSet::from([0, 1, 2, 3]), "A {a_parts:?} B {b_parts:?}");
+    assert!(
+        !a_parts.is_empty() && !b_parts.is_empty(),
+        "A {a_parts:?} B {b_parts:?}"
+    );
+    assert_eq!(
+        together,
+        BTreeSet::from([0, 1, 2, 3]),
+        "A {a_parts:?} B {b_parts:?}"
+    );
 
     b.kill()?; // SIGKILL: no goodbye to the group
-    b.wait()?;
     let a_before = a_log.lock().expect("not poisoned").got.len();
-    wait_for(Duration::from_secs(60), "A takes over B's partitions", || a_assigned(&[0, 1, 2, 3]))?;
-    wait_for(Duration::from_secs(60), "A processing B's partitions", || {
-        let a = a_log.lock().expect("not poisoned");
-        a.got[a_before..].iter().filter(|(p, ..)| b_parts.contains(p)).count() >= 8
+    // tansu 0.6.0 drops a member whose session expired (6 s here) but does
+    // not re-form the group: the survivor's rejoin gets its old assignment
+    // back (its SyncGroup keeps the stored one). A member that joins and
+    // leaves makes it re-form, as Kafka does by itself on the expiry.
+    std::thread::sleep(Duration::from_secs(8));
+    let (mut c, c_log) = member_with(&brokers, &name, group, "once")?;
+    wait_for(Duration::from_secs(60), "C joined and left", || {
+        c_log
+            .lock()
+            .expect("not poisoned")
+            .lines
+            .iter()
+            .any(|l| l == "left")
     })?;
+    c.kill()?;
+    wait_for(
+        Duration::from_secs(60),
+        "A takes over B's partitions",
+        || a_assigned(&[0, 1, 2, 3]),
+    )
+    .map_err(|e| {
+        let a = a_log.lock().expect("not poisoned");
+        format!(
+            "{e}: A {:?}, last lines {:?}",
+            a.assignments,
+            &a.lines[a.lines.len().saturating_sub(15)..]
+        )
+    })?;
+    wait_for(
+        Duration::from_secs(60),
+        "A processing B's partitions",
+        || {
+            let a = a_log.lock().expect("not poisoned");
+            a.got[a_before..]
+                .iter()
+                .filter(|(p, ..)| b_parts.contains(p))
+                .count()
+                >= 8
+        },
+    )?;
     stop.store(true, Ordering::SeqCst);
     producer.join().expect("the producer")?;
     let total = produced.load(Ordering::SeqCst);
 
     // Nothing lost: every record processed by one member or the other.
     wait_for(Duration::from_secs(60), "every record processed", || {
-        let (a, b) = (a_log.lock().expect("not poisoned"), b_log.lock().expect("not poisoned"));
+        let (a, b) = (
+            a_log.lock().expect("not poisoned"),
+            b_log.lock().expect("not poisoned"),
+        );
         let done: BTreeSet<u64> = a.got.iter().chain(&b.got).map(|(.., v)| *v).collect();
         done.len() as u64 == total
     })?;
     a.kill()?;
-    a.wait()?;
 
-    let (a, b) = (a_log.lock().expect("not poisoned"), b_log.lock().expect("not poisoned"));
+    let (a, b) = (
+        a_log.lock().expect("not poisoned"),
+        b_log.lock().expect("not poisoned"),
+    );
     // In each of B's partitions, A resumed from B's committed offset: at or
     // after what B reported committed, and at most the record after B's
     // last one (a commit not yet reported, or a record processed but not
     // committed, which A processes again: at-least-once).
     for p in &b_parts {
-        let b_last = b.got.iter().filter(|(q, ..)| q == p).map(|(_, o, _)| *o).max();
+        let b_last = b
+            .got
+            .iter()
+            .filter(|(q, ..)| q == p)
+            .map(|(_, o, _)| *o)
+            .max();
         let Some(b_last) = b_last else { continue };
         let resumed = a.got[a_before..]
             .iter()
@@ -587,7 +775,13 @@ fn two_members_share_four_partitions_and_a_killed_ones_move_with_nothing_lost() 
     }
     // Per partition, the offsets A and B processed are dense: none skipped.
     for p in 0..4u32 {
-        let offsets: BTreeSet<u64> = a.got.iter().chain(&b.got).filter(|(q, ..)| *q == p).map(|(_, o, _)| *o).collect();
+        let offsets: BTreeSet<u64> = a
+            .got
+            .iter()
+            .chain(&b.got)
+            .filter(|(q, ..)| *q == p)
+            .map(|(_, o, _)| *o)
+            .collect();
         let max = offsets.iter().max().copied().unwrap_or(0);
         assert_eq!(offsets.len() as u64, max + 1, "partition {p}: {offsets:?}");
     }

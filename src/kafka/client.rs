@@ -110,6 +110,9 @@ impl KafkaBuilder {
         for (key, value) in &self.settings {
             config.set(key, value);
         }
+        if config.get("debug").is_some() {
+            config.set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
+        }
         let acked = Arc::new(Acked::default());
         let mut producer_config = config.clone();
         set_default(&mut producer_config, "message.timeout.ms", "30000");
@@ -440,7 +443,10 @@ impl Acked {
     }
 
     pub(crate) fn end(&self, topic: &str, partition: u32) -> Option<u64> {
-        self.ends.lock().get(&(topic.to_string(), partition)).copied()
+        self.ends
+            .lock()
+            .get(&(topic.to_string(), partition))
+            .copied()
     }
 }
 
@@ -473,20 +479,24 @@ impl ProducerContext for Deliveries {
             Err((error, message)) => Err((message.topic().to_string(), error.clone())),
         };
         match *pending {
-            Pending::Publish(slot, ts) => slot.set(outcome.map_err(|(topic, e)| {
-                KafkaError::Delivery {
+            Pending::Publish(slot, ts) => {
+                slot.set(outcome.map_err(|(topic, e)| KafkaError::Delivery {
                     topic,
                     ts,
                     source: Box::new(e),
-                }
-            })),
-            Pending::Sink(state, ts) => state.delivered(outcome.map(drop).map_err(|(topic, e)| {
-                KafkaError::Delivery {
-                    topic,
-                    ts,
-                    source: Box::new(e),
-                }
-            })),
+                }))
+            }
+            Pending::Sink(state, ts) => {
+                state.delivered(
+                    outcome
+                        .map(drop)
+                        .map_err(|(topic, e)| KafkaError::Delivery {
+                            topic,
+                            ts,
+                            source: Box::new(e),
+                        }),
+                )
+            }
         }
     }
 }

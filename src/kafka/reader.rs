@@ -18,9 +18,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use futures_core::Stream;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance,
-};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::topic_partition_list::{Offset as KOffset, TopicPartitionList};
@@ -160,7 +158,10 @@ impl Shared {
             });
         }
         let slot = Arc::new(Slot::new());
-        self.update(|s| s.commands.push_back(Command::Commit(positions, slot.clone())));
+        self.update(|s| {
+            s.commands
+                .push_back(Command::Commit(positions, slot.clone()))
+        });
         slot.wait(self.timeout * 2).unwrap_or_else(|| {
             Err(KafkaError::Client {
                 op: "committing".into(),
@@ -178,8 +179,7 @@ impl Shared {
                 part.next = Some(to.offset);
                 part.skip_before = None;
                 s.stopped = false;
-                s.commands
-                    .push_back(Command::Seek(to.partition, to.offset));
+                s.commands.push_back(Command::Seek(to.partition, to.offset));
             }
             None => s.reports.push_back(KafkaError::Client {
                 op: format!("seeking partition {} to offset {}", to.partition, to.offset),
@@ -195,7 +195,18 @@ struct Member {
     shared: Arc<Shared>,
 }
 
-impl ClientContext for Member {}
+impl ClientContext for Member {
+    /// librdkafka's log lines go to standard error when
+    /// `TIMECAST_KAFKA_LOG` is set (with a `debug` setting, to see why a
+    /// group behaves as it does); otherwise to the `log` crate.
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        if std::env::var_os("TIMECAST_KAFKA_LOG").is_some() {
+            eprintln!("librdkafka {level:?} {fac}: {message}");
+        } else {
+            rdkafka::client::DefaultClientContext.log(level, fac, message);
+        }
+    }
+}
 
 impl ConsumerContext for Member {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -264,7 +275,10 @@ pub(crate) fn open<T, C: Codec<T>>(
     let member = Member {
         shared: shared.clone(),
     };
-    let consumer = topic.inner.kafka.consumer(group.as_deref(), member, &name)?;
+    let consumer = topic
+        .inner
+        .kafka
+        .consumer(group.as_deref(), member, &name)?;
     match start {
         Start::Group(_) => {
             consumer
@@ -477,7 +491,11 @@ fn run(consumer: BaseConsumer<Member>, shared: &Shared) {
                 // Not fetching yet: try again next round, until the deadline.
                 Err(_) if Instant::now() < deadline => true,
                 Err(e) => {
-                    let e = client(&format!("seeking partition {p} to {offset}"), Some(topic), e);
+                    let e = client(
+                        &format!("seeking partition {p} to {offset}"),
+                        Some(topic),
+                        e,
+                    );
                     shared.update(|s| {
                         if let Some(part) = s.parts.get_mut(&p) {
                             part.seeking = false;
@@ -640,7 +658,8 @@ impl<T, C: Codec<T>> Core<T, C> {
     fn decode(&self, raw: Raw) -> Option<Result<Record<T>, KafkaError>> {
         match self.topic.inner.codec.decode(&raw.payload) {
             Ok(value) => {
-                let mut record = Record::new(raw.offset, raw.ts, value).with_partition(raw.partition);
+                let mut record =
+                    Record::new(raw.offset, raw.ts, value).with_partition(raw.partition);
                 record.key = raw.key;
                 Some(Ok(record))
             }
@@ -954,6 +973,45 @@ impl<T, C: Codec<T>> KafkaReader<T, C> {
     }
 }
 
+impl<T, C> KafkaReader<T, C> {
+    /// Closes the reader and waits until its consumer is closed: a group
+    /// member has left its group, whose other members get its partitions at
+    /// once (dropping the reader closes it too, without waiting).
+    ///
+    /// # Blocking
+    ///
+    /// Blocks until the consumer is closed (a round trip to the group's
+    /// coordinator), at most the connection's timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let kafka = timecast::kafka::Kafka::connect("127.0.0.1:9092")?;
+    /// let reader = kafka.topic::<u8>("t")?.subscribe("g")?;
+    /// reader.close(); // the group rebalances now, not after a session timeout
+    /// # Ok::<_, timecast::kafka::KafkaError>(())
+    /// ```
+    pub fn close(self) {
+        let shared = self.core.shared.clone();
+        drop(self);
+        let deadline = Instant::now() + shared.timeout;
+        loop {
+            let version = {
+                let state = shared.lock();
+                if state.ended {
+                    return;
+                }
+                state.version
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            shared.wait_change(version, left);
+        }
+    }
+}
+
 impl<T, C: Codec<T>> Stream for KafkaReader<T, C> {
     type Item = Result<Record<T>, KafkaError>;
 
@@ -1060,7 +1118,11 @@ impl<T, C: Codec<T>> Iterator for KafkaPast<T, C> {
             let waiting = self
                 .ends
                 .keys()
-                .find(|p| parts.get(p).is_none_or(|part| part.queue.is_empty() || part.seeking))
+                .find(|p| {
+                    parts
+                        .get(p)
+                        .is_none_or(|part| part.queue.is_empty() || part.seeking)
+                })
                 .copied();
             match waiting {
                 None => {
@@ -1091,7 +1153,9 @@ impl<T, C: Codec<T>> Iterator for KafkaPast<T, C> {
                         };
                         return Some((self.last, Err(e)));
                     }
-                    self.core.shared.wait_change(version, Duration::from_millis(100));
+                    self.core
+                        .shared
+                        .wait_change(version, Duration::from_millis(100));
                 }
             }
         }

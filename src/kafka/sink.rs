@@ -213,7 +213,10 @@ impl<T, C: Codec<T>> KafkaSink<T, C> {
                 inner.in_flight - 1
             };
             let pending = Pending::Sink(self.state.clone(), ts);
-            match self.topic.try_send(None, ts, key.as_deref(), &bytes, pending) {
+            match self
+                .topic
+                .try_send(None, ts, key.as_deref(), &bytes, pending)
+            {
                 Ok(()) => Poll::Ready(Ok(())),
                 Err(Err(e)) => {
                     self.state.inner.lock().in_flight -= 1;
@@ -238,7 +241,10 @@ impl<T, C: Codec<T>> KafkaSink<T, C> {
 impl<T, C: Codec<T>> Sink<(Timestamp, T)> for KafkaSink<T, C> {
     type Error = KafkaError;
 
-    fn send(&mut self, (ts, value): (Timestamp, T)) -> impl Future<Output = Result<(), KafkaError>> {
+    fn send(
+        &mut self,
+        (ts, value): (Timestamp, T),
+    ) -> impl Future<Output = Result<(), KafkaError>> {
         self.queue(ts, None, &value)
     }
 }

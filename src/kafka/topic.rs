@@ -181,7 +181,12 @@ impl<T, C: Codec<T>> KafkaTopic<T, C> {
     /// assert_eq!(a.partition, b.partition);
     /// # Ok::<_, timecast::kafka::KafkaError>(())
     /// ```
-    pub fn publish_keyed(&self, ts: Timestamp, key: &[u8], value: &T) -> Result<Position, KafkaError> {
+    pub fn publish_keyed(
+        &self,
+        ts: Timestamp,
+        key: &[u8],
+        value: &T,
+    ) -> Result<Position, KafkaError> {
         self.publish_with(None, ts, Some(key), value)
     }
 
@@ -203,7 +208,12 @@ impl<T, C: Codec<T>> KafkaTopic<T, C> {
     /// assert_eq!(at.partition, 3);
     /// # Ok::<_, timecast::kafka::KafkaError>(())
     /// ```
-    pub fn publish_to(&self, partition: u32, ts: Timestamp, value: &T) -> Result<Position, KafkaError> {
+    pub fn publish_to(
+        &self,
+        partition: u32,
+        ts: Timestamp,
+        value: &T,
+    ) -> Result<Position, KafkaError> {
         self.check_partition(partition)?;
         self.publish_with(Some(partition), ts, None, value)
     }
@@ -217,7 +227,13 @@ impl<T, C: Codec<T>> KafkaTopic<T, C> {
     ) -> Result<Position, KafkaError> {
         let payload = self.encode(value)?;
         let slot = Arc::new(Slot::new());
-        self.send_blocking(partition, ts, key, &payload, Pending::Publish(slot.clone(), ts))?;
+        self.send_blocking(
+            partition,
+            ts,
+            key,
+            &payload,
+            Pending::Publish(slot.clone(), ts),
+        )?;
         let wait = self.inner.kafka.inner.timeout.max(Duration::from_secs(30)) * 2;
         slot.wait(wait).unwrap_or_else(|| {
             Err(KafkaError::Delivery {
@@ -274,7 +290,10 @@ impl<T, C: Codec<T>> KafkaTopic<T, C> {
         )
         .payload(payload)
         .timestamp(nanos / 1_000_000);
-        if nanos % 1_000_000 != 0 {
+        // A time finer than a millisecond rides in a header; so does one
+        // in the epoch's first millisecond, as librdkafka reads a zero
+        // timestamp as "now".
+        if nanos % 1_000_000 != 0 || nanos < 1_000_000 {
             let bytes = nanos.to_be_bytes();
             record = record.headers(OwnedHeaders::new().insert(Header {
                 key: NANOS_HEADER,
@@ -294,9 +313,7 @@ impl<T, C: Codec<T>> KafkaTopic<T, C> {
                     rdkafka::error::RDKafkaErrorCode::QueueFull,
                 ),
                 record,
-            )) => {
-                Err(Ok(*record.delivery_opaque))
-            }
+            )) => Err(Ok(*record.delivery_opaque)),
             Err((e, _)) => Err(Err(client("queueing a record", Some(&self.inner.name), e))),
         }
     }
@@ -456,17 +473,20 @@ impl<T, C: Codec<T>> KafkaTopic<T, C> {
         let members: Vec<_> = {
             let mut members = self.inner.members.lock();
             members.retain(|m| m.strong_count() > 0);
-            members.iter().filter_map(std::sync::Weak::upgrade).collect()
+            members
+                .iter()
+                .filter_map(std::sync::Weak::upgrade)
+                .collect()
         };
         for member in members {
             if member.group.as_deref() == Some(group) && member.owns(at.partition) {
                 return member.commit(vec![at]);
             }
         }
-        let consumer = self
-            .inner
-            .kafka
-            .consumer(Some(group), DefaultConsumerContext, &self.inner.name)?;
+        let consumer =
+            self.inner
+                .kafka
+                .consumer(Some(group), DefaultConsumerContext, &self.inner.name)?;
         let mut list = TopicPartitionList::new();
         list.add_partition_offset(
             &self.inner.name,
@@ -499,10 +519,10 @@ impl<T, C: Codec<T>> KafkaTopic<T, C> {
     /// # Ok::<_, timecast::kafka::KafkaError>(())
     /// ```
     pub fn committed(&self, group: &str) -> Result<BTreeMap<u32, u64>, KafkaError> {
-        let consumer = self
-            .inner
-            .kafka
-            .consumer(Some(group), DefaultConsumerContext, &self.inner.name)?;
+        let consumer =
+            self.inner
+                .kafka
+                .consumer(Some(group), DefaultConsumerContext, &self.inner.name)?;
         let mut list = TopicPartitionList::new();
         list.add_partition_range(&self.inner.name, 0, self.inner.partitions as i32 - 1);
         let list = consumer

@@ -1268,10 +1268,16 @@ impl<T, C: Codec<T>> Topic<T> for Log<T, C> {
     }
 
     fn publish(&self, ts: Timestamp, value: &T) -> Result<Position, StoreError> {
-        self.append(ts, value).map(|offset| Position::new(0, offset))
+        self.append(ts, value)
+            .map(|offset| Position::new(0, offset))
     }
 
-    fn publish_keyed(&self, _ts: Timestamp, _key: &[u8], _value: &T) -> Result<Position, StoreError> {
+    fn publish_keyed(
+        &self,
+        _ts: Timestamp,
+        _key: &[u8],
+        _value: &T,
+    ) -> Result<Position, StoreError> {
         Err(StoreError::Unsupported {
             log: self.shared.name.clone(),
             what: "record keys: the embedded log keeps none; publish without a key".into(),
@@ -1292,7 +1298,10 @@ impl<T, C: Codec<T>> Topic<T> for Log<T, C> {
     fn commit(&self, group: &str, at: Position) -> Result<(), StoreError> {
         if at.partition != 0 {
             return Err(StoreError::CommitPastEnd {
-                log: format!("{} (partition {}; the log has only 0)", self.shared.name, at.partition),
+                log: format!(
+                    "{} (partition {}; the log has only 0)",
+                    self.shared.name, at.partition
+                ),
                 group: group.to_string(),
                 offset: at.offset,
                 end: 0,

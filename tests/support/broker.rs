@@ -33,7 +33,8 @@ impl Broker {
     /// Starts a broker on a free port, with a fresh data directory.
     pub(crate) fn start() -> Result<Broker> {
         let port = free_port();
-        let dir = std::env::temp_dir().join(format!("timecast-tansu-{}-{port}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("timecast-tansu-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut broker = Broker {
             port,
@@ -93,8 +94,23 @@ impl Drop for Broker {
 }
 
 /// The broker the tests of this binary share, started on first use (its
-/// watchdog stops it when the binary exits).
+/// watchdog stops it when the binary exits). `TIMECAST_TEST_KAFKA_PORT`
+/// names the port of a broker already running on 127.0.0.1 to use
+/// instead (to look at its log while developing); unset, the tests start
+/// their own.
 pub(crate) fn shared() -> &'static Broker {
     static BROKER: OnceLock<Broker> = OnceLock::new();
-    BROKER.get_or_init(|| Broker::start().expect("the test broker starts"))
+    BROKER.get_or_init(|| {
+        if let Some(port) = std::env::var("TIMECAST_TEST_KAFKA_PORT")
+            .ok()
+            .and_then(|p| p.parse().ok())
+        {
+            return Broker {
+                port,
+                pid: None,
+                dir: std::env::temp_dir().join("timecast-tansu-external-not-owned"),
+            };
+        }
+        Broker::start().expect("the test broker starts")
+    })
 }
