@@ -70,6 +70,11 @@
 //! - A delivery that fails: [`KafkaError::Delivery`], from `publish` or the
 //!   sink.
 //!
+//! librdkafka's own log goes to the `log` crate; with the environment
+//! variable `TIMECAST_KAFKA_LOG` set, a reader's consumer writes it to
+//! standard error (give the builder a `debug` setting, such as
+//! `.set("debug", "cgrp")`, to see why a group does what it does).
+//!
 //! # Examples
 //!
 //! ```no_run
