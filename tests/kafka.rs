@@ -449,12 +449,29 @@ fn a_broker_restart_is_reported_and_the_group_resumes_from_its_commit() -> Resul
     for i in 50..60u64 {
         topic.publish(secs(i as i64), &i)?;
     }
-    // It resumes from the committed offset (40), nothing lost.
+    // It resumes from the committed offset (40), nothing lost. (librdkafka
+    // may see the brokers flap while the broker starts: each loss is
+    // reported again, and the reader resumes from the commit again.)
     let mut after = Vec::new();
-    while after.len() < 20 {
-        after.push(next(&mut reader)?.value);
+    let mut reports = 0;
+    while !(40..60).all(|v| after.contains(&v)) {
+        match next(&mut reader) {
+            Ok(r) => after.push(r.value),
+            Err(e)
+                if e.downcast_ref::<KafkaError>()
+                    .is_some_and(|e| matches!(e, KafkaError::Disconnected { .. })) =>
+            {
+                reports += 1;
+                assert!(reports < 10, "reconnected, then lost again, too often");
+            }
+            Err(e) => return Err(e),
+        }
     }
-    assert_eq!(after, (40..60).collect::<Vec<_>>());
+    assert_eq!(after.first(), Some(&40), "{after:?}");
+    assert!(
+        after.windows(2).all(|w| w[1] == w[0] + 1 || w[1] == 40),
+        "in order, from the commit: {after:?}"
+    );
     Ok(())
 }
 
