@@ -46,6 +46,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 ///     .timeout(Duration::from_secs(5))
 ///     .set("linger.ms", "1")
 ///     .connect()?;
+/// println!("{kafka:?}");
 /// # Ok::<_, timecast::kafka::KafkaError>(())
 /// ```
 #[derive(Clone, Debug)]
@@ -100,6 +101,7 @@ impl KafkaBuilder {
     ///
     /// ```no_run
     /// let kafka = timecast::kafka::Kafka::builder("127.0.0.1:9092").connect()?;
+    /// println!("{kafka:?}");
     /// # Ok::<_, timecast::kafka::KafkaError>(())
     /// ```
     pub fn connect(self) -> Result<Kafka, KafkaError> {
@@ -162,7 +164,7 @@ fn set_default(config: &mut ClientConfig, key: &str, value: &str) {
 /// # Examples
 ///
 /// ```no_run
-/// use timecast::{kafka::Kafka, topic::Topic, Timestamp};
+/// use timecast::{kafka::Kafka, Timestamp};
 ///
 /// let kafka = Kafka::connect("127.0.0.1:9092")?;
 /// kafka.create_topic("metrics", 1)?;
@@ -205,6 +207,7 @@ impl Kafka {
     ///
     /// ```
     /// let builder = timecast::kafka::Kafka::builder("127.0.0.1:9092");
+    /// println!("{builder:?}");
     /// ```
     pub fn builder(brokers: &str) -> KafkaBuilder {
         KafkaBuilder {
@@ -227,6 +230,7 @@ impl Kafka {
     ///
     /// ```no_run
     /// let kafka = timecast::kafka::Kafka::connect("127.0.0.1:9092")?;
+    /// println!("connected to {}", kafka.brokers());
     /// # Ok::<_, timecast::kafka::KafkaError>(())
     /// ```
     pub fn connect(brokers: &str) -> Result<Kafka, KafkaError> {
@@ -309,6 +313,7 @@ impl Kafka {
     /// ```no_run
     /// let kafka = timecast::kafka::Kafka::connect("127.0.0.1:9092")?;
     /// let topic = kafka.topic::<String>("activity")?;
+    /// println!("{} partitions", topic.partitions());
     /// # Ok::<_, timecast::kafka::KafkaError>(())
     /// ```
     pub fn topic<T>(&self, name: &str) -> Result<KafkaTopic<T>, KafkaError>
@@ -331,6 +336,7 @@ impl Kafka {
     /// use timecast::{kafka::Kafka, store::Json};
     /// let kafka = Kafka::connect("127.0.0.1:9092")?;
     /// let topic = kafka.topic_with::<String, _>("activity", Json)?;
+    /// println!("{} partitions", topic.partitions());
     /// # Ok::<_, timecast::kafka::KafkaError>(())
     /// ```
     pub fn topic_with<T, C>(&self, name: &str, codec: C) -> Result<KafkaTopic<T, C>, KafkaError>

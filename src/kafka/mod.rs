@@ -79,12 +79,13 @@
 //!
 //! ```no_run
 //! use futures::StreamExt;
-//! use timecast::{kafka::Kafka, topic::{Offset, Topic}, Timestamp};
+//! use timecast::{kafka::Kafka, Timestamp};
 //!
 //! let kafka = Kafka::connect("127.0.0.1:9092")?;
 //! kafka.create_topic("activity", 4)?;
 //! let activity = kafka.topic::<String>("activity")?;
 //! let at = activity.publish(Timestamp::from_unix_secs(1), &"swimming".to_string())?;
+//! println!("written at {at}");
 //! let mut reader = activity.subscribe("enricher")?;
 //! futures::executor::block_on(async {
 //!     while let Some(record) = reader.next().await {

@@ -809,6 +809,7 @@ impl<T, C: Codec<T>> KafkaReader<T, C> {
     /// use timecast::{kafka::Kafka, store::DecodeErrors, topic::Offset};
     /// let kafka = Kafka::connect("127.0.0.1:9092")?;
     /// let reader = kafka.topic::<u8>("t")?.reader(Offset::Start)?.on_decode_error(DecodeErrors::Skip);
+    /// assert_eq!(reader.skipped(), 0);
     /// # Ok::<_, timecast::kafka::KafkaError>(())
     /// ```
     pub fn on_decode_error(mut self, policy: DecodeErrors) -> Self {

@@ -349,6 +349,7 @@ impl<T, C: Codec<T>> KafkaTopic<T, C> {
     /// ```no_run
     /// let kafka = timecast::kafka::Kafka::connect("127.0.0.1:9092")?;
     /// let sink = kafka.topic::<u8>("t")?.sink();
+    /// assert_eq!(sink.in_flight(), 0);
     /// # Ok::<_, timecast::kafka::KafkaError>(())
     /// ```
     pub fn sink(&self) -> KafkaSink<T, C> {
@@ -377,6 +378,7 @@ impl<T, C: Codec<T>> KafkaTopic<T, C> {
     /// use timecast::{kafka::Kafka, topic::Offset, Timestamp};
     /// let kafka = Kafka::connect("127.0.0.1:9092")?;
     /// let since_noon = kafka.topic::<u8>("t")?.reader(Offset::Time(Timestamp::from_unix_secs(43_200)))?;
+    /// println!("{:?}", since_noon.positions());
     /// # Ok::<_, timecast::kafka::KafkaError>(())
     /// ```
     pub fn reader(&self, from: Offset) -> Result<KafkaReader<T, C>, KafkaError> {
@@ -401,6 +403,7 @@ impl<T, C: Codec<T>> KafkaTopic<T, C> {
     /// use timecast::{kafka::Kafka, topic::Offset};
     /// let kafka = Kafka::connect("127.0.0.1:9092")?;
     /// let reader = kafka.topic::<u8>("four")?.reader_partitions([(0, Offset::At(2)), (3, Offset::Start)])?;
+    /// assert_eq!(reader.assignment(), [0, 3]);
     /// # Ok::<_, timecast::kafka::KafkaError>(())
     /// ```
     pub fn reader_partitions(
@@ -439,6 +442,7 @@ impl<T, C: Codec<T>> KafkaTopic<T, C> {
     /// ```no_run
     /// let kafka = timecast::kafka::Kafka::connect("127.0.0.1:9092")?;
     /// let reader = kafka.topic::<u8>("t")?.subscribe("billing")?;
+    /// println!("reading {:?}", reader.assignment());
     /// # Ok::<_, timecast::kafka::KafkaError>(())
     /// ```
     pub fn subscribe(&self, group: &str) -> Result<KafkaReader<T, C>, KafkaError> {
