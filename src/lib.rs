@@ -26,6 +26,9 @@
 //!    With the `store` feature (on by default), `store` keeps
 //!    Slipstream's `Cache` on disk: typed, ordered tables committed
 //!    atomically together, usable as sinks, with a stream of updates.
+//!    [`topic::Topic`] is what a pipeline reads from and writes to: the
+//!    store's durable log, or with the `kafka` feature a Kafka topic
+//!    (`kafka`), so a pipeline moves to a cluster by changing one line.
 //! 6. [`flow`]: aiopype's supervised pipelines: a [`Flow`] runs named
 //!    pipelines, contains their errors and panics, reports them, restarts
 //!    them with capped exponential backoff on the loop's clock within a
@@ -80,9 +83,7 @@
 //! | `store` (default) | [`store`]: an embedded, persistent, ordered store in one directory (Slipstream's `Cache`): typed tables committed atomically together, usable as sinks, with a stream of updates; adds `fjall`, `serde`, `serde_json`, `postcard` |
 //! | `tracing` | failures of flows and poll sources reported to [`tracing`](https://docs.rs/tracing) |
 //! | `cron` | `source::cron`: cron schedules on the loop's clock (parsed by [`croner`](https://docs.rs/croner)) |
-//!
-//! The connector to a distributed log will come as one additive feature
-//! gating one module.
+//! | `kafka` | `kafka`: Kafka topics as sources and sinks behind the same [`topic::Topic`] trait as the embedded log; implies `store`; adds [`rdkafka`](https://docs.rs/rdkafka) with its bundled librdkafka |
 #![doc(test(attr(deny(warnings))))]
 
 mod sync;
@@ -92,9 +93,12 @@ pub mod time;
 pub mod source;
 pub mod ops;
 pub mod sink;
+pub mod topic;
 #[cfg(feature = "store")]
 pub mod store;
 pub mod flow;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 
 pub use channel::{AsyncStream, Closed, Consumer, TryPutError, TryRecvError};
 pub use flow::{Flow, FlowHandle, FlowReport, PipelineError, Restart};

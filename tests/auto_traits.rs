@@ -158,3 +158,35 @@ fn flow_handles_and_reports_are_send_sync_unpin() {
     assert_unpin::<timecast::flow::Flow>();
     assert_unpin::<timecast::flow::PipelineContext>();
 }
+
+/// The topic abstraction's values cross threads with their contents.
+#[test]
+fn topic_values_are_send_sync_unpin() {
+    use timecast::topic::{Offset, Position, Record};
+    assert_all::<Offset>();
+    assert_all::<Position>();
+    assert_all::<Record<String>>();
+}
+
+/// The Kafka connector's handles cross threads and executors: a topic is
+/// published to from anywhere, and a reader (its consumer polled by a
+/// thread of its own) is read under any executor.
+#[cfg(feature = "kafka")]
+#[test]
+fn kafka_handles_are_send_sync_unpin() {
+    use timecast::kafka::{
+        Kafka, KafkaBuilder, KafkaError, KafkaLive, KafkaPast, KafkaReader, KafkaSeek, KafkaSink,
+        KafkaTopic,
+    };
+    use timecast::store::Json;
+    assert_all::<Kafka>();
+    assert_all::<KafkaBuilder>();
+    assert_all::<KafkaTopic<String>>();
+    assert_all::<KafkaTopic<String, Json>>();
+    assert_all::<KafkaSink<String>>();
+    assert_all::<KafkaReader<String>>();
+    assert_all::<KafkaPast<String>>();
+    assert_all::<KafkaLive<String>>();
+    assert_all::<KafkaSeek>();
+    assert_all::<KafkaError>();
+}

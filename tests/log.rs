@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use timecast::store::codec::{Codec, CodecError};
 use timecast::store::{
-    CommitPolicy, DecodeErrors, Offset, Record, Retention, Store, StoreError, Topic,
+    CommitPolicy, DecodeErrors, Offset, Position, Record, Retention, Store, StoreError, Topic,
 };
 use timecast::{sleep, EventLoop, Timestamp};
 
@@ -461,14 +461,29 @@ fn the_log_is_a_topic() -> Result {
     fn roundtrip<T: Topic<u32>>(topic: &T) -> std::result::Result<Vec<u64>, T::Error> {
         let a = topic.publish(secs(0), &1)?;
         let b = topic.publish(secs(1), &2)?;
-        topic.commit("g", 1)?;
+        assert_eq!((a.partition, b.partition, topic.partitions()), (0, 0, 1));
+        topic.commit("g", Position::new(0, 1))?;
         let mut reader = topic.subscribe("g")?;
-        T::seek(&mut reader, 0);
+        let second = futures::executor::block_on(reader.next()).expect("a record")?;
+        T::seek(&mut reader, Position::new(0, 0));
         let first = futures::executor::block_on(reader.next()).expect("a record")?;
-        Ok(vec![a, b, first.offset])
+        assert_eq!((first.partition, first.key.as_ref()), (0, None));
+        Ok(vec![a.offset, b.offset, second.offset, first.offset])
     }
     let store = Store::temporary()?;
-    assert_eq!(roundtrip(&store.log::<u32>("t")?)?, [0, 1, 0]);
+    let log = store.log::<u32>("t")?;
+    assert_eq!(roundtrip(&log)?, [0, 1, 1, 0]);
+    assert_eq!(Topic::name(&log), "t");
+    // The log keeps no keys, and has no partition but 0: both refused.
+    match log.publish_keyed(secs(2), b"k", &3) {
+        Err(StoreError::Unsupported { log, .. }) => assert_eq!(log, "t"),
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+    assert!(matches!(
+        Topic::commit(&log, "g", Position::new(1, 0)),
+        Err(StoreError::CommitPastEnd { .. })
+    ));
+    assert_eq!(log.end(), 2, "nothing appended by the refused publish");
     Ok(())
 }
 

@@ -171,6 +171,15 @@ pub enum StoreError {
     /// A stream that a table's values were sent on after the table is
     /// closed (for example a topic before the table in a pipeline's sinks).
     Closed,
+    /// An operation of the [`Topic`](crate::topic::Topic) trait that the
+    /// embedded log does not have (record keys): use it without, or a
+    /// Kafka topic.
+    Unsupported {
+        /// The log.
+        log: String,
+        /// What it does not have.
+        what: String,
+    },
 }
 
 impl fmt::Display for StoreError {
@@ -258,6 +267,9 @@ impl fmt::Display for StoreError {
                  heartbeat is for: checkpoint.heartbeat(marker, \"name\")"
             ),
             Self::Closed => f.write_str("a stream the pipeline sends to is closed"),
+            Self::Unsupported { log, what } => {
+                write!(f, "log {log:?} does not support {what}")
+            }
         }
     }
 }

@@ -31,54 +31,7 @@ use super::codec::{Binary, Codec, CodecError};
 use super::{Store, StoreError, Table, TableTypes};
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
 use crate::time::Timestamp;
-
-/// Where a [`LogReader`] starts.
-///
-/// # Examples
-///
-/// ```
-/// use timecast::{store::{Offset, Store}, Timestamp};
-///
-/// let store = Store::temporary()?;
-/// let log = store.log::<String>("events")?;
-/// log.append(Timestamp::from_unix_secs(10), &"a".into())?;
-/// log.append(Timestamp::from_unix_secs(20), &"b".into())?;
-/// let reader = log.read(Offset::Time(Timestamp::from_unix_secs(15)));
-/// assert_eq!(reader.position(), 1);
-/// # Ok::<_, timecast::store::StoreError>(())
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Offset {
-    /// The oldest record the log holds.
-    Start,
-    /// The end: only records appended after the reader is made.
-    End,
-    /// The record at this offset. Beyond the end, the reader waits until
-    /// the log reaches it (it does not fail).
-    At(u64),
-    /// The first record (in offset order) whose event time is at or after
-    /// this time; if none is stored yet, the first later one.
-    Time(Timestamp),
-}
-
-/// One record of a [`Log`].
-///
-/// # Examples
-///
-/// ```
-/// use timecast::{store::Record, Timestamp};
-/// let r = Record { offset: 0, ts: Timestamp::UNIX_EPOCH, value: "🏆" };
-/// assert_eq!(r.offset, 0);
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Record<T> {
-    /// The record's offset: dense from 0, never reused.
-    pub offset: u64,
-    /// The event time given to [`Log::append`].
-    pub ts: Timestamp,
-    /// The value.
-    pub value: T,
-}
+use crate::topic::{Offset, Position, Record, Topic};
 
 /// What a [`LogReader`] does with a record its codec cannot decode.
 ///
@@ -1424,11 +1377,11 @@ impl<T, C: Codec<T>> Stream for LogReader<T, C> {
             }
             match this.log.codec.decode(&entry.bytes) {
                 Ok(value) => {
-                    return Poll::Ready(Some(Ok(Record {
+                    return Poll::Ready(Some(Ok(Record::new(
                         offset,
-                        ts: Timestamp::from_unix_nanos(entry.ts),
+                        Timestamp::from_unix_nanos(entry.ts),
                         value,
-                    })))
+                    ))))
                 }
                 Err(source) => match this.policy {
                     DecodeErrors::Skip => this.skipped += 1,
@@ -1446,81 +1399,37 @@ impl<T, C: Codec<T>> Stream for LogReader<T, C> {
     }
 }
 
-/// A topic with offsets: what a pipeline reads from and writes to,
-/// whether the embedded [`Log`] or a broker's topic (the Kafka connector
-/// implements it too), so that moving a pipeline between them changes the
-/// line that opens the topic, not the pipeline.
-///
-/// # Examples
-///
-/// ```
-/// use futures::StreamExt;
-/// use timecast::{store::{Store, StoreError, Topic}, Timestamp};
-///
-/// /// Copies every record of `from`, from its group's offset, to `to`.
-/// async fn copy<A: Topic<u32>, B: Topic<u32>>(from: &A, to: &B, n: usize) -> Result<(), StoreError>
-/// where StoreError: From<A::Error> + From<B::Error> {
-///     let mut reader = from.subscribe("copy")?;
-///     for _ in 0..n {
-///         let Some(r) = reader.next().await else { break };
-///         let r = r?;
-///         to.publish(r.ts, &r.value)?;
-///         from.commit("copy", r.offset + 1)?;
-///     }
-///     Ok(())
-/// }
-///
-/// let store = Store::temporary()?;
-/// let (a, b) = (store.log::<u32>("a")?, store.log::<u32>("b")?);
-/// a.append(Timestamp::UNIX_EPOCH, &42)?;
-/// futures::executor::block_on(copy(&a, &b, 1))?;
-/// assert_eq!(b.end(), 1);
-/// # Ok::<_, StoreError>(())
-/// ```
-pub trait Topic<T> {
-    /// The error of the topic's operations.
-    type Error: std::error::Error + Send + Sync + 'static;
-    /// A reader: records in offset order, then the later ones.
-    type Reader: Stream<Item = Result<Record<T>, Self::Error>> + Unpin;
-
-    /// Appends `value` with event time `ts`; returns its offset.
-    ///
-    /// # Errors
-    ///
-    /// The topic's, if the record cannot be written.
-    fn publish(&self, ts: Timestamp, value: &T) -> Result<u64, Self::Error>;
-
-    /// A reader from `from`.
-    fn reader(&self, from: Offset) -> Self::Reader;
-
-    /// A reader from the group's committed offset (the start if none).
-    ///
-    /// # Errors
-    ///
-    /// The topic's, if the committed offset cannot be read.
-    fn subscribe(&self, group: &str) -> Result<Self::Reader, Self::Error>;
-
-    /// Commits the group's offset (the next record to process).
-    ///
-    /// # Errors
-    ///
-    /// The topic's, if the offset is past the end or cannot be written.
-    fn commit(&self, group: &str, offset: u64) -> Result<(), Self::Error>;
-
-    /// Moves a reader to `offset`.
-    fn seek(reader: &mut Self::Reader, offset: u64);
-}
-
 impl<T, C: Codec<T>> Topic<T> for Log<T, C> {
     type Error = StoreError;
     type Reader = LogReader<T, C>;
 
-    fn publish(&self, ts: Timestamp, value: &T) -> Result<u64, StoreError> {
-        self.append(ts, value)
+    fn name(&self) -> &str {
+        &self.shared.name
     }
 
-    fn reader(&self, from: Offset) -> LogReader<T, C> {
-        self.read(from)
+    fn partitions(&self) -> u32 {
+        1
+    }
+
+    fn publish(&self, ts: Timestamp, value: &T) -> Result<Position, StoreError> {
+        self.append(ts, value)
+            .map(|offset| Position::new(0, offset))
+    }
+
+    fn publish_keyed(
+        &self,
+        _ts: Timestamp,
+        _key: &[u8],
+        _value: &T,
+    ) -> Result<Position, StoreError> {
+        Err(StoreError::Unsupported {
+            log: self.shared.name.clone(),
+            what: "record keys: the embedded log keeps none; publish without a key".into(),
+        })
+    }
+
+    fn reader(&self, from: Offset) -> Result<LogReader<T, C>, StoreError> {
+        Ok(self.read(from))
     }
 
     fn subscribe(&self, group: &str) -> Result<LogReader<T, C>, StoreError> {
@@ -1528,11 +1437,28 @@ impl<T, C: Codec<T>> Topic<T> for Log<T, C> {
         Ok(self.read(committed.map_or(Offset::Start, Offset::At)))
     }
 
-    fn commit(&self, group: &str, offset: u64) -> Result<(), StoreError> {
-        self.group(group).commit(offset)
+    /// Commits the group's offset; the log has only partition 0, and an
+    /// offset in another partition is past the end.
+    fn commit(&self, group: &str, at: Position) -> Result<(), StoreError> {
+        if at.partition != 0 {
+            return Err(StoreError::CommitPastEnd {
+                log: format!(
+                    "{} (partition {}; the log has only 0)",
+                    self.shared.name, at.partition
+                ),
+                group: group.to_string(),
+                offset: at.offset,
+                end: 0,
+            });
+        }
+        self.group(group).commit(at.offset)
     }
 
-    fn seek(reader: &mut LogReader<T, C>, offset: u64) {
-        reader.seek(offset);
+    /// Seeks the reader; the log has only partition 0, and a position in
+    /// another partition leaves the reader where it is.
+    fn seek(reader: &mut LogReader<T, C>, to: Position) {
+        if to.partition == 0 {
+            reader.seek(to.offset);
+        }
     }
 }

@@ -99,14 +99,14 @@ use std::time::Duration;
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
+/// The topic abstraction, at its old paths: see [`crate::topic`].
+pub use crate::topic::{Offset, Position, Record, Topic};
 pub use checkpoint::{Checkpoint, Dependency, DependencyState, Heartbeat, Pausable};
 pub use codec::{Binary, Codec, Json};
 pub use durable::{CheckpointScope, Durable};
 pub use error::{StoreError, TableTypes};
 pub use key::Key;
-pub use log::{
-    DecodeErrors, ExactlyOnce, Group, Log, LogReader, Offset, Record, Retention, SeekHandle, Topic,
-};
+pub use log::{DecodeErrors, ExactlyOnce, Group, Log, LogReader, Retention, SeekHandle};
 pub use replay::{LogLive, LogPast};
 pub use table::{Range, Table};
 
