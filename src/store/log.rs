@@ -1062,11 +1062,14 @@ impl<T, C: Codec<T>> Stream for ExactlyOnce<T, C> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        // With durable operators downstream, a checkpoint is first asked
-        // for, and taken once every one of them has saved its state (see
-        // `ScopeShared`).
+        // With durable operators downstream, a checkpoint is asked for,
+        // and taken by the outermost of them once every one has saved its
+        // state (see `ScopeShared`).
         let durable = this.scope.has_durables();
-        if this.scope.is_ready() || (this.uncommitted >= this.every && !durable) {
+        if this.scope.take_checkpointed() {
+            this.uncommitted = 0;
+        }
+        if this.uncommitted >= this.every && !durable {
             if let Err(e) = this.commit() {
                 return Poll::Ready(Some(Err(e)));
             }
