@@ -189,3 +189,43 @@ fn durable_late_tumbling_session_and_sliding_windows_stopped_anywhere_output_exa
     stopped_anywhere_matches_uninterrupted(sessions)?;
     stopped_anywhere_matches_uninterrupted(sliding)
 }
+
+/// Reads what `reader` has ready: (offset, value) pairs.
+fn ready<C: timecast::store::Codec<u64>>(
+    reader: &mut timecast::store::LogReader<u64, C>,
+) -> Result<Vec<(u64, u64)>> {
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut all = Vec::new();
+    while let Poll::Ready(Some(r)) = reader.poll_next_unpin(&mut cx) {
+        let r = r?;
+        all.push((r.offset, r.value));
+    }
+    Ok(all)
+}
+
+#[test]
+fn a_seek_made_after_a_rollback_is_where_the_reader_goes() -> Result {
+    let store = Store::temporary()?;
+    store.set_commit_policy(timecast::store::CommitPolicy::manual());
+    let log = store.log::<u64>("l")?;
+    for i in 0..10 {
+        log.append(secs(i as i64), &i)?;
+        if i == 4 {
+            store.commit()?;
+        }
+    }
+    let mut reader = log.read(Offset::Start);
+    let mut handled = log.read(Offset::Start);
+    let handle = handled.seek_handle();
+    assert_eq!(ready(&mut reader)?.len(), 10);
+    assert_eq!(ready(&mut handled)?.len(), 10);
+    assert_eq!(store.rollback(), 5);
+    for i in 100..105 {
+        log.append(secs(i as i64), &i)?; // offsets 5..10 again
+    }
+    reader.seek(7);
+    handle.seek(8);
+    assert_eq!(ready(&mut reader)?, [(7, 102), (8, 103), (9, 104)]);
+    assert_eq!(ready(&mut handled)?, [(8, 103), (9, 104)]);
+    Ok(())
+}

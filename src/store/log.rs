@@ -1259,6 +1259,8 @@ impl<T, C: Codec<T>> LogReader<T, C> {
     }
 
     fn jump(&mut self, offset: u64) {
+        // A move made after a rollback is not undone by it.
+        self.rollbacks = self.log.shared.state.lock().rolled_back_to.len() as u64;
         self.position = offset;
         self.skip_before = None;
         self.buffered.clear();
