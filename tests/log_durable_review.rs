@@ -229,3 +229,73 @@ fn a_seek_made_after_a_rollback_is_where_the_reader_goes() -> Result {
     assert_eq!(ready(&mut handled)?, [(8, 103), (9, 104)]);
     Ok(())
 }
+
+type Hook = std::sync::Arc<std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>>;
+
+/// Big-endian `u64`s; `u64::MAX` does not decode, and runs the hook
+/// first (what another thread might do while the reader decodes).
+struct Hooked(Hook);
+
+impl timecast::store::Codec<u64> for Hooked {
+    fn name(&self) -> String {
+        "hooked".into()
+    }
+    fn encode(
+        &self,
+        value: &u64,
+        out: &mut Vec<u8>,
+    ) -> std::result::Result<(), timecast::store::codec::CodecError> {
+        out.extend_from_slice(&value.to_be_bytes());
+        Ok(())
+    }
+    fn decode(&self, bytes: &[u8]) -> std::result::Result<u64, timecast::store::codec::CodecError> {
+        let v = u64::from_be_bytes(bytes.try_into()?);
+        if v == u64::MAX {
+            let hook = self.0.lock().expect("the hook's lock").take();
+            if let Some(hook) = hook {
+                hook();
+            }
+            return Err("the marker".into());
+        }
+        Ok(v)
+    }
+}
+
+/// A rollback (and appends after it) while a reader skips a record that
+/// does not decode: the reader still moves back to the committed end
+/// before it reads the new appends, and yields each once, in order.
+#[test]
+fn a_rollback_while_a_reader_skips_a_record_moves_it_back_before_it_reads_on() -> Result {
+    use timecast::store::DecodeErrors;
+
+    let store = Store::temporary()?;
+    store.set_commit_policy(timecast::store::CommitPolicy::manual());
+    let hook = Hook::default();
+    let log = store.log_with::<u64, _>("l", Hooked(hook.clone()))?;
+    for i in 0..5 {
+        log.append(secs(0), &i)?;
+    }
+    store.commit()?;
+    for i in 5..9 {
+        log.append(secs(0), &i)?;
+    }
+    log.append(secs(0), &u64::MAX)?; // offset 9
+    let (s, l) = (store.clone(), log.clone());
+    *hook.lock().expect("the hook's lock") = Some(Box::new(move || {
+        s.rollback();
+        for i in 105..112 {
+            l.append(secs(0), &i).expect("an append"); // offsets 5..12
+        }
+    }));
+    let mut reader = log.read(Offset::Start).on_decode_error(DecodeErrors::Skip);
+    let read = ready(&mut reader)?;
+    let offsets: Vec<u64> = read.iter().map(|r| r.0).collect();
+    // 0..9 as read before the rollback, then the new 5..12 once each.
+    let expected: Vec<u64> = (0..9).chain(5..12).collect();
+    assert_eq!(offsets, expected, "{read:?}");
+    assert_eq!(
+        read[9..].iter().map(|r| r.1).collect::<Vec<_>>(),
+        (105..112).collect::<Vec<_>>()
+    );
+    Ok(())
+}

@@ -1270,17 +1270,15 @@ impl<T, C: Codec<T>> LogReader<T, C> {
     /// After a [`Store::rollback`]: drops what was read ahead, and moves
     /// back to the log's end if this reader had passed it.
     fn rewind(&mut self) {
-        let end = {
-            let state = self.log.shared.state.lock();
-            let unseen = &state.rolled_back_to[self.rollbacks as usize..];
-            self.rollbacks = state.rolled_back_to.len() as u64;
-            unseen.iter().copied().min()
-        };
+        let state = self.log.shared.state.lock();
+        rewind(
+            &state.rolled_back_to,
+            &mut self.rollbacks,
+            &mut self.position,
+            &mut self.reached,
+        );
+        drop(state);
         self.buffered.clear();
-        if let Some(end) = end.filter(|&end| self.reached > end && self.position > end) {
-            self.position = end;
-            self.reached = end;
-        }
     }
 
     /// A handle to [`seek`](Self::seek) this reader from elsewhere.
@@ -1351,6 +1349,14 @@ impl<T, C: Codec<T>> LogReader<T, C> {
         let shared = &self.log.shared;
         let next = {
             let mut state = shared.state.lock();
+            // A rollback since this poll began (while a skipped record
+            // was decoded, or by another thread): back before reading on.
+            rewind(
+                &state.rolled_back_to,
+                &mut self.rollbacks,
+                &mut self.position,
+                &mut self.reached,
+            );
             if self.position < state.start {
                 return Err(StoreError::Trimmed {
                     log: shared.name.clone(),
@@ -1384,6 +1390,20 @@ impl<T, C: Codec<T>> LogReader<T, C> {
             });
         }
         Ok(true)
+    }
+}
+
+/// A reader's move after the rollbacks it has not seen (`rolled_back_to`
+/// from `*rollbacks` on): back to the lowest end they left if it had
+/// passed it.
+fn rewind(rolled_back_to: &[u64], rollbacks: &mut u64, position: &mut u64, reached: &mut u64) {
+    let unseen = &rolled_back_to[*rollbacks as usize..];
+    *rollbacks = rolled_back_to.len() as u64;
+    if let Some(end) = unseen.iter().copied().min() {
+        if *reached > end && *position > end {
+            *position = end;
+            *reached = end;
+        }
     }
 }
 
