@@ -230,6 +230,66 @@ fn a_seek_made_after_a_rollback_is_where_the_reader_goes() -> Result {
     Ok(())
 }
 
+/// Tumbling windows that the loop's clock closes, durable, in an event
+/// loop: taken `n` at a time, the pipeline dropped after each batch and
+/// built again, then committed after the last; the outputs are those of
+/// one run.
+#[test]
+fn durable_windows_closed_by_the_loop_clock_resume_exactly() -> Result {
+    use timecast::ops::LoopClock;
+    use timecast::EventLoop;
+
+    let run = |store: &Store, n: usize, commit: bool| -> Result {
+        let out = store.log::<u64>("out")?;
+        let records = store
+            .log::<u64>("in")?
+            .group("g")
+            .consume()
+            .checkpoint_every(5);
+        let scope = records.scope()?;
+        let windows = records
+            .map(|r| r.map(|r| (r.ts, r.value)).expect("the input decodes"))
+            .tumbling(Duration::from_secs(10))
+            .clock(LoopClock::new());
+        let mut windows = scope.durable("windows", windows)?;
+        let el = EventLoop::starting_at(secs(0)).simulated();
+        el.block_on(async move {
+            for _ in 0..n {
+                let (ts, v) = windows_sum(windows.next().await.ok_or("ended")?);
+                out.append(ts, &v)?;
+            }
+            if commit {
+                windows.commit()?;
+            }
+            Ok::<_, Box<dyn Error>>(())
+        })
+    };
+    let straight = Store::temporary()?;
+    fill(&straight)?;
+    // The last window too: the clock closes it once the input is idle.
+    let total = {
+        let ends: std::collections::BTreeSet<i64> = contents(&straight.log::<u64>("in")?)?
+            .iter()
+            .map(|(ts, _)| ts.unix_secs() / 10)
+            .collect();
+        ends.len()
+    };
+    run(&straight, total, true)?;
+    let expected = contents(&straight.log::<u64>("out")?)?;
+    assert_eq!(expected.len(), total);
+
+    let stopped = Store::temporary()?;
+    fill(&stopped)?;
+    let out = stopped.log::<u64>("out")?;
+    for round in 0..40 {
+        let left = total - out.end() as usize;
+        run(&stopped, left.min(1 + round % 4), false)?;
+    }
+    run(&stopped, total - out.end() as usize, true)?;
+    assert_eq!(contents(&out)?, expected);
+    Ok(())
+}
+
 type Hook = std::sync::Arc<std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>>;
 
 /// Big-endian `u64`s; `u64::MAX` does not decode, and runs the hook
