@@ -359,3 +359,30 @@ fn a_rollback_while_a_reader_skips_a_record_moves_it_back_before_it_reads_on() -
     );
     Ok(())
 }
+
+/// Readers placed by the log (its end, an event time) over appends that a
+/// rollback discards: the records appended after the rollback are the
+/// first they read, none skipped.
+#[test]
+fn end_and_time_readers_placed_over_discarded_appends_read_every_later_append() -> Result {
+    let store = Store::temporary()?;
+    store.set_commit_policy(timecast::store::CommitPolicy::manual());
+    let log = store.log::<u64>("l")?;
+    for i in 0..10 {
+        log.append(secs(i as i64), &i)?;
+        if i == 4 {
+            store.commit()?;
+        }
+    }
+    let mut tail = log.read(Offset::End);
+    let mut from_time = log.read(Offset::Time(secs(7)));
+    assert_eq!((tail.position(), from_time.position()), (10, 7));
+    assert_eq!(store.rollback(), 5);
+    for i in 100..105 {
+        log.append(secs(i as i64), &i)?; // offsets 5..10 again
+    }
+    let appended: Vec<(u64, u64)> = (5..10).zip(100..105).collect();
+    assert_eq!(ready(&mut tail)?, appended);
+    assert_eq!(ready(&mut from_time)?, appended);
+    Ok(())
+}

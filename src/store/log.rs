@@ -692,7 +692,14 @@ impl<T, C: Codec<T>> Log<T, C> {
             stopped: false,
             seek: Arc::new(Mutex::new(SeekSlot::default())),
             rollbacks: self.shared.rollbacks.load(Ordering::Acquire),
-            reached: 0,
+            // Placed by the log (not at an offset asked for): as if it had
+            // passed the records before, so that a rollback below its
+            // place moves it back to read the appends made after it.
+            reached: if matches!(from, Offset::At(_)) {
+                0
+            } else {
+                position
+            },
         }
     }
 
