@@ -15,12 +15,15 @@ use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// What an [`ExactlyOnce`] reader shares with its durable operators.
 ///
-/// A checkpoint is asked for (`ask`) when one is due; each durable
-/// operator then saves its state each time it is polled (between two of
-/// its items), and the reader commits once every durable operator has
-/// saved since the ask: being upstream of them all, it is polled last in
-/// that chain of polls, so what they saved holds exactly the records it
-/// has yielded.
+/// The reader asks for a checkpoint (`ask`) when one is due; each durable
+/// operator then saves its state at the end of each of its polls, so that
+/// between two polls its last save is its state. The outermost durable
+/// operator, at the start of a poll (no operator mid-poll, the records the
+/// reader yielded all taken into the operators' states, the pipeline's
+/// writes for the items yielded all made), commits once every durable
+/// operator has saved since the ask. (The reader, polled inside the
+/// operators, cannot commit: an operator mid-poll may have taken items
+/// since it saved.)
 #[derive(Default)]
 pub(super) struct ScopeShared {
     /// The durable operators alive.
@@ -33,6 +36,10 @@ pub(super) struct ScopeShared {
     saved: AtomicUsize,
     /// The reader's position: the next record it yields.
     position: AtomicU64,
+    /// How many durable operators are mid-poll.
+    polling: AtomicUsize,
+    /// A durable operator took a checkpoint the reader has not seen.
+    checkpointed: AtomicBool,
 }
 
 impl ScopeShared {
@@ -59,6 +66,11 @@ impl ScopeShared {
 
     pub(super) fn done(&self) {
         self.due.store(false, Ordering::Relaxed);
+    }
+
+    /// Whether a durable operator took a checkpoint since the last call.
+    pub(super) fn take_checkpointed(&self) -> bool {
+        self.checkpointed.swap(false, Ordering::Relaxed)
     }
 
     /// The round an operator saving now saves for, if one is asked for.
@@ -319,9 +331,18 @@ where
     /// ```
     pub fn commit(&mut self) -> Result<(), StoreError> {
         self.table.put(&0, &self.operator.state())?;
-        (self.scope.commit_offset)(self.scope.shared.position.load(Ordering::Relaxed))?;
-        self.scope.store.commit()?;
-        self.scope.shared.done();
+        self.scope.checkpoint()
+    }
+}
+
+impl CheckpointScope {
+    /// Commits the group's offset (after the last record the reader
+    /// yielded) with the store's pending batch.
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        (self.commit_offset)(self.shared.position.load(Ordering::Relaxed))?;
+        self.store.commit()?;
+        self.shared.done();
+        self.shared.checkpointed.store(true, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -343,17 +364,27 @@ where
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        // Between two items: the state holds exactly what the reader has
-        // yielded. Saved while a checkpoint is due; the reader commits it
-        // when this operator next polls it.
-        if let Some(round) = this.scope.shared.due_round() {
+        let shared = &this.scope.shared;
+        // The outermost operator, between two of its items: every durable
+        // operator's last save is its state, and holds exactly what the
+        // reader has yielded.
+        let outermost = shared.polling.fetch_add(1, Ordering::Relaxed) == 0;
+        if outermost && shared.is_ready() {
+            if let Err(e) = this.scope.checkpoint() {
+                shared.polling.fetch_sub(1, Ordering::Relaxed);
+                return Poll::Ready(Some(Err(e)));
+            }
+        }
+        let polled = Pin::new(&mut this.operator).poll_next(cx);
+        shared.polling.fetch_sub(1, Ordering::Relaxed);
+        // Saved while a checkpoint is due, after each poll: until the next
+        // poll, the save is the state.
+        if let Some(round) = shared.due_round() {
             if let Err(e) = this.table.put(&0, &this.operator.state()) {
                 return Poll::Ready(Some(Err(e)));
             }
-            this.scope.shared.saved(round, &mut this.saved_round);
+            shared.saved(round, &mut this.saved_round);
         }
-        Pin::new(&mut this.operator)
-            .poll_next(cx)
-            .map(|item| item.map(Ok))
+        polled.map(|item| item.map(Ok))
     }
 }

@@ -645,7 +645,14 @@ impl<T, C: Codec<T>> Log<T, C> {
             stopped: false,
             seek: Arc::new(Mutex::new(SeekSlot::default())),
             rollbacks: self.shared.rollbacks.load(Ordering::Acquire),
-            reached: 0,
+            // Placed by the log (not at an offset asked for): as if it had
+            // passed the records before, so that a rollback below its
+            // place moves it back to read the appends made after it.
+            reached: if matches!(from, Offset::At(_)) {
+                0
+            } else {
+                position
+            },
         }
     }
 
@@ -1015,11 +1022,14 @@ impl<T, C: Codec<T>> Stream for ExactlyOnce<T, C> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        // With durable operators downstream, a checkpoint is first asked
-        // for, and taken once every one of them has saved its state (see
-        // `ScopeShared`).
+        // With durable operators downstream, a checkpoint is asked for,
+        // and taken by the outermost of them once every one has saved its
+        // state (see `ScopeShared`).
         let durable = this.scope.has_durables();
-        if this.scope.is_ready() || (this.uncommitted >= this.every && !durable) {
+        if this.scope.take_checkpointed() {
+            this.uncommitted = 0;
+        }
+        if this.uncommitted >= this.every && !durable {
             if let Err(e) = this.commit() {
                 return Poll::Ready(Some(Err(e)));
             }
@@ -1209,6 +1219,8 @@ impl<T, C: Codec<T>> LogReader<T, C> {
     }
 
     fn jump(&mut self, offset: u64) {
+        // A move made after a rollback is not undone by it.
+        self.rollbacks = self.log.shared.state.lock().rolled_back_to.len() as u64;
         self.position = offset;
         self.skip_before = None;
         self.buffered.clear();
@@ -1218,17 +1230,15 @@ impl<T, C: Codec<T>> LogReader<T, C> {
     /// After a [`Store::rollback`]: drops what was read ahead, and moves
     /// back to the log's end if this reader had passed it.
     fn rewind(&mut self) {
-        let end = {
-            let state = self.log.shared.state.lock();
-            let unseen = &state.rolled_back_to[self.rollbacks as usize..];
-            self.rollbacks = state.rolled_back_to.len() as u64;
-            unseen.iter().copied().min()
-        };
+        let state = self.log.shared.state.lock();
+        rewind(
+            &state.rolled_back_to,
+            &mut self.rollbacks,
+            &mut self.position,
+            &mut self.reached,
+        );
+        drop(state);
         self.buffered.clear();
-        if let Some(end) = end.filter(|&end| self.reached > end && self.position > end) {
-            self.position = end;
-            self.reached = end;
-        }
     }
 
     /// A handle to [`seek`](Self::seek) this reader from elsewhere.
@@ -1299,6 +1309,14 @@ impl<T, C: Codec<T>> LogReader<T, C> {
         let shared = &self.log.shared;
         let next = {
             let mut state = shared.state.lock();
+            // A rollback since this poll began (while a skipped record
+            // was decoded, or by another thread): back before reading on.
+            rewind(
+                &state.rolled_back_to,
+                &mut self.rollbacks,
+                &mut self.position,
+                &mut self.reached,
+            );
             if self.position < state.start {
                 return Err(StoreError::Trimmed {
                     log: shared.name.clone(),
@@ -1332,6 +1350,20 @@ impl<T, C: Codec<T>> LogReader<T, C> {
             });
         }
         Ok(true)
+    }
+}
+
+/// A reader's move after the rollbacks it has not seen (`rolled_back_to`
+/// from `*rollbacks` on): back to the lowest end they left if it had
+/// passed it.
+fn rewind(rolled_back_to: &[u64], rollbacks: &mut u64, position: &mut u64, reached: &mut u64) {
+    let unseen = &rolled_back_to[*rollbacks as usize..];
+    *rollbacks = rolled_back_to.len() as u64;
+    if let Some(end) = unseen.iter().copied().min() {
+        if *reached > end && *position > end {
+            *position = end;
+            *reached = end;
+        }
     }
 }
 

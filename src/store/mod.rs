@@ -790,7 +790,10 @@ impl Store {
     ///
     /// Each open [`Log`] goes back to its committed end: the offsets of the
     /// discarded appends are given again to the next appends, and a reader
-    /// that had read past the committed end resumes at it. (Readers see
+    /// that had read past the committed end (or was placed past it by
+    /// [`Offset::End`] or [`Offset::Time`]) resumes at it, unless it is
+    /// moved ([`LogReader::seek`], [`SeekHandle`]) before it next reads.
+    /// (Readers see
     /// appends before they are committed, as Kafka's default
     /// `read_uncommitted` consumers do; what such a reader yielded from the
     /// discarded appends is not taken back.)
