@@ -765,6 +765,12 @@ impl<T, C: Codec<T>> Core<T, C> {
 ///
 /// It is also a [`Source`]: see [`into_parts`](Source::into_parts).
 ///
+/// While records it knows exist have not arrived (acknowledged to this
+/// process's producer, or below a partition's high watermark as last
+/// looked up), a poll that finds nothing waits up to 2 ms for them on its
+/// thread and wakes its task again instead of going idle, for at most 5 s:
+/// an [`EventLoop`](crate::EventLoop)'s clock does not move past them.
+///
 /// # Cancel safety
 ///
 /// Dropping a pending `next()` loses no record.
