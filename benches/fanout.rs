@@ -7,6 +7,10 @@
 //!
 //! - `timecast`: [`timecast::AsyncStream::with_capacity`] (capacity 0 is a
 //!   rendezvous).
+//! - `timecast-put-all` (capacity ≥ 1): the same stream, the producer
+//!   putting every value with one [`timecast::AsyncStream::put_all`]; the
+//!   consumers are unchanged. (On a rendezvous `put_all` puts one value at
+//!   a time, as `put` does, so the `cap0` rows leave it out.)
 //! - `tokio-broadcast`: `tokio::sync::broadcast`, given room for every
 //!   message so it never lags (it is lossy otherwise: a lag fails the bench).
 //!   It applies no backpressure, whatever the capacity of the row.
@@ -35,6 +39,10 @@
 //! not timed. Throughput is in elements: one element is one message
 //! delivered to one consumer, so `time / (MESSAGES * consumers)` is the cost
 //! per message per consumer.
+//!
+//! A last group, `put/u64/cap1024/c<consumers>`, times the producer's side
+//! alone (see [`bench_put_side`]): `put` against `put_all` and `try_put`,
+//! with tokio's `send` beside them.
 //!
 //! Run everything (about ten minutes), or filter by name:
 //!
@@ -98,6 +106,19 @@ trait Channel<T: Payload>: 'static {
 
     fn send(tx: &Self::Tx, value: T) -> impl Future<Output = ()> + Send;
 
+    /// Sends every value of `values`, in order: one `send` each, unless
+    /// the channel has a batched send.
+    fn send_all(
+        tx: &Self::Tx,
+        values: impl Iterator<Item = T> + Send,
+    ) -> impl Future<Output = ()> + Send {
+        async move {
+            for value in values {
+                Self::send(tx, value).await;
+            }
+        }
+    }
+
     /// The next value, or `None` once the channel is closed and drained.
     fn recv(rx: &mut Self::Rx) -> impl Future<Output = Option<T>> + Send;
 }
@@ -121,6 +142,32 @@ impl<T: Payload> Channel<T> for Timecast {
 
     async fn recv(rx: &mut Self::Rx) -> Option<T> {
         rx.recv().await
+    }
+}
+
+struct TimecastPutAll;
+
+impl<T: Payload> Channel<T> for TimecastPutAll {
+    const NAME: &'static str = "timecast-put-all";
+    type Tx = timecast::AsyncStream<T>;
+    type Rx = timecast::Consumer<T>;
+
+    fn open(capacity: usize, consumers: usize) -> (Self::Tx, Vec<Self::Rx>) {
+        <Timecast as Channel<T>>::open(capacity, consumers)
+    }
+
+    async fn send(tx: &Self::Tx, value: T) {
+        <Timecast as Channel<T>>::send(tx, value).await;
+    }
+
+    async fn send_all(tx: &Self::Tx, values: impl Iterator<Item = T> + Send) {
+        if tx.put_all(values).await.is_err() {
+            panic!("stream closed while sending");
+        }
+    }
+
+    async fn recv(rx: &mut Self::Rx) -> Option<T> {
+        <Timecast as Channel<T>>::recv(rx).await
     }
 }
 
@@ -194,9 +241,7 @@ impl<T: Payload> Channel<T> for AsyncBroadcast {
 
 /// Puts `MESSAGES` values, then closes the channel by dropping `tx`.
 async fn produce<T: Payload, C: Channel<T>>(tx: C::Tx) {
-    for i in 0..MESSAGES {
-        C::send(&tx, T::make(i)).await;
-    }
+    C::send_all(&tx, (0..MESSAGES).map(T::make)).await;
 }
 
 /// Receives until the channel closes; returns how many values came.
@@ -345,6 +390,9 @@ fn bench_payload<T: Payload>(c: &mut Criterion, executor: &Executor) {
                 .warm_up_time(Duration::from_secs(1))
                 .measurement_time(Duration::from_secs(2));
             bench_channel::<T, Timecast>(&mut group, executor, capacity, consumers);
+            if capacity > 0 {
+                bench_channel::<T, TimecastPutAll>(&mut group, executor, capacity, consumers);
+            }
             bench_channel::<T, TokioBroadcast>(&mut group, executor, capacity, consumers);
             bench_channel::<T, AsyncBroadcast>(&mut group, executor, capacity, consumers);
             if let Executor::Single = executor {
@@ -353,6 +401,84 @@ fn bench_payload<T: Payload>(c: &mut Criterion, executor: &Executor) {
             }
             group.finish();
         }
+    }
+}
+
+/// Benches the producer's side alone: `put/u64/cap1024/c<consumers>` times
+/// putting 1024 `u64`s into a stream of capacity 1024 whose consumers have
+/// taken everything before, so that no put waits; the consumers then take
+/// the values, untimed. The stream lives through the sample, so its buffer
+/// has grown before the first timed put. Rows: `put` (each value awaited),
+/// `put-all` (one `put_all` of the 1024), `try-put`, and tokio's
+/// broadcast `send` as the peer.
+fn bench_put_side(c: &mut Criterion) {
+    const BURST: u64 = 1024;
+    for consumers in [1, 16] {
+        let mut group = c.benchmark_group(format!("put/u64/cap{BURST}/c{consumers}"));
+        group
+            .throughput(Throughput::Elements(BURST))
+            .sample_size(20)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(2));
+        for kind in ["put", "put-all", "try-put"] {
+            group.bench_function(kind, |b| {
+                let stream = timecast::AsyncStream::with_capacity(BURST as usize);
+                let mut rxs: Vec<_> = (0..consumers).map(|_| stream.subscribe()).collect();
+                b.iter_custom(|iters| {
+                    let mut elapsed = Duration::ZERO;
+                    for _ in 0..iters {
+                        let start = Instant::now();
+                        match kind {
+                            "put" => futures::executor::block_on(async {
+                                for i in 0..BURST {
+                                    stream.put(black_box(i)).await.expect("open");
+                                }
+                            }),
+                            "put-all" => futures::executor::block_on(async {
+                                if stream.put_all((0..BURST).map(black_box)).await.is_err() {
+                                    panic!("closed");
+                                }
+                            }),
+                            _ => {
+                                for i in 0..BURST {
+                                    stream.try_put(black_box(i)).expect("room");
+                                }
+                            }
+                        }
+                        elapsed += start.elapsed();
+                        for rx in &mut rxs {
+                            for _ in 0..BURST {
+                                black_box(rx.try_recv().expect("a value"));
+                            }
+                        }
+                    }
+                    elapsed
+                });
+            });
+        }
+        group.bench_function("tokio-broadcast", |b| {
+            let (tx, rx) = tokio::sync::broadcast::channel(BURST as usize);
+            let mut rxs: Vec<_> = std::iter::once(rx)
+                .chain((1..consumers).map(|_| tx.subscribe()))
+                .collect();
+            b.iter_custom(|iters| {
+                let mut elapsed = Duration::ZERO;
+                for _ in 0..iters {
+                    let start = Instant::now();
+                    for i in 0..BURST {
+                        tx.send(black_box(i)).expect("a receiver");
+                    }
+                    elapsed += start.elapsed();
+                    for rx in &mut rxs {
+                        for _ in 0..BURST {
+                            black_box(rx.try_recv().expect("a value"));
+                        }
+                    }
+                }
+                elapsed
+            });
+        });
+        group.finish();
     }
 }
 
@@ -369,6 +495,7 @@ fn fanout(c: &mut Criterion) {
 
 fn main() {
     let mut criterion = Criterion::default().configure_from_args();
+    bench_put_side(&mut criterion);
     fanout(&mut criterion);
     criterion.final_summary();
 }
