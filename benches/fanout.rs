@@ -40,9 +40,13 @@
 //! delivered to one consumer, so `time / (MESSAGES * consumers)` is the cost
 //! per message per consumer.
 //!
-//! A last group, `put/u64/cap1024/c<consumers>`, times the producer's side
-//! alone (see [`bench_put_side`]): `put` against `put_all` and `try_put`,
-//! with tokio's `send` beside them.
+//! Two more groups run first. `put/u64/cap1024/c<consumers>` times the
+//! producer's side alone (see [`bench_put_side`]): `put` against `put_all`
+//! and `try_put`, with tokio's `send` beside them.
+//! `rendezvous/threads/u64/c1` hands each message from one plain thread to
+//! another through a rendezvous, with blocking calls (see
+//! [`bench_rendezvous_threads`]): timecast against crossbeam-channel's and
+//! flume's `bounded(0)` and std's `sync_channel(0)`.
 //!
 //! Run everything (about ten minutes), or filter by name:
 //!
@@ -482,6 +486,147 @@ fn bench_put_side(c: &mut Criterion) {
     }
 }
 
+/// A rendezvous channel's two ends, used from plain threads with blocking
+/// calls.
+trait Rendezvous: Send + 'static {
+    type Tx: Send + 'static;
+    type Rx: Send + 'static;
+
+    fn open() -> (Self::Tx, Self::Rx);
+    fn send(tx: &Self::Tx, value: u64);
+    /// The next value, or `None` once the sender is gone.
+    fn recv(rx: &mut Self::Rx) -> Option<u64>;
+}
+
+struct TimecastRendezvous;
+
+impl Rendezvous for TimecastRendezvous {
+    type Tx = timecast::AsyncStream<u64>;
+    type Rx = timecast::Consumer<u64>;
+
+    fn open() -> (Self::Tx, Self::Rx) {
+        let stream = timecast::AsyncStream::new();
+        let consumer = stream.subscribe();
+        (stream, consumer)
+    }
+
+    fn send(tx: &Self::Tx, value: u64) {
+        tx.put_blocking(value).expect("open");
+    }
+
+    fn recv(rx: &mut Self::Rx) -> Option<u64> {
+        rx.recv_blocking()
+    }
+}
+
+struct CrossbeamRendezvous;
+
+impl Rendezvous for CrossbeamRendezvous {
+    type Tx = crossbeam_channel::Sender<u64>;
+    type Rx = crossbeam_channel::Receiver<u64>;
+
+    fn open() -> (Self::Tx, Self::Rx) {
+        crossbeam_channel::bounded(0)
+    }
+
+    fn send(tx: &Self::Tx, value: u64) {
+        tx.send(value).expect("a receiver");
+    }
+
+    fn recv(rx: &mut Self::Rx) -> Option<u64> {
+        rx.recv().ok()
+    }
+}
+
+struct FlumeRendezvous;
+
+impl Rendezvous for FlumeRendezvous {
+    type Tx = flume::Sender<u64>;
+    type Rx = flume::Receiver<u64>;
+
+    fn open() -> (Self::Tx, Self::Rx) {
+        flume::bounded(0)
+    }
+
+    fn send(tx: &Self::Tx, value: u64) {
+        tx.send(value).expect("a receiver");
+    }
+
+    fn recv(rx: &mut Self::Rx) -> Option<u64> {
+        rx.recv().ok()
+    }
+}
+
+struct StdRendezvous;
+
+impl Rendezvous for StdRendezvous {
+    type Tx = std::sync::mpsc::SyncSender<u64>;
+    type Rx = std::sync::mpsc::Receiver<u64>;
+
+    fn open() -> (Self::Tx, Self::Rx) {
+        std::sync::mpsc::sync_channel(0)
+    }
+
+    fn send(tx: &Self::Tx, value: u64) {
+        tx.send(value).expect("a receiver");
+    }
+
+    fn recv(rx: &mut Self::Rx) -> Option<u64> {
+        rx.recv().ok()
+    }
+}
+
+/// Benches rendezvous channel `R`: the calling thread sends `MESSAGES`
+/// values, a consumer thread receives them; the time includes spawning
+/// and joining that thread.
+fn bench_rendezvous<R: Rendezvous>(group: &mut BenchmarkGroup<'_, WallTime>, name: &str) {
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let mut elapsed = Duration::ZERO;
+            for _ in 0..iters {
+                let (tx, mut rx) = R::open();
+                let start = Instant::now();
+                let consumer = std::thread::spawn(move || {
+                    let mut received = 0;
+                    while let Some(value) = R::recv(&mut rx) {
+                        black_box(value);
+                        received += 1;
+                    }
+                    received
+                });
+                for i in 0..MESSAGES {
+                    R::send(&tx, black_box(i));
+                }
+                drop(tx);
+                let received = consumer.join().expect("consumer panicked");
+                elapsed += start.elapsed();
+                assert_eq!(received, MESSAGES, "a value was lost");
+            }
+            elapsed
+        });
+    });
+}
+
+/// `rendezvous/threads/u64/c1`: a rendezvous (capacity 0) between two
+/// plain threads, each message handed from the producer's thread to the
+/// consumer's, with blocking calls: timecast's `put_blocking` /
+/// `recv_blocking` beside crossbeam-channel's and flume's `bounded(0)` and
+/// std's `sync_channel(0)`.
+fn bench_rendezvous_threads(c: &mut Criterion) {
+    let mut group = c.benchmark_group("rendezvous/threads/u64/c1");
+    group
+        .throughput(Throughput::Elements(MESSAGES))
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    bench_rendezvous::<TimecastRendezvous>(&mut group, "timecast");
+    bench_rendezvous::<CrossbeamRendezvous>(&mut group, "crossbeam-channel");
+    bench_rendezvous::<FlumeRendezvous>(&mut group, "flume");
+    bench_rendezvous::<StdRendezvous>(&mut group, "std-sync-channel");
+    group.finish();
+}
+
 fn fanout(c: &mut Criterion) {
     let threads = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -496,6 +641,7 @@ fn fanout(c: &mut Criterion) {
 fn main() {
     let mut criterion = Criterion::default().configure_from_args();
     bench_put_side(&mut criterion);
+    bench_rendezvous_threads(&mut criterion);
     fanout(&mut criterion);
     criterion.final_summary();
 }
