@@ -7,6 +7,10 @@
 //!
 //! - `timecast`: [`timecast::AsyncStream::with_capacity`] (capacity 0 is a
 //!   rendezvous).
+//! - `timecast-put-all` (capacity ≥ 1): the same stream, the producer
+//!   putting every value with one [`timecast::AsyncStream::put_all`]; the
+//!   consumers are unchanged. (On a rendezvous `put_all` puts one value at
+//!   a time, as `put` does, so the `cap0` rows leave it out.)
 //! - `tokio-broadcast`: `tokio::sync::broadcast`, given room for every
 //!   message so it never lags (it is lossy otherwise: a lag fails the bench).
 //!   It applies no backpressure, whatever the capacity of the row.
@@ -35,6 +39,14 @@
 //! not timed. Throughput is in elements: one element is one message
 //! delivered to one consumer, so `time / (MESSAGES * consumers)` is the cost
 //! per message per consumer.
+//!
+//! Two more groups run first. `put/u64/cap1024/c<consumers>` times the
+//! producer's side alone (see [`bench_put_side`]): `put` against `put_all`
+//! and `try_put`, with tokio's `send` beside them.
+//! `rendezvous/threads/u64/c1` hands each message from one plain thread to
+//! another through a rendezvous, with blocking calls (see
+//! [`bench_rendezvous_threads`]): timecast against crossbeam-channel's and
+//! flume's `bounded(0)` and std's `sync_channel(0)`.
 //!
 //! Run everything (about ten minutes), or filter by name:
 //!
@@ -98,6 +110,19 @@ trait Channel<T: Payload>: 'static {
 
     fn send(tx: &Self::Tx, value: T) -> impl Future<Output = ()> + Send;
 
+    /// Sends every value of `values`, in order: one `send` each, unless
+    /// the channel has a batched send.
+    fn send_all(
+        tx: &Self::Tx,
+        values: impl Iterator<Item = T> + Send,
+    ) -> impl Future<Output = ()> + Send {
+        async move {
+            for value in values {
+                Self::send(tx, value).await;
+            }
+        }
+    }
+
     /// The next value, or `None` once the channel is closed and drained.
     fn recv(rx: &mut Self::Rx) -> impl Future<Output = Option<T>> + Send;
 }
@@ -121,6 +146,32 @@ impl<T: Payload> Channel<T> for Timecast {
 
     async fn recv(rx: &mut Self::Rx) -> Option<T> {
         rx.recv().await
+    }
+}
+
+struct TimecastPutAll;
+
+impl<T: Payload> Channel<T> for TimecastPutAll {
+    const NAME: &'static str = "timecast-put-all";
+    type Tx = timecast::AsyncStream<T>;
+    type Rx = timecast::Consumer<T>;
+
+    fn open(capacity: usize, consumers: usize) -> (Self::Tx, Vec<Self::Rx>) {
+        <Timecast as Channel<T>>::open(capacity, consumers)
+    }
+
+    async fn send(tx: &Self::Tx, value: T) {
+        <Timecast as Channel<T>>::send(tx, value).await;
+    }
+
+    async fn send_all(tx: &Self::Tx, values: impl Iterator<Item = T> + Send) {
+        if tx.put_all(values).await.is_err() {
+            panic!("stream closed while sending");
+        }
+    }
+
+    async fn recv(rx: &mut Self::Rx) -> Option<T> {
+        <Timecast as Channel<T>>::recv(rx).await
     }
 }
 
@@ -194,9 +245,7 @@ impl<T: Payload> Channel<T> for AsyncBroadcast {
 
 /// Puts `MESSAGES` values, then closes the channel by dropping `tx`.
 async fn produce<T: Payload, C: Channel<T>>(tx: C::Tx) {
-    for i in 0..MESSAGES {
-        C::send(&tx, T::make(i)).await;
-    }
+    C::send_all(&tx, (0..MESSAGES).map(T::make)).await;
 }
 
 /// Receives until the channel closes; returns how many values came.
@@ -345,6 +394,9 @@ fn bench_payload<T: Payload>(c: &mut Criterion, executor: &Executor) {
                 .warm_up_time(Duration::from_secs(1))
                 .measurement_time(Duration::from_secs(2));
             bench_channel::<T, Timecast>(&mut group, executor, capacity, consumers);
+            if capacity > 0 {
+                bench_channel::<T, TimecastPutAll>(&mut group, executor, capacity, consumers);
+            }
             bench_channel::<T, TokioBroadcast>(&mut group, executor, capacity, consumers);
             bench_channel::<T, AsyncBroadcast>(&mut group, executor, capacity, consumers);
             if let Executor::Single = executor {
@@ -354,6 +406,225 @@ fn bench_payload<T: Payload>(c: &mut Criterion, executor: &Executor) {
             group.finish();
         }
     }
+}
+
+/// Benches the producer's side alone: `put/u64/cap1024/c<consumers>` times
+/// putting 1024 `u64`s into a stream of capacity 1024 whose consumers have
+/// taken everything before, so that no put waits; the consumers then take
+/// the values, untimed. The stream lives through the sample, so its buffer
+/// has grown before the first timed put. Rows: `put` (each value awaited),
+/// `put-all` (one `put_all` of the 1024), `try-put`, and tokio's
+/// broadcast `send` as the peer.
+fn bench_put_side(c: &mut Criterion) {
+    const BURST: u64 = 1024;
+    for consumers in [1, 16] {
+        let mut group = c.benchmark_group(format!("put/u64/cap{BURST}/c{consumers}"));
+        group
+            .throughput(Throughput::Elements(BURST))
+            .sample_size(20)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(2));
+        for kind in ["put", "put-all", "try-put"] {
+            group.bench_function(kind, |b| {
+                let stream = timecast::AsyncStream::with_capacity(BURST as usize);
+                let mut rxs: Vec<_> = (0..consumers).map(|_| stream.subscribe()).collect();
+                b.iter_custom(|iters| {
+                    let mut elapsed = Duration::ZERO;
+                    for _ in 0..iters {
+                        let start = Instant::now();
+                        match kind {
+                            "put" => futures::executor::block_on(async {
+                                for i in 0..BURST {
+                                    stream.put(black_box(i)).await.expect("open");
+                                }
+                            }),
+                            "put-all" => futures::executor::block_on(async {
+                                if stream.put_all((0..BURST).map(black_box)).await.is_err() {
+                                    panic!("closed");
+                                }
+                            }),
+                            _ => {
+                                for i in 0..BURST {
+                                    stream.try_put(black_box(i)).expect("room");
+                                }
+                            }
+                        }
+                        elapsed += start.elapsed();
+                        for rx in &mut rxs {
+                            for _ in 0..BURST {
+                                black_box(rx.try_recv().expect("a value"));
+                            }
+                        }
+                    }
+                    elapsed
+                });
+            });
+        }
+        group.bench_function("tokio-broadcast", |b| {
+            let (tx, rx) = tokio::sync::broadcast::channel(BURST as usize);
+            let mut rxs: Vec<_> = std::iter::once(rx)
+                .chain((1..consumers).map(|_| tx.subscribe()))
+                .collect();
+            b.iter_custom(|iters| {
+                let mut elapsed = Duration::ZERO;
+                for _ in 0..iters {
+                    let start = Instant::now();
+                    for i in 0..BURST {
+                        tx.send(black_box(i)).expect("a receiver");
+                    }
+                    elapsed += start.elapsed();
+                    for rx in &mut rxs {
+                        for _ in 0..BURST {
+                            black_box(rx.try_recv().expect("a value"));
+                        }
+                    }
+                }
+                elapsed
+            });
+        });
+        group.finish();
+    }
+}
+
+/// A rendezvous channel's two ends, used from plain threads with blocking
+/// calls.
+trait Rendezvous: Send + 'static {
+    type Tx: Send + 'static;
+    type Rx: Send + 'static;
+
+    fn open() -> (Self::Tx, Self::Rx);
+    fn send(tx: &Self::Tx, value: u64);
+    /// The next value, or `None` once the sender is gone.
+    fn recv(rx: &mut Self::Rx) -> Option<u64>;
+}
+
+struct TimecastRendezvous;
+
+impl Rendezvous for TimecastRendezvous {
+    type Tx = timecast::AsyncStream<u64>;
+    type Rx = timecast::Consumer<u64>;
+
+    fn open() -> (Self::Tx, Self::Rx) {
+        let stream = timecast::AsyncStream::new();
+        let consumer = stream.subscribe();
+        (stream, consumer)
+    }
+
+    fn send(tx: &Self::Tx, value: u64) {
+        tx.put_blocking(value).expect("open");
+    }
+
+    fn recv(rx: &mut Self::Rx) -> Option<u64> {
+        rx.recv_blocking()
+    }
+}
+
+struct CrossbeamRendezvous;
+
+impl Rendezvous for CrossbeamRendezvous {
+    type Tx = crossbeam_channel::Sender<u64>;
+    type Rx = crossbeam_channel::Receiver<u64>;
+
+    fn open() -> (Self::Tx, Self::Rx) {
+        crossbeam_channel::bounded(0)
+    }
+
+    fn send(tx: &Self::Tx, value: u64) {
+        tx.send(value).expect("a receiver");
+    }
+
+    fn recv(rx: &mut Self::Rx) -> Option<u64> {
+        rx.recv().ok()
+    }
+}
+
+struct FlumeRendezvous;
+
+impl Rendezvous for FlumeRendezvous {
+    type Tx = flume::Sender<u64>;
+    type Rx = flume::Receiver<u64>;
+
+    fn open() -> (Self::Tx, Self::Rx) {
+        flume::bounded(0)
+    }
+
+    fn send(tx: &Self::Tx, value: u64) {
+        tx.send(value).expect("a receiver");
+    }
+
+    fn recv(rx: &mut Self::Rx) -> Option<u64> {
+        rx.recv().ok()
+    }
+}
+
+struct StdRendezvous;
+
+impl Rendezvous for StdRendezvous {
+    type Tx = std::sync::mpsc::SyncSender<u64>;
+    type Rx = std::sync::mpsc::Receiver<u64>;
+
+    fn open() -> (Self::Tx, Self::Rx) {
+        std::sync::mpsc::sync_channel(0)
+    }
+
+    fn send(tx: &Self::Tx, value: u64) {
+        tx.send(value).expect("a receiver");
+    }
+
+    fn recv(rx: &mut Self::Rx) -> Option<u64> {
+        rx.recv().ok()
+    }
+}
+
+/// Benches rendezvous channel `R`: the calling thread sends `MESSAGES`
+/// values, a consumer thread receives them; the time includes spawning
+/// and joining that thread.
+fn bench_rendezvous<R: Rendezvous>(group: &mut BenchmarkGroup<'_, WallTime>, name: &str) {
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let mut elapsed = Duration::ZERO;
+            for _ in 0..iters {
+                let (tx, mut rx) = R::open();
+                let start = Instant::now();
+                let consumer = std::thread::spawn(move || {
+                    let mut received = 0;
+                    while let Some(value) = R::recv(&mut rx) {
+                        black_box(value);
+                        received += 1;
+                    }
+                    received
+                });
+                for i in 0..MESSAGES {
+                    R::send(&tx, black_box(i));
+                }
+                drop(tx);
+                let received = consumer.join().expect("consumer panicked");
+                elapsed += start.elapsed();
+                assert_eq!(received, MESSAGES, "a value was lost");
+            }
+            elapsed
+        });
+    });
+}
+
+/// `rendezvous/threads/u64/c1`: a rendezvous (capacity 0) between two
+/// plain threads, each message handed from the producer's thread to the
+/// consumer's, with blocking calls: timecast's `put_blocking` /
+/// `recv_blocking` beside crossbeam-channel's and flume's `bounded(0)` and
+/// std's `sync_channel(0)`.
+fn bench_rendezvous_threads(c: &mut Criterion) {
+    let mut group = c.benchmark_group("rendezvous/threads/u64/c1");
+    group
+        .throughput(Throughput::Elements(MESSAGES))
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    bench_rendezvous::<TimecastRendezvous>(&mut group, "timecast");
+    bench_rendezvous::<CrossbeamRendezvous>(&mut group, "crossbeam-channel");
+    bench_rendezvous::<FlumeRendezvous>(&mut group, "flume");
+    bench_rendezvous::<StdRendezvous>(&mut group, "std-sync-channel");
+    group.finish();
 }
 
 fn fanout(c: &mut Criterion) {
@@ -369,6 +640,8 @@ fn fanout(c: &mut Criterion) {
 
 fn main() {
     let mut criterion = Criterion::default().configure_from_args();
+    bench_put_side(&mut criterion);
+    bench_rendezvous_threads(&mut criterion);
     fanout(&mut criterion);
     criterion.final_summary();
 }

@@ -7,7 +7,7 @@
 use std::cell::Cell;
 use std::marker::PhantomPinned;
 
-use timecast::channel::{Put, PutSink, Recv};
+use timecast::channel::{Put, PutAll, PutSink, Recv};
 use timecast::{
     ops, sink, AsyncStream, Closed, Consumer, EventLoop, JoinError, JoinHandle, LatePolicy,
     TaskError, Timestamp, TryPutError, TryRecvError, Window,
@@ -25,6 +25,7 @@ fn send_sync_values_make_every_type_send_sync_unpin() {
     assert_all::<AsyncStream<String>>();
     assert_all::<Consumer<String>>();
     assert_all::<Put<'static, String>>();
+    assert_all::<PutAll<'static, String, std::vec::IntoIter<String>>>();
     assert_all::<Recv<'static, String>>();
     assert_all::<PutSink<String>>();
     assert_all::<Closed<String>>();
@@ -45,8 +46,8 @@ fn send_only_values_stay_on_one_thread() {
     assert_unpin::<Consumer<V>>();
     assert_send::<Closed<V>>();
     assert_send::<TryPutError<V>>();
-    // Not `Send`, not `Sync`: AsyncStream<V>, Consumer<V>, Put<V>, Recv<V>,
-    // PutSink<V>.
+    // Not `Send`, not `Sync`: AsyncStream<V>, Consumer<V>, Put<V>,
+    // PutAll<V, _>, Recv<V>, PutSink<V>.
     let stream = AsyncStream::with_capacity(1);
     let mut consumer = stream.subscribe();
     stream.try_put(Cell::new(7)).unwrap();
@@ -61,6 +62,8 @@ fn handles_and_futures_are_unpin_for_any_value() {
     assert_unpin::<AsyncStream<V>>();
     assert_unpin::<Consumer<V>>();
     assert_unpin::<Put<'static, V>>();
+    // `Once<V>` is `!Unpin`: `PutAll` pins neither its iterator nor its values.
+    assert_unpin::<PutAll<'static, V, std::iter::Once<V>>>();
     assert_unpin::<Recv<'static, V>>();
     assert_unpin::<PutSink<V>>();
     // The errors own the value: `Closed<V>` and `TryPutError<V>` are

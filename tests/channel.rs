@@ -2133,3 +2133,341 @@ fn threads_share_heap_values_without_races() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Batched put
+// ---------------------------------------------------------------------------
+
+/// `put_all` delivers every value, in order, to every consumer, at every
+/// capacity, joined on one thread and across threads.
+#[test]
+fn put_all_delivers_every_value_in_order() {
+    const N: u64 = if cfg!(miri) { 40 } else { 2_000 };
+    for capacity in CAPACITIES {
+        // Three consumers `join`ed (not `join_all`, whose boxed futures
+        // Miri's Stacked Borrows rejects).
+        let stream = AsyncStream::with_capacity(capacity);
+        let readers = futures::future::join3(
+            collect_all(stream.subscribe()),
+            collect_all(stream.subscribe()),
+            collect_all(stream.subscribe()),
+        );
+        let writer = async move {
+            stream.put_all(0..N).await.unwrap();
+        };
+        let ((), (a, b, c)) = block_on(join(writer, readers));
+        for s in [a, b, c] {
+            assert_eq!(s, expected(N), "capacity {capacity}, one thread");
+        }
+
+        let stream = AsyncStream::with_capacity(capacity);
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let mut consumer = stream.subscribe();
+                std::thread::spawn(move || {
+                    let mut seen = Vec::new();
+                    while let Some(v) = consumer.recv_blocking() {
+                        seen.push(v);
+                    }
+                    seen
+                })
+            })
+            .collect();
+        block_on(stream.put_all(0..N)).unwrap();
+        drop(stream);
+        for reader in readers {
+            assert_eq!(
+                reader.join().unwrap(),
+                expected(N),
+                "capacity {capacity}, threads"
+            );
+        }
+    }
+}
+
+/// Backpressure partway through a batch: the put fills the buffer, waits
+/// holding one value it pulled, is woken by the consumer's receive, goes on
+/// where it stopped, and completes once every value is put.
+#[test]
+fn put_all_waits_for_room_partway_and_is_woken_by_recv() {
+    let stream = AsyncStream::with_capacity(4);
+    let mut consumer = stream.subscribe();
+    let (woken, waker) = counting_waker();
+    let mut values = 0..10u64;
+    let mut put = stream.put_all(values.by_ref());
+
+    assert!(poll(&mut put, &waker).is_pending());
+    assert_eq!(put.put_count(), 4);
+    assert_eq!(stream.len(), 4);
+    assert_eq!(woken.count(), 0);
+    assert_eq!(consumer.try_recv(), Ok(0));
+    assert_eq!(woken.count(), 1, "the receive that made room wakes the put");
+    assert!(poll(&mut put, &waker).is_pending());
+    assert_eq!(put.put_count(), 5);
+    for i in 1..5 {
+        assert_eq!(consumer.try_recv(), Ok(i));
+    }
+    assert_eq!(woken.count(), 2, "one wake-up for the four receives");
+    assert!(poll(&mut put, &waker).is_pending());
+    assert_eq!(put.put_count(), 9, "5 to 8 put, 9 waits");
+    assert_eq!(consumer.try_recv(), Ok(5));
+    assert_eq!(woken.count(), 3);
+    assert_eq!(poll(&mut put, &waker), Poll::Ready(Ok(())));
+    assert_eq!(put.put_count(), 10);
+    drop(put);
+    assert_eq!(values.next(), None);
+    let rest: Vec<_> = std::iter::from_fn(|| consumer.try_recv().ok()).collect();
+    assert_eq!(rest, [6, 7, 8, 9]);
+}
+
+/// While it waits, `put_all` holds the one value it pulled to wait with:
+/// the iterator keeps the others.
+#[test]
+fn put_all_pulls_only_what_fits() {
+    let stream = AsyncStream::with_capacity(4);
+    let _consumer = stream.subscribe();
+    let (_, waker) = counting_waker();
+    let mut values = 0..10u64;
+    let mut put = stream.put_all(values.by_ref());
+    assert!(poll(&mut put, &waker).is_pending());
+    assert_eq!(put.put_count(), 4);
+    drop(put);
+    assert_eq!(values, 5..10, "4 put, 1 held (dropped with the future)");
+}
+
+/// With no consumer, `put_all` waits for the first one, woken by its
+/// subscription, which then receives every value.
+#[test]
+fn put_all_without_consumer_waits_for_the_first_subscriber() {
+    let stream = AsyncStream::with_capacity(8);
+    let (woken, waker) = counting_waker();
+    let mut put = stream.put_all(0..3u64);
+    assert!(poll(&mut put, &waker).is_pending());
+    assert_eq!(put.put_count(), 0);
+    let mut consumer = stream.subscribe();
+    assert_eq!(woken.count(), 1);
+    assert_eq!(poll(&mut put, &waker), Poll::Ready(Ok(())));
+    drop(put);
+    let seen: Vec<_> = std::iter::from_fn(|| consumer.try_recv().ok()).collect();
+    assert_eq!(seen, [0, 1, 2]);
+}
+
+/// A close while `put_all` waits: the future is woken and hands back the
+/// value it held; the values put before stay for the consumers; the
+/// iterator keeps the values not pulled.
+#[test]
+fn put_all_on_close_hands_back_what_it_did_not_put() {
+    let stream = AsyncStream::with_capacity(3);
+    let mut consumer = stream.subscribe();
+    let (woken, waker) = counting_waker();
+    let mut values = 0..10u64;
+    let mut put = stream.put_all(values.by_ref());
+    assert!(poll(&mut put, &waker).is_pending());
+    assert!(stream.close());
+    assert_eq!(woken.count(), 1, "the close wakes the waiting put");
+    assert_eq!(poll(&mut put, &waker), Poll::Ready(Err(Closed(vec![3]))));
+    drop(put);
+    assert_eq!(values.next(), Some(4));
+    let seen: Vec<_> = std::iter::from_fn(|| consumer.try_recv().ok()).collect();
+    assert_eq!(seen, [0, 1, 2]);
+    assert_eq!(consumer.try_recv(), Err(TryRecvError::Closed));
+
+    // Into a closed stream: the first value comes back.
+    let mut values = 0..3u64;
+    assert_eq!(
+        block_on(stream.put_all(values.by_ref())),
+        Err(Closed(vec![0]))
+    );
+    assert_eq!(values, 1..3);
+}
+
+/// An empty iterator puts nothing and succeeds at once, with no consumer,
+/// with no room, or closed.
+#[test]
+fn put_all_of_nothing_completes_at_once() {
+    let stream = AsyncStream::<u64>::with_capacity(1);
+    let (_, waker) = counting_waker();
+    assert_eq!(poll(&mut stream.put_all([]), &waker), Poll::Ready(Ok(())));
+    let _consumer = stream.subscribe();
+    stream.try_put(1).unwrap();
+    assert_eq!(poll(&mut stream.put_all([]), &waker), Poll::Ready(Ok(())));
+    stream.close();
+    assert_eq!(poll(&mut stream.put_all([]), &waker), Poll::Ready(Ok(())));
+    let rendezvous = AsyncStream::<u64>::new();
+    assert_eq!(
+        poll(&mut rendezvous.put_all([]), &waker),
+        Poll::Ready(Ok(()))
+    );
+}
+
+/// Dropping a waiting `put_all` keeps what it put, drops the one value it
+/// held, leaves the rest in the iterator, and frees its waiter slot: the
+/// next put still works and nothing leaks.
+#[test]
+fn dropped_put_all_keeps_what_it_put_and_drops_what_it_held() {
+    static ALIVE: AtomicUsize = AtomicUsize::new(0);
+    let stream = AsyncStream::with_capacity(2);
+    let mut consumer = stream.subscribe();
+    let (_, waker) = counting_waker();
+    let mut values = (0..6).map(|_| Live::new(&ALIVE));
+    let mut put = stream.put_all(values.by_ref());
+    assert!(poll(&mut put, &waker).is_pending());
+    assert_eq!(ALIVE.load(SeqCst), 3, "2 put, 1 held");
+    drop(put);
+    assert_eq!(ALIVE.load(SeqCst), 2, "the held value is dropped");
+    assert_eq!(values.len(), 3, "the rest were never pulled");
+    drop(consumer.try_recv().unwrap());
+    drop(consumer.try_recv().unwrap());
+    assert_eq!(consumer.try_recv().err(), Some(TryRecvError::Empty));
+    // The waiter slot was released: the rest goes in through a new put.
+    let receive = async {
+        for _ in 0..3 {
+            drop(consumer.recv().await);
+        }
+    };
+    let (put, ()) = block_on(join(stream.put_all(values), receive));
+    assert!(put.is_ok());
+    assert_eq!(ALIVE.load(SeqCst), 0, "nothing leaked");
+}
+
+/// Rendezvous: `put_all` puts one value at a time, each taken by every
+/// consumer before the next is offered; dropping it withdraws the value
+/// nobody received, as dropping a `Put` does.
+#[test]
+fn put_all_on_a_rendezvous_puts_one_value_at_a_time() {
+    let stream = AsyncStream::new();
+    let mut a = stream.subscribe();
+    let mut b = stream.subscribe();
+    let (woken, waker) = counting_waker();
+    let mut put = stream.put_all(0..3u64);
+    assert!(poll(&mut put, &waker).is_pending());
+    for i in 0..3 {
+        assert_eq!(stream.len(), 1, "one value in flight");
+        assert_eq!(a.try_recv(), Ok(i));
+        assert_eq!(a.try_recv(), Err(TryRecvError::Empty));
+        let before = woken.count();
+        assert_eq!(b.try_recv(), Ok(i));
+        assert!(woken.count() > before, "the last take wakes the put");
+        assert_eq!(put.put_count(), i as usize);
+        let done = poll(&mut put, &waker);
+        assert_eq!(done.is_ready(), i == 2);
+    }
+    assert_eq!(put.put_count(), 3);
+    drop(put);
+
+    let mut put = stream.put_all(10..13u64);
+    assert!(poll(&mut put, &waker).is_pending());
+    drop(put); // nobody received 10: withdrawn
+    assert_eq!(stream.len(), 0);
+    assert_eq!(a.try_recv(), Err(TryRecvError::Empty));
+    stream.try_put(20).unwrap();
+    assert_eq!(a.try_recv(), Ok(20));
+    assert_eq!(b.try_recv(), Ok(20));
+}
+
+/// The iterator runs with the stream unlocked: an iterator that puts into
+/// the same stream (another producer taking the room the batch saw) does
+/// not deadlock. The batch then holds the values the room no longer fits,
+/// puts them once room frees, and the stream shows both producers' values
+/// in the order they were put.
+#[test]
+fn put_all_iterator_runs_unlocked_and_yields_room_to_other_producers() {
+    finishes("an iterator putting into its own stream", || {
+        let stream = AsyncStream::with_capacity(4);
+        let mut consumer = stream.subscribe();
+        let other = stream.clone();
+        let (woken, waker) = counting_waker();
+        let values = (0..6u64).inspect(move |&i| {
+            if i == 2 {
+                other.try_put(100).unwrap();
+            }
+            let _ = other.len();
+        });
+        let mut put = stream.put_all(values);
+        assert!(poll(&mut put, &waker).is_pending());
+        // 0 alone (the first look), then 1, 2, 3 pulled for the room of
+        // three: 100 took one place, so 1 and 2 went in and 3 waits.
+        assert_eq!(put.put_count(), 3);
+        let seen: Vec<_> = std::iter::from_fn(|| consumer.try_recv().ok()).collect();
+        assert_eq!(seen, [0, 100, 1, 2]);
+        assert_eq!(woken.count(), 1);
+        assert_eq!(poll(&mut put, &waker), Poll::Ready(Ok(())));
+        drop(put);
+        let seen: Vec<_> = std::iter::from_fn(|| consumer.try_recv().ok()).collect();
+        assert_eq!(seen, [3, 4, 5]);
+    });
+}
+
+/// An iterator that panics partway: the panic reaches the caller, the
+/// values put before stay put, those pulled in the same batch are dropped
+/// with the future, and the stream goes on working.
+#[test]
+fn put_all_with_a_panicking_iterator_keeps_the_stream_working() {
+    static ALIVE: AtomicUsize = AtomicUsize::new(0);
+    let stream = AsyncStream::with_capacity(8);
+    let mut consumer = stream.subscribe();
+    let (_, waker) = counting_waker();
+    let values = (0..6).map(|i| {
+        assert!(i != 4, "the iterator fails at 4");
+        Live::new(&ALIVE)
+    });
+    let mut put = stream.put_all(values);
+    let panicked =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| poll(&mut put, &waker)));
+    assert!(panicked.is_err());
+    // 0 went in alone (the first look found room for one); 1, 2, 3 were
+    // pulled for the next batch when the iterator failed.
+    assert_eq!(put.put_count(), 1);
+    assert_eq!(ALIVE.load(SeqCst), 4);
+    drop(put);
+    assert_eq!(
+        ALIVE.load(SeqCst),
+        1,
+        "the pulled values drop with the future"
+    );
+    assert!(consumer.try_recv().is_ok());
+    assert_eq!(ALIVE.load(SeqCst), 0);
+    stream.try_put(Live::new(&ALIVE)).unwrap();
+    block_on(stream.put_all([Live::new(&ALIVE)])).unwrap_or_else(|_| panic!("closed"));
+    assert_eq!(stream.len(), 2);
+}
+
+/// Several `put_all`s on their own threads: every consumer receives every
+/// value of every producer once, each producer's values in order.
+#[test]
+fn concurrent_put_alls_lose_and_duplicate_nothing_threads() {
+    const PRODUCERS: usize = 3;
+    const N: u64 = if cfg!(miri) { 30 } else { 3_000 };
+    for capacity in [0, 1, 7, 64] {
+        let stream = AsyncStream::<(usize, u64)>::with_capacity(capacity);
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let mut consumer = stream.subscribe();
+                std::thread::spawn(move || {
+                    let mut seen = Vec::new();
+                    while let Some(v) = consumer.recv_blocking() {
+                        seen.push(v);
+                    }
+                    seen
+                })
+            })
+            .collect();
+        let writers: Vec<_> = (0..PRODUCERS)
+            .map(|p| {
+                let producer = stream.clone();
+                std::thread::spawn(move || {
+                    block_on(producer.put_all((0..N).map(|i| (p, i))))
+                        .unwrap_or_else(|_| panic!("closed"));
+                })
+            })
+            .collect();
+        drop(stream);
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        for reader in readers {
+            let seen = reader.join().unwrap();
+            check_tagged(&seen, PRODUCERS, N, &format!("capacity {capacity}"));
+        }
+    }
+}

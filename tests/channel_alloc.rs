@@ -181,6 +181,36 @@ fn put_recv_steady_state_allocates_nothing() {
     }
 }
 
+/// `put_all` under the same executor and consumers: one `put_all` of the
+/// warm-up values, then one of 100 000 more, counted from its start to its
+/// end: 0 allocations.
+#[test]
+fn put_all_steady_state_allocates_nothing() {
+    for capacity in [1024, 64, 1, 0] {
+        let stream = AsyncStream::with_capacity(capacity);
+        let consumers = join_all((0..4).map(|_| consume(stream.subscribe())));
+        let producer = async {
+            let closed = |_| panic!("closed");
+            stream.put_all(0..WARM_UP).await.unwrap_or_else(closed);
+            let measure = Measure::start();
+            stream
+                .put_all(WARM_UP..WARM_UP + MESSAGES)
+                .await
+                .unwrap_or_else(closed);
+            let counted = measure.finish();
+            stream.close();
+            counted
+        };
+        let ((allocations, bytes), received) = block_on(join(producer, consumers));
+        assert_eq!(
+            (allocations, bytes),
+            (0, 0),
+            "capacity {capacity}: (allocations, bytes) in steady state"
+        );
+        assert_eq!(received, [WARM_UP + MESSAGES; 4]);
+    }
+}
+
 /// Memory follows what a stream buffers, not its capacity: a stream of
 /// capacity 2^40 is built with a few slots, and buffering 1 000 values
 /// allocates a small multiple of their size (the buffer doubles as it

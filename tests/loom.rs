@@ -453,3 +453,68 @@ fn a_consumer_follows_the_buffer_as_it_grows() {
         assert_eq!(taker.join().unwrap(), [0, 1, 2]);
     });
 }
+
+/// A batched put across a buffer that grows (under loom a stream starts
+/// with one slot, so capacity 2 grows once) while a consumer on another
+/// thread receives: the put waits for room, is woken, and every value
+/// arrives once, in order, written before it is read.
+#[test]
+fn put_all_is_woken_by_room() {
+    loom::model(|| {
+        let stream = AsyncStream::with_capacity(2);
+        let mut consumer = stream.subscribe();
+        let producer = thread::spawn(move || {
+            block_on(stream.put_all(0..3)).unwrap();
+            stream // keep the stream open until joined
+        });
+        let got: Vec<_> = (0..3).map(|_| block_on(consumer.recv())).collect();
+        assert_eq!(got, [Some(0), Some(1), Some(2)]);
+        let _stream = producer.join().unwrap();
+    });
+}
+
+/// A close races a batched put waiting for room: the values put stay for
+/// the consumer, those pulled and not put come back in the error, the rest
+/// stay in the iterator; nothing is lost or duplicated.
+#[test]
+fn put_all_races_a_close() {
+    loom::model(|| {
+        let stream = AsyncStream::with_capacity(1);
+        let mut consumer = stream.subscribe();
+        let closer = stream.clone();
+        let producer = thread::spawn(move || {
+            let mut values = 0..3;
+            let result = block_on(stream.put_all(values.by_ref()));
+            (result, values)
+        });
+        closer.close();
+        let (result, values) = producer.join().unwrap();
+        let mut seen: Vec<i32> = std::iter::from_fn(|| consumer.try_recv().ok()).collect();
+        assert_eq!(consumer.try_recv(), Err(TryRecvError::Closed));
+        match result {
+            Ok(()) => panic!("the consumer never took a value: the put cannot finish"),
+            Err(Closed(back)) => seen.extend(back),
+        }
+        seen.extend(values);
+        assert_eq!(seen, [0, 1, 2]);
+    });
+}
+
+/// A slow consumer leaves while a batched put waits for it: its drop
+/// releases the put, and the other consumer receives every value.
+#[test]
+fn put_all_is_released_by_a_consumer_drop() {
+    loom::model(|| {
+        let stream = AsyncStream::with_capacity(1);
+        let mut fast = stream.subscribe();
+        let slow = stream.subscribe();
+        let producer = thread::spawn(move || {
+            block_on(stream.put_all(0..2)).unwrap();
+            stream
+        });
+        assert_eq!(block_on(fast.recv()), Some(0));
+        drop(slow);
+        assert_eq!(block_on(fast.recv()), Some(1));
+        let _stream = producer.join().unwrap();
+    });
+}

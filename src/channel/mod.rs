@@ -15,6 +15,9 @@
 //!   stream; consumers first receive what was already put.
 //! - The triads `try_put` / `put` / `put_blocking` and `try_recv` / `recv` /
 //!   `recv_blocking` work under any executor and from plain threads.
+//! - [`AsyncStream::put_all`] puts the values of an iterator a batch at a
+//!   time: one lock and one wake-up for as many values as there is room
+//!   for.
 //!
 //! # Where a value goes
 //!
@@ -77,4 +80,4 @@ mod shared;
 
 pub use error::{Closed, TryPutError, TryRecvError};
 pub use receiver::{Consumer, Recv};
-pub use sender::{AsyncStream, Put, PutSink};
+pub use sender::{AsyncStream, Put, PutAll, PutSink};

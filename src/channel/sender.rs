@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
@@ -200,6 +201,109 @@ impl<T> AsyncStream<T> {
         Put {
             shared: &self.shared,
             op: PutOp::new(value),
+        }
+    }
+
+    /// Puts every value of `values`, in order, paying the synchronization
+    /// once per batch rather than once per value.
+    ///
+    /// The future takes the stream's lock once for as many values as there
+    /// is room for (up to a batch of 32), writes them all, and publishes
+    /// them to the consumers at once, with one wake-up. It pulls values
+    /// from the iterator outside the lock, and only as many as it saw room
+    /// for: while it waits for room (or for a consumer), it holds the values
+    /// it pulled and could not put. That is one value, unless another
+    /// producer took the room it saw, or every consumer left, between its
+    /// look and its put. Otherwise it behaves as [`put`](Self::put) of
+    /// each value in turn: it waits for room, and for a first consumer.
+    /// On a rendezvous stream (capacity 0) it is exactly that, one value
+    /// at a time, each taken by every consumer before the next is put.
+    ///
+    /// [`PutAll::put_count`] tells how many values are put so far.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] if the stream closes before every value is put, with the
+    /// values pulled from the iterator and not put, in order (at least
+    /// one). The values put before the close stay put: consumers receive
+    /// them. The values not yet pulled stay in the iterator: pass
+    /// [`by_ref()`](Iterator::by_ref) to keep them. An empty iterator puts
+    /// nothing and succeeds, even on a closed stream.
+    ///
+    /// # Panics
+    ///
+    /// If the iterator panics, the panic reaches the caller of `poll`. The
+    /// values put before stay put; those pulled in the same batch are not
+    /// put, and are dropped with the future.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it completes keeps every value put so
+    /// far in the stream (consumers receive them) and drops the values it
+    /// pulled and had not put (see above: usually one). The values not yet
+    /// pulled stay in the iterator, which is dropped with the future
+    /// unless it was passed by reference. On a rendezvous stream, the value
+    /// being put is withdrawn as dropping a [`Put`] withdraws it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::join;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let stream = timecast::AsyncStream::with_capacity(64);
+    /// let mut consumer = stream.subscribe();
+    /// let producer = async {
+    ///     stream.put_all(0..1000).await?;
+    ///     stream.close();
+    ///     Ok::<_, timecast::Closed<Vec<u32>>>(())
+    /// };
+    /// let consumer = async {
+    ///     let mut sum = 0;
+    ///     while let Some(v) = consumer.recv().await {
+    ///         sum += v;
+    ///     }
+    ///     sum
+    /// };
+    /// let (produced, sum) = join!(producer, consumer);
+    /// produced?;
+    /// assert_eq!(sum, 999 * 1000 / 2);
+    /// # Ok::<_, timecast::Closed<Vec<u32>>>(()) }).unwrap();
+    /// ```
+    ///
+    /// On a close, the values not put are handed back, and the iterator
+    /// keeps the rest:
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let stream = timecast::AsyncStream::with_capacity(2);
+    /// let mut consumer = stream.subscribe();
+    /// let mut values = 0..10;
+    /// let mut put = stream.put_all(values.by_ref());
+    /// // Two values fit; the future waits with the third.
+    /// assert!(futures::poll!(&mut put).is_pending());
+    /// assert_eq!(put.put_count(), 2);
+    /// stream.close();
+    /// assert_eq!(put.await, Err(timecast::Closed(vec![2])));
+    /// assert_eq!(values.next(), Some(3));
+    /// assert_eq!(consumer.recv().await, Some(0));
+    /// assert_eq!(consumer.recv().await, Some(1));
+    /// assert_eq!(consumer.recv().await, None);
+    /// # });
+    /// ```
+    pub fn put_all<I>(&self, values: I) -> PutAll<'_, T, I::IntoIter>
+    where
+        I: IntoIterator<Item = T>,
+    {
+        PutAll {
+            shared: &self.shared,
+            values: Some(values.into_iter()),
+            pulled: Pulled::new(),
+            rendezvous: None,
+            room: 1,
+            key: None,
+            put: 0,
+            done: false,
         }
     }
 
@@ -671,6 +775,331 @@ impl<T> fmt::Debug for Put<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Put")
             .field("done", &self.op.is_done())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The most values a [`PutAll`] puts under one lock.
+const BATCH: usize = 32;
+
+/// Values a [`PutAll`] pulled from its iterator and has yet to put, in
+/// order: `values[start..end]`, the only ones initialized.
+struct Pulled<T> {
+    values: [MaybeUninit<T>; BATCH],
+    start: usize,
+    end: usize,
+}
+
+impl<T> Pulled<T> {
+    fn new() -> Self {
+        Self {
+            values: [const { MaybeUninit::uninit() }; BATCH],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Pulls values from `values` until `want` are held (or the buffer is
+    /// full); clears `values` once it is exhausted.
+    #[inline(always)]
+    fn fill<I: Iterator<Item = T>>(&mut self, values: &mut Option<I>, want: usize) {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        let Some(iter) = values else {
+            return;
+        };
+        let want = (self.start + want).min(BATCH);
+        // `end` lives in a register while the loop runs, and is stored back
+        // even if `next` panics: every value written is counted, once.
+        let mut end = SetOnDrop {
+            index: self.end,
+            field: &mut self.end,
+        };
+        while end.index < want {
+            let Some(value) = iter.next() else {
+                *values = None;
+                return;
+            };
+            self.values[end.index].write(value);
+            end.index += 1;
+        }
+    }
+
+    /// Calls `put` with a function that moves out the next `count` values
+    /// held, one per call, in order. `put` must call it at most `count`
+    /// times, and at most `len()`.
+    #[inline(always)]
+    fn take_with<R>(&mut self, count: usize, put: impl FnOnce(&mut dyn FnMut() -> T) -> R) -> R {
+        let last = self.start + count.min(self.len());
+        let values = &self.values;
+        // `start` is stored back even if `put` panics: every value moved
+        // out is counted as gone, once.
+        let mut start = SetOnDrop {
+            index: self.start,
+            field: &mut self.start,
+        };
+        put(&mut || {
+            assert!(start.index < last, "more values taken than pulled");
+            // SAFETY: `values[start..end]` are initialized, and this one is
+            // below `last <= end`; `start` moves past it at once, so it is
+            // read once, and no longer counted as held.
+            let value = unsafe { values[start.index].assume_init_read() };
+            start.index += 1;
+            value
+        })
+    }
+
+    /// The next value held. Call only while some are.
+    fn take(&mut self) -> T {
+        self.take_with(1, |next| next())
+    }
+
+    /// The values held, in order.
+    fn drain(&mut self) -> Vec<T> {
+        let mut values = Vec::with_capacity(self.len());
+        while self.start < self.end {
+            values.push(self.take());
+        }
+        values
+    }
+}
+
+impl<T> Drop for Pulled<T> {
+    fn drop(&mut self) {
+        // One at a time: if a drop panics, the values after it leak; none
+        // is dropped twice.
+        while self.start < self.end {
+            drop(self.take());
+        }
+    }
+}
+
+/// Stores `index` into `field` when dropped, unwinding included: a counter
+/// kept in a register through a loop that may panic.
+struct SetOnDrop<'a> {
+    index: usize,
+    field: &'a mut usize,
+}
+
+impl Drop for SetOnDrop<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        *self.field = self.index;
+    }
+}
+
+/// The future returned by [`AsyncStream::put_all`]: puts every value of an
+/// iterator, a batch at a time, and resolves to `Ok(())` once all are put
+/// (for a rendezvous stream: taken by every consumer), or to [`Closed`]
+/// with the values pulled and not put if the stream closes first.
+///
+/// `PutAll` is `Unpin`: it can be polled by hand, or kept and polled again
+/// in a `select!` loop.
+///
+/// # Cancel safety
+///
+/// Dropping a `PutAll` keeps the values already put in the stream, drops
+/// those it pulled from the iterator and had not put, and leaves the rest
+/// in the iterator. See [`AsyncStream::put_all`].
+///
+/// # Panics
+///
+/// Polling a `PutAll` again after it completed panics. A panic of the
+/// iterator reaches the caller of `poll`, as [`AsyncStream::put_all`] says.
+///
+/// # Examples
+///
+/// Polled by hand: pending once the buffer is full, woken and ready once
+/// the consumer makes room.
+///
+/// ```
+/// use std::future::Future;
+/// use std::pin::Pin;
+/// use std::task::{Context, Poll};
+/// use futures::task::noop_waker;
+///
+/// let stream = timecast::AsyncStream::with_capacity(4);
+/// let mut consumer = stream.subscribe();
+/// let mut put = stream.put_all(0..6);
+/// let waker = noop_waker();
+/// let mut cx = Context::from_waker(&waker);
+/// assert!(Pin::new(&mut put).poll(&mut cx).is_pending());
+/// assert_eq!(put.put_count(), 4);
+/// assert_eq!(consumer.try_recv(), Ok(0));
+/// assert_eq!(consumer.try_recv(), Ok(1));
+/// assert_eq!(Pin::new(&mut put).poll(&mut cx), Poll::Ready(Ok(())));
+/// assert_eq!(put.put_count(), 6);
+/// ```
+#[must_use = "futures do nothing unless polled"]
+pub struct PutAll<'a, T, I> {
+    shared: &'a Shared<T>,
+    /// The values to put; `None` once the iterator returned `None`.
+    values: Option<I>,
+    /// Capacity ≥ 1: values pulled and not yet put.
+    pulled: Pulled<T>,
+    /// Capacity 0: the put of the value under way.
+    rendezvous: Option<PutOp<T>>,
+    /// How many values fit at the last look: how many to pull next.
+    room: usize,
+    /// This put's key in the producers' waiter list.
+    key: Option<usize>,
+    /// Values put so far.
+    put: usize,
+    done: bool,
+}
+
+// `PutAll` never pins its values or its iterator: it moves them freely.
+impl<T, I> Unpin for PutAll<'_, T, I> {}
+
+impl<T, I> PutAll<'_, T, I> {
+    /// How many values this future has put so far (for a rendezvous
+    /// stream: that every consumer took).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let stream = timecast::AsyncStream::with_capacity(8);
+    /// let _consumer = stream.subscribe();
+    /// let mut put = stream.put_all(["a", "b", "c"]);
+    /// assert_eq!(put.put_count(), 0);
+    /// (&mut put).await?;
+    /// assert_eq!(put.put_count(), 3);
+    /// # Ok::<_, timecast::Closed<Vec<&str>>>(()) }).unwrap();
+    /// ```
+    pub fn put_count(&self) -> usize {
+        self.put
+    }
+
+    /// Releases this future's waiter slot, if it took one.
+    fn release_key(&mut self) {
+        if self.key.is_some() {
+            let old_waker = self.shared.state.lock().put_waiters.remove(&mut self.key);
+            drop(old_waker);
+        }
+    }
+}
+
+impl<T, I: Iterator<Item = T>> PutAll<'_, T, I> {
+    /// Puts batches while there is room; waits once there is none.
+    fn poll_batches(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Closed<Vec<T>>>> {
+        let shared = self.shared;
+        let mut fresh = None;
+        loop {
+            // The iterator is the caller's code: it never runs under the
+            // lock. Pull what fits, or one value to wait with.
+            self.pulled.fill(&mut self.values, self.room.max(1));
+            let count = self.pulled.len();
+            if count == 0 {
+                return self.finish(Ok(()));
+            }
+            let mut state = shared.state.lock();
+            let room = shared.room(&state, count);
+            if room > 0 {
+                self.pulled
+                    .take_with(room, |next| shared.push_batch(&mut state, room, next));
+                self.put += room;
+                self.room = shared.room(&state, BATCH);
+                shared.release(state, Wake::CONSUMERS);
+                continue;
+            }
+            if state.closed {
+                drop(state);
+                let values = self.pulled.drain();
+                return self.finish(Err(Closed(values)));
+            }
+            // Full, or no consumer: wait for room. Consumers free slots
+            // without the lock: mark the slot awaited, and if it turns out
+            // free, try again.
+            self.room = 0;
+            if state.consumers > 0 && shared.await_slot(&state, shared.room_seq(shared.tail())) {
+                drop(state);
+                continue;
+            }
+            match state
+                .put_waiters
+                .register(&mut self.key, cx.waker(), &mut fresh)
+            {
+                Ok(replaced) => {
+                    drop(state);
+                    drop((replaced, fresh));
+                    return Poll::Pending;
+                }
+                Err(NeedsClone) => {
+                    drop(state);
+                    fresh = Some(cx.waker().clone());
+                }
+            }
+        }
+    }
+
+    /// Rendezvous: puts one value at a time, as [`Put`] does.
+    fn poll_rendezvous(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Closed<Vec<T>>>> {
+        loop {
+            let op = match &mut self.rendezvous {
+                Some(op) => op,
+                None => {
+                    let next = self.values.as_mut().and_then(Iterator::next);
+                    let Some(value) = next else {
+                        self.values = None;
+                        return self.finish(Ok(()));
+                    };
+                    self.rendezvous.insert(PutOp::new(value))
+                }
+            };
+            let result = std::task::ready!(op.poll(self.shared, cx));
+            self.rendezvous = None;
+            match result {
+                Ok(()) => self.put += 1,
+                Err(Closed(value)) => return self.finish(Err(Closed(vec![value]))),
+            }
+        }
+    }
+
+    /// Completes the future: releases its waiter slot, if it took one.
+    fn finish(&mut self, result: Result<(), Closed<Vec<T>>>) -> Poll<Result<(), Closed<Vec<T>>>> {
+        self.done = true;
+        self.release_key();
+        Poll::Ready(result)
+    }
+}
+
+impl<T, I: Iterator<Item = T>> Future for PutAll<'_, T, I> {
+    type Output = Result<(), Closed<Vec<T>>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        assert!(!this.done, "`PutAll` polled after it completed");
+        if this.shared.capacity == 0 {
+            this.poll_rendezvous(cx)
+        } else {
+            this.poll_batches(cx)
+        }
+    }
+}
+
+impl<T, I> Drop for PutAll<'_, T, I> {
+    fn drop(&mut self) {
+        if let Some(op) = &mut self.rendezvous {
+            if !op.is_done() {
+                op.cancel(self.shared);
+            }
+        }
+        self.release_key();
+    }
+}
+
+impl<T, I> fmt::Debug for PutAll<'_, T, I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PutAll")
+            .field("put", &self.put)
+            .field("done", &self.done)
             .finish_non_exhaustive()
     }
 }

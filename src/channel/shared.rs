@@ -7,7 +7,8 @@
 //! the older ring holds. Rings are freed with the stream, so memory follows
 //! the most values buffered at once, not the capacity. Producers, and
 //! everything that changes who takes part (subscribe, unsubscribe, close),
-//! go through one mutex. Consumers take values without it: each slot counts
+//! go through one mutex; a batched put writes as many values as fit under
+//! one lock and moves the tail once, past them all. Consumers take values without it: each slot counts
 //! the consumers yet to take its value, the last one moves the value out,
 //! and the others clone it. Nobody clones, wakes or drops a waker, or
 //! clones or drops a value, while holding the mutex.
@@ -416,6 +417,37 @@ impl<T> Shared<T> {
         if !state.has_waiters(wake) {
             return;
         }
+        if let Some(waker) = Self::only_waiter(&mut state, wake) {
+            drop(state);
+            waker.wake();
+            return;
+        }
+        self.release_all(state, wake);
+    }
+
+    /// The one waker to wake, taken out, if `wake` names exactly one.
+    #[inline(always)]
+    fn only_waiter(state: &mut State<T>, wake: Wake) -> Option<Waker> {
+        let consumers = if wake.consumers {
+            state.recv_waiters.waiting
+        } else {
+            0
+        };
+        let producers = if wake.producers {
+            state.put_waiters.waiting
+        } else {
+            0
+        };
+        match (consumers, producers) {
+            (1, 0) => state.recv_waiters.take_one(),
+            (0, 1) => state.put_waiters.take_one(),
+            _ => None,
+        }
+    }
+
+    /// [`release`](Self::release) with several wakers to wake.
+    #[cold]
+    fn release_all(&self, mut state: MutexGuard<'_, State<T>>, wake: Wake) {
         let mut batch = WakeBatch::new();
         let mut more = self.drain(&mut state, wake, &mut batch);
         drop(state);
@@ -528,6 +560,73 @@ impl<T> Shared<T> {
         }
         self.tail.store(seq + 1, Ordering::Release);
         Ok(seq)
+    }
+
+    /// How many values, up to `max`, would fit now after the tail, each
+    /// behind the one before: the room a batched put pulls values for.
+    /// Nothing fits in a closed stream or one without consumers. Call under
+    /// the mutex.
+    #[inline(always)]
+    pub(crate) fn room(&self, state: &State<T>, max: usize) -> usize {
+        if state.closed || state.consumers == 0 {
+            return 0;
+        }
+        let tail = self.tail.load(Ordering::Relaxed);
+        let ring = state.ring;
+        // Value `tail + k` fits if the slot of `tail + k - limit` is free
+        // (or it is below `limit`); slots free in sequence order, so if
+        // the last of `max` values fits, so does every one before it.
+        let max = max.min(self.limit as usize);
+        if max == 0 || self.has_room(state, &ring, tail + max as u64 - 1) {
+            return max;
+        }
+        // The values that fit are a prefix of the `max`: find its end.
+        let (mut fits, mut not) = (0, max - 1);
+        while fits < not {
+            let mid = fits + (not - fits) / 2;
+            if self.has_room(state, &ring, tail + mid as u64) {
+                fits = mid + 1;
+            } else {
+                not = mid;
+            }
+        }
+        fits
+    }
+
+    /// Buffers `count` values, taking each from `next`, and moves the tail
+    /// once, past them all: consumers see the batch at once, and the
+    /// synchronization is paid once for it. Capacity ≥ 1 only; the caller
+    /// found room for `count` values under this lock ([`room`](Self::room)).
+    #[inline(always)]
+    pub(crate) fn push_batch(
+        &self,
+        state: &mut State<T>,
+        count: usize,
+        next: &mut dyn FnMut() -> T,
+    ) {
+        debug_assert!(!self.is_rendezvous() && !state.closed && state.consumers > 0);
+        debug_assert!(self.room(state, count) == count);
+        let tail = self.tail.load(Ordering::Relaxed);
+        let mut ring = state.ring;
+        let remaining = state.consumers + 1;
+        for seq in tail..tail + count as u64 {
+            if !ring.last && ring.slot(seq).remaining.load(Ordering::Acquire) & COUNT != 0 {
+                // This ring is full, the stream is not.
+                ring = self.grow(state, seq);
+            }
+            let slot = ring.slot(seq);
+            let value = next();
+            // SAFETY: the slot is free, as in `try_push`: the caller found
+            // room for the value under this lock (the slot `limit` back is
+            // free, so is every earlier one, and the Acquire load in
+            // `has_room` synchronizes with the consumer that freed it), and
+            // in a smaller ring the load above found it free. Consumers do
+            // not read it before the tail moves past it, below.
+            slot.value.with_mut(|ptr| unsafe { (*ptr).write(value) });
+            slot.remaining.store(remaining, Ordering::Relaxed);
+            slot.delivery.store(FRESH, Ordering::Relaxed);
+        }
+        self.tail.store(tail + count as u64, Ordering::Release);
     }
 
     /// Whether the value put as `tail` would fit: fewer than `limit` values
@@ -946,6 +1045,17 @@ impl WaitList {
             self.waiting -= 1;
         }
         self.free.push(index);
+        waker
+    }
+
+    /// Takes out the waker of the one party waiting. Call only when
+    /// `waiting` is 1.
+    fn take_one(&mut self) -> Option<Waker> {
+        debug_assert_eq!(self.waiting, 1);
+        let waker = self.slots.iter_mut().find_map(Option::take);
+        if waker.is_some() {
+            self.waiting -= 1;
+        }
         waker
     }
 
