@@ -636,11 +636,14 @@ fn a_log_source_replays_its_records_in_virtual_time_then_follows_appends_live() 
     let (s, l) = (seen.clone(), live.clone());
     let el = EventLoop::starting_at(secs(0)).simulated();
     let task = el.spawn(
-        process_stream(move |ts: Timestamp, r: Record<u32>| {
-            // Each record at its own event time, on the loop's clock.
-            assert_eq!(now(), ts);
-            s.borrow_mut().push((r.offset, r.value, l.get()));
-        })
+        process_stream(
+            move |ts: Timestamp, r: std::result::Result<Record<u32>, StoreError>| {
+                let r = r.expect("every record decodes");
+                // Each record at its own event time, on the loop's clock.
+                assert_eq!(now(), ts);
+                s.borrow_mut().push((r.offset, r.value, l.get()));
+            },
+        )
         .source(log.read(Offset::At(500)))
         .on_live_start(move || live.set(true)),
     );
@@ -675,33 +678,51 @@ fn a_log_source_replays_its_records_in_virtual_time_then_follows_appends_live() 
 }
 
 #[test]
-fn a_record_that_does_not_decode_stops_a_log_source_with_an_error_naming_it() -> Result {
+fn a_record_that_does_not_decode_reaches_a_log_sources_handler_as_an_error_naming_it() -> Result {
+    use std::cell::RefCell;
+    use std::rc::Rc;
     use timecast::process_stream;
 
+    type Item = std::result::Result<Record<u32>, StoreError>;
     let store = Store::temporary()?;
     let log = store.log_with::<u32, _>("numbers", EvenOnly)?;
-    for v in [0, 2, 3, 4] {
-        log.append(secs(0), &v)?;
+    for (t, v) in [(1, 0), (2, 2), (3, 3), (4, 4)] {
+        log.append(secs(t), &v)?;
     }
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
     let el = EventLoop::starting_at(secs(0)).simulated();
-    el.spawn_named(
-        "reader",
-        process_stream(|_ts: Timestamp, _r: Record<u32>| {}).source(log.read(Offset::Start)),
+    el.spawn(
+        process_stream(move |ts: Timestamp, r: Item| {
+            s.borrow_mut().push((
+                ts.unix_secs(),
+                r.map(|r| r.value).map_err(|e| e.to_string()),
+            ))
+        })
+        .source(log.read(Offset::Start)),
     );
-    let e = el.run().expect_err("the source stops on record 2");
-    assert_eq!(e.task(), "reader");
-    assert!(e.message().contains("record 2 of log \"numbers\""), "{e}");
+    el.run()?; // the reader stops at the error: the source ends
+    let seen = seen.take();
+    assert_eq!(seen.len(), 3);
+    assert_eq!(seen[..2], [(1, Ok(0)), (2, Ok(2))]);
+    let (t, e) = &seen[2];
+    assert_eq!(
+        *t, 2,
+        "an error in the past is stamped with the last record's time"
+    );
+    let e = e.as_ref().expect_err("record 2 does not decode");
+    assert!(e.contains("record 2 of log \"numbers\""), "{e}");
     // Skipped by policy, it is no error.
     let sum = std::rc::Rc::new(std::cell::Cell::new(0));
     let s = sum.clone();
     let skipping = log.read(Offset::Start).on_decode_error(DecodeErrors::Skip);
     let el = EventLoop::starting_at(secs(0)).simulated();
     let task = el.spawn(
-        process_stream(move |_ts: Timestamp, r: Record<u32>| s.set(s.get() + r.value))
+        process_stream(move |_ts: Timestamp, r: Item| s.set(s.get() + r.expect("skipped").value))
             .source(skipping),
     );
     el.spawn(async move {
-        sleep(Duration::from_secs(1)).await;
+        sleep(Duration::from_secs(10)).await;
         task.abort();
     });
     el.run()?;
@@ -722,14 +743,17 @@ fn an_exactly_once_source_stopped_anywhere_resumes_with_nothing_lost_or_repeated
         let source = input.group("g").consume().checkpoint_every(64);
         let el = EventLoop::starting_at(secs(0)).simulated();
         let task = el.spawn(
-            process_stream(move |_ts: Timestamp, r: Record<u64>| {
-                if Some(r.offset) == stop_at {
-                    panic!("stopped at {}", r.offset);
-                }
-                let s = sum.get(&0).expect("a get").unwrap_or(0) + r.value;
-                sum.put(&0, &s).expect("a put");
-                out.append(r.ts, &s).expect("an append");
-            })
+            process_stream(
+                move |_ts: Timestamp, r: std::result::Result<Record<u64>, StoreError>| {
+                    let r = r.expect("every record decodes");
+                    if Some(r.offset) == stop_at {
+                        panic!("stopped at {}", r.offset);
+                    }
+                    let s = sum.get(&0).expect("a get").unwrap_or(0) + r.value;
+                    sum.put(&0, &s).expect("a put");
+                    out.append(r.ts, &s).expect("an append");
+                },
+            )
             .source(source),
         );
         el.spawn(async move {

@@ -48,14 +48,17 @@ impl<T, C: Codec<T>> Reader for ExactlyOnce<T, C> {
     }
 }
 
-/// What the reader yielded, for a part: a record, or the end of the part.
-/// An error stops the pipeline, naming the log and the offset.
-fn yielded<T>(
-    polled: Poll<Option<Result<Record<T>, StoreError>>>,
-) -> Option<(Timestamp, Record<T>)> {
+/// A log read as a source yields what its reader yields: records, and
+/// errors (a record that does not decode, one removed by retention) as
+/// items too, so that a handler sees them, as with Kafka's reader.
+type Item<T> = Result<Record<T>, StoreError>;
+
+/// What the reader yielded, stamped: a record at its event time, an error
+/// at `at`; `None` at the end of the part.
+fn yielded<T>(polled: Poll<Option<Item<T>>>, at: Timestamp) -> Option<(Timestamp, Item<T>)> {
     match polled {
-        Poll::Ready(Some(Ok(record))) => Some((record.ts, record)),
-        Poll::Ready(Some(Err(e))) => panic!("the log source stopped: {e}"),
+        Poll::Ready(Some(Ok(record))) => Some((record.ts, Ok(record))),
+        Poll::Ready(Some(Err(e))) => Some((at, Err(e))),
         Poll::Ready(None) | Poll::Pending => None,
     }
 }
@@ -67,6 +70,8 @@ pub struct LogPast<R> {
     reader: Arc<Mutex<R>>,
     /// The log's end when the source started.
     until: u64,
+    /// The event time of the last record yielded: an error's stamp.
+    last: Timestamp,
 }
 
 /// The live part of a log read as a source: the records appended after
@@ -91,7 +96,7 @@ impl<R> fmt::Debug for LogLive<R> {
 }
 
 impl<R: Reader> Iterator for LogPast<R> {
-    type Item = (Timestamp, Record<R::Value>);
+    type Item = (Timestamp, Item<R::Value>);
 
     fn next(&mut self) -> Option<Self::Item> {
         let mut reader = self.reader.lock();
@@ -101,20 +106,30 @@ impl<R: Reader> Iterator for LogPast<R> {
         // Stored records are ready at once; `Pending` means the log lost
         // them to a rollback, and the live part takes over.
         let mut cx = Context::from_waker(Waker::noop());
-        yielded(Pin::new(&mut *reader).poll_next(&mut cx))
+        let next = yielded(Pin::new(&mut *reader).poll_next(&mut cx), self.last);
+        if let Some((ts, _)) = &next {
+            self.last = *ts;
+        }
+        next
     }
 }
 
 impl<R: Reader> Stream for LogLive<R> {
-    type Item = (Timestamp, Record<R::Value>);
+    type Item = (Timestamp, Item<R::Value>);
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut reader = self.reader.lock();
         match Pin::new(&mut *reader).poll_next(cx) {
             Poll::Pending => Poll::Pending,
-            polled => Poll::Ready(yielded(polled)),
+            // An error live is stamped with the loop's clock.
+            polled => Poll::Ready(yielded(polled, loop_now())),
         }
     }
+}
+
+/// The clock of the loop polling, or the wall clock off a loop.
+fn loop_now() -> Timestamp {
+    crate::time::try_with_core(|core| core.clock.get()).unwrap_or_else(Timestamp::now)
 }
 
 fn parts<R: Reader>(reader: R) -> (LogPast<R>, LogLive<R>) {
@@ -124,6 +139,7 @@ fn parts<R: Reader>(reader: R) -> (LogPast<R>, LogLive<R>) {
         LogPast {
             reader: reader.clone(),
             until,
+            last: Timestamp::MIN,
         },
         LogLive { reader },
     )
@@ -132,18 +148,17 @@ fn parts<R: Reader>(reader: R) -> (LogPast<R>, LogLive<R>) {
 /// A reader is a [`process_stream`](crate::process_stream) source: the
 /// records stored when the source starts are its past, replayed as fast as
 /// the loop goes, each at its event time; the records appended later are
-/// its live part. The handler gets each [`Record`], with its offset.
+/// its live part. The handler gets each record as the reader yields it, a
+/// `Result<Record<T>, StoreError>` (as from a Kafka topic's reader, so a
+/// pipeline moves between them by changing the line that opens the topic).
 ///
-/// # Panics
+/// An error is an item too, stamped with the last record's time in the
+/// past and with the loop's clock once live: a record that does not decode
+/// ([`StoreError::LogDecode`], naming the log and the offset; the source
+/// then ends, unless the reader skips such records by
+/// [`DecodeErrors::Skip`]), or one removed by retention before it was
+/// read ([`StoreError::Trimmed`]).
 ///
-/// A record that does not decode (under [`DecodeErrors::Stop`], the
-/// default), or one removed by retention before it was read, stops the
-/// source with a panic that names the log and the offset: the loop
-/// reports it as the task's error ([`TaskError`](crate::TaskError)), and a
-/// [`Flow`](crate::flow::Flow) restarts the pipeline by its policy. Read
-/// with [`DecodeErrors::Skip`] to skip such records instead.
-///
-/// [`DecodeErrors::Stop`]: super::DecodeErrors::Stop
 /// [`DecodeErrors::Skip`]: super::DecodeErrors::Skip
 ///
 /// # Examples
@@ -152,7 +167,7 @@ fn parts<R: Reader>(reader: R) -> (LogPast<R>, LogLive<R>) {
 ///
 /// ```
 /// use std::{cell::RefCell, rc::Rc};
-/// use timecast::{process_stream, store::{Offset, Record, Store}, EventLoop, Timestamp};
+/// use timecast::{process_stream, store::{Offset, Record, Store, StoreError}, EventLoop, Timestamp};
 ///
 /// let store = Store::temporary()?;
 /// let log = store.log::<String>("activity")?;
@@ -162,7 +177,8 @@ fn parts<R: Reader>(reader: R) -> (LogPast<R>, LogLive<R>) {
 /// let s = seen.clone();
 /// let el = EventLoop::starting_at(Timestamp::UNIX_EPOCH).simulated();
 /// let task = el.spawn(
-///     process_stream(move |ts: Timestamp, r: Record<String>| {
+///     process_stream(move |ts: Timestamp, r: Result<Record<String>, StoreError>| {
+///         let r = r.expect("every record decodes");
 ///         s.borrow_mut().push((ts.unix_secs(), r.offset, r.value));
 ///     })
 ///     .source(log.read(Offset::Start)),
@@ -182,7 +198,7 @@ fn parts<R: Reader>(reader: R) -> (LogPast<R>, LogLive<R>) {
 /// # Ok::<_, Box<dyn std::error::Error>>(())
 /// ```
 impl<T: 'static, C: Codec<T>> Source for LogReader<T, C> {
-    type Item = Record<T>;
+    type Item = Result<Record<T>, StoreError>;
     type Past = LogPast<LogReader<T, C>>;
     type Live = LogLive<LogReader<T, C>>;
 
@@ -194,13 +210,12 @@ impl<T: 'static, C: Codec<T>> Source for LogReader<T, C> {
 /// An exactly-once reader is a [`process_stream`](crate::process_stream)
 /// source too, with its checkpoints: every `n` records, and when the
 /// replay catches up with the log's end, the group's offset is committed
-/// with the store's pending batch. As [`LogReader`]'s source otherwise
-/// (its `# Panics` included).
+/// with the store's pending batch. As [`LogReader`]'s source otherwise.
 ///
 /// # Examples
 ///
 /// ```
-/// use timecast::{process_stream, store::{Record, Store}, EventLoop, Timestamp};
+/// use timecast::{process_stream, store::{Record, Store, StoreError}, EventLoop, Timestamp};
 ///
 /// let store = Store::temporary()?;
 /// let (input, sum) = (store.log::<u64>("in")?, store.table::<u8, u64>("sum")?);
@@ -210,7 +225,8 @@ impl<T: 'static, C: Codec<T>> Source for LogReader<T, C> {
 /// let total = sum.clone();
 /// let el = EventLoop::starting_at(Timestamp::UNIX_EPOCH).simulated();
 /// let task = el.spawn(
-///     process_stream(move |_ts: Timestamp, r: Record<u64>| {
+///     process_stream(move |_ts: Timestamp, r: Result<Record<u64>, StoreError>| {
+///         let r = r.expect("every record decodes");
 ///         let s = total.get(&0).expect("a get").unwrap_or(0);
 ///         total.put(&0, &(s + r.value)).expect("a put");
 ///     })
@@ -226,7 +242,7 @@ impl<T: 'static, C: Codec<T>> Source for LogReader<T, C> {
 /// # Ok::<_, Box<dyn std::error::Error>>(())
 /// ```
 impl<T: 'static, C: Codec<T>> Source for ExactlyOnce<T, C> {
-    type Item = Record<T>;
+    type Item = Result<Record<T>, StoreError>;
     type Past = LogPast<ExactlyOnce<T, C>>;
     type Live = LogLive<ExactlyOnce<T, C>>;
 
