@@ -124,9 +124,40 @@ impl ThreadWaker {
     }
 }
 
+/// Rounds of `pause` hints (1, 2, 4, ... 64 of them) and then of yields
+/// that a blocking call spends looking for its wake-up before it parks.
+const SPIN_ROUNDS: u32 = 7;
+const YIELD_ROUNDS: u32 = 4;
+
+/// Waits a moment for `parker` to be notified, without parking: across two
+/// threads a rendezvous is answered within microseconds, sooner than a
+/// parked thread wakes. Spins a few microseconds, then yields the CPU a few
+/// times, so that on a busy machine the thread it waits for gets to run.
+fn spin_until_notified(parker: &ThreadWaker) {
+    let notified = || parker.notified.load(std::sync::atomic::Ordering::Acquire);
+    for round in 0..SPIN_ROUNDS {
+        for _ in 0..1 << round {
+            std::hint::spin_loop();
+        }
+        if notified() {
+            return;
+        }
+    }
+    for _ in 0..YIELD_ROUNDS {
+        std::thread::yield_now();
+        if notified() {
+            return;
+        }
+    }
+}
+
 /// Runs `fut` to completion on the current thread, parking it while the
 /// future is pending. `deadline` is asked after every pending poll: `Some(t)`
 /// parks at most until `t`, `None` until a wake-up.
+///
+/// Before parking with no deadline, it spins a moment
+/// ([`spin_until_notified`]): the wake-up a blocking call waits for often
+/// comes from another thread within microseconds.
 ///
 /// The waker is cached per thread, so a blocking call allocates nothing; a
 /// nested call (a blocking call made from inside a future that is itself
@@ -162,6 +193,9 @@ pub(crate) fn block_on_with<F: Future>(
             return out;
         }
         let until = deadline();
+        if until.is_none() {
+            spin_until_notified(&parker);
+        }
         while !parker
             .notified
             .swap(false, std::sync::atomic::Ordering::AcqRel)
