@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use timecast::ops::StreamOps;
-use timecast::store::{Log, Offset, Store, StoreError};
+use timecast::store::{CheckpointScope, Log, Offset, Store, StoreError};
 use timecast::Timestamp;
 
 type Result<T = ()> = std::result::Result<T, Box<dyn Error>>;
@@ -99,30 +99,33 @@ fn windows_sum(w: std::result::Result<timecast::Window<u64>, StoreError>) -> (Ti
     (w.end, w.values().sum())
 }
 
-fn hopping(store: &Store) -> Result<Outputs> {
+/// The input's records as events, checkpointed every 3, and their scope.
+fn events(
+    store: &Store,
+) -> Result<(
+    CheckpointScope,
+    impl Stream<Item = (Timestamp, u64)> + Unpin + 'static,
+)> {
     let records = store
         .log::<u64>("in")?
         .group("g")
         .consume()
         .checkpoint_every(3);
     let scope = records.scope()?;
-    let windows = records
-        .map(|r| r.map(|r| (r.ts, r.value)).expect("the input decodes"))
-        .hopping(Duration::from_secs(10), Duration::from_secs(5));
+    let events = records.map(|r| r.map(|r| (r.ts, r.value)).expect("the input decodes"));
+    Ok((scope, events))
+}
+
+fn hopping(store: &Store) -> Result<Outputs> {
+    let (scope, events) = events(store)?;
+    let windows = events.hopping(Duration::from_secs(10), Duration::from_secs(5));
     let windows = scope.durable("hopping", windows)?;
     Ok(Box::pin(windows.map(|w| Ok(windows_sum(w)))))
 }
 
 fn nested(store: &Store) -> Result<Outputs> {
-    let records = store
-        .log::<u64>("in")?
-        .group("g")
-        .consume()
-        .checkpoint_every(3);
-    let scope = records.scope()?;
-    let inner = records
-        .map(|r| r.map(|r| (r.ts, r.value)).expect("the input decodes"))
-        .hopping(Duration::from_secs(10), Duration::from_secs(5));
+    let (scope, events) = events(store)?;
+    let inner = events.hopping(Duration::from_secs(10), Duration::from_secs(5));
     let inner = scope.durable("inner", inner)?;
     let outer = inner.map(windows_sum).tumbling(Duration::from_secs(60));
     let outer = scope.durable("outer", outer)?;
@@ -140,14 +143,8 @@ fn nested_durable_windows_stopped_anywhere_output_exactly_an_uninterrupted_run()
 }
 
 fn late_tumbling(store: &Store) -> Result<Outputs> {
-    let records = store
-        .log::<u64>("in")?
-        .group("g")
-        .consume()
-        .checkpoint_every(3);
-    let scope = records.scope()?;
-    let windows = records
-        .map(|r| r.map(|r| (r.ts, r.value)).expect("the input decodes"))
+    let (scope, events) = events(store)?;
+    let windows = events
         .tumbling(Duration::from_secs(3))
         .allowed_lateness(Duration::from_secs(20));
     let windows = scope.durable("tumbling", windows)?;
@@ -155,29 +152,15 @@ fn late_tumbling(store: &Store) -> Result<Outputs> {
 }
 
 fn sessions(store: &Store) -> Result<Outputs> {
-    let records = store
-        .log::<u64>("in")?
-        .group("g")
-        .consume()
-        .checkpoint_every(3);
-    let scope = records.scope()?;
-    let windows = records
-        .map(|r| r.map(|r| (r.ts, r.value)).expect("the input decodes"))
-        .session(Duration::from_secs(5));
+    let (scope, events) = events(store)?;
+    let windows = events.session(Duration::from_secs(5));
     let windows = scope.durable("sessions", windows)?;
     Ok(Box::pin(windows.map(|w| Ok(windows_sum(w)))))
 }
 
 fn sliding(store: &Store) -> Result<Outputs> {
-    let records = store
-        .log::<u64>("in")?
-        .group("g")
-        .consume()
-        .checkpoint_every(3);
-    let scope = records.scope()?;
-    let windows = records
-        .map(|r| r.map(|r| (r.ts, r.value)).expect("the input decodes"))
-        .sliding(Duration::from_secs(30));
+    let (scope, events) = events(store)?;
+    let windows = events.sliding(Duration::from_secs(30));
     let windows = scope.durable("sliding", windows)?;
     Ok(Box::pin(windows.map(|w| Ok(windows_sum(w)))))
 }
