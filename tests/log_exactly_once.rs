@@ -50,6 +50,14 @@ fn expected() -> Vec<(Timestamp, Output)> {
     out
 }
 
+/// Tells the parent how many input records the pipeline has handled, every
+/// thousand records, so that it can kill it at a point of its choosing.
+fn progress(handled: u64) {
+    if handled % 1000 == 0 {
+        println!("at {handled}");
+    }
+}
+
 /// The pipeline: resumes from the group's offset, its window in a table.
 fn aggregate(store: &Store) -> Result {
     let input = store.log::<u64>("in")?;
@@ -73,6 +81,7 @@ fn aggregate(store: &Store) -> Result {
             a.1 += r.value;
             a.2 += 1;
             window.put(&0, &a)?;
+            progress(r.offset + 1);
             if r.offset == RECORDS - 1 {
                 output.append(Timestamp::from_unix_secs((a.0 + 1) * WINDOW_SECS), &a)?;
                 window.remove(&0)?;
@@ -110,6 +119,7 @@ fn aggregate_durable(store: &Store) -> Result {
                 w.items.len() as u64,
             );
             output.append(w.end, &a)?;
+            progress((a.0 as u64 + 1) * WINDOW_SECS as u64);
         }
         windows.commit()?;
         Ok(())
@@ -123,7 +133,6 @@ fn child_aggregates() -> Result {
         return Ok(());
     };
     let store = Store::open(dir)?;
-    println!("started");
     if std::env::var_os("TIMECAST_CHILD_DURABLE").is_some_and(|v| !v.is_empty()) {
         aggregate_durable(&store)?;
     } else {
@@ -191,31 +200,40 @@ fn killed_at_random(durable: bool) -> Result {
             .stderr(Stdio::null())
             .spawn()
     };
-    // Waits until the child has opened the store.
-    let started = |child: &mut std::process::Child| -> Result {
+    // Waits until the child reports having handled at least `target`
+    // records; false if it ended first.
+    let reached = |child: &mut std::process::Child, target: u64| -> Result<bool> {
         let stdout = child.stdout.take().expect("piped");
         let mut lines = BufReader::new(stdout).lines();
         while let Some(line) = lines.next().transpose()? {
-            if line.contains("started") {
+            let handled = line.strip_prefix("at ").and_then(|n| n.parse::<u64>().ok());
+            if handled.is_some_and(|n| n >= target) {
                 std::thread::spawn(move || lines.for_each(drop));
-                return Ok(());
+                return Ok(true);
             }
         }
-        Ok(())
+        Ok(false)
     };
-    // A deterministic pseudo-random sequence of kill delays.
+    // Kills at pseudo-random points of the input, at most 16 000 records
+    // apart so that twelve kills happen before the end whatever the
+    // machine's speed; the kill lands while the child goes on, a random
+    // fraction of a few milliseconds after it passed the point.
     let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-    let mut kills = 0;
-    let mut progress = Vec::new();
-    while kills < 12 {
+    let mut next = || {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let delay = Duration::from_millis(20 + seed % 100);
+        seed
+    };
+    let mut target = 0;
+    let mut kills = 0;
+    let mut progress = Vec::new();
+    while kills < 12 {
+        target += 4_000 + next() % 12_000;
         let mut child = run_child()?;
-        started(&mut child)?;
-        std::thread::sleep(delay);
-        if child.try_wait()?.is_some() {
+        let kill_now = reached(&mut child, target)?;
+        std::thread::sleep(Duration::from_micros(next() % 3_000));
+        if !kill_now || child.try_wait()?.is_some() {
             break; // finished before the kill
         }
         child.kill()?; // SIGKILL
