@@ -90,6 +90,29 @@ impl<T> Mutex<T> {
     }
 }
 
+/// One round of waiting for another thread to finish a few instructions:
+/// spins with pause hints at first, then yields the CPU, so that on a busy
+/// machine the thread waited for gets to run. `spins` counts the rounds.
+#[inline]
+pub(crate) fn spin_wait(spins: &mut u32) {
+    #[cfg(loom)]
+    {
+        let _ = spins;
+        loom::thread::yield_now();
+    }
+    #[cfg(not(loom))]
+    {
+        if *spins < 6 {
+            for _ in 0..1 << *spins {
+                std::hint::spin_loop();
+            }
+            *spins += 1;
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
 /// Wakes the thread that created it.
 struct ThreadWaker {
     thread: std::thread::Thread,

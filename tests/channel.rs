@@ -2055,6 +2055,38 @@ fn the_buffer_grows_as_values_are_buffered() {
     }
 }
 
+/// The whole capacity is there even when the buffer had not grown to it
+/// while the first `capacity` values went through: a consumer that kept up
+/// at first and then falls behind holds back the producer only once
+/// `capacity` values wait for it (the small first ring is reused, and then
+/// a larger one starts), and `len` counts each buffered value once.
+#[test]
+fn the_whole_capacity_is_there_after_a_consumer_kept_up() {
+    for capacity in [64, 100, 1000] {
+        let stream = AsyncStream::with_capacity(capacity);
+        let mut consumer = stream.subscribe();
+        // Well past the capacity, one value buffered at a time: the first
+        // ring is reused, never grown.
+        let mut put = 0u64;
+        while put < 3 * capacity as u64 {
+            stream.try_put(put).unwrap();
+            assert_eq!(consumer.try_recv(), Ok(put));
+            put += 1;
+        }
+        // Now the consumer falls behind: `capacity` values fit.
+        for i in 0..capacity {
+            assert_eq!(stream.try_put(put), Ok(()), "value {i} of {capacity}");
+            put += 1;
+            assert_eq!(stream.len(), i + 1);
+        }
+        assert_eq!(stream.try_put(put), Err(TryPutError::Full(put)));
+        for expected in put - capacity as u64..put {
+            assert_eq!(consumer.try_recv(), Ok(expected));
+        }
+        assert!(stream.is_empty());
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Threads (also run under Miri, with fewer values)
 // ---------------------------------------------------------------------------

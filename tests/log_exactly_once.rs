@@ -53,7 +53,7 @@ fn expected() -> Vec<(Timestamp, Output)> {
 /// Tells the parent how many input records the pipeline has handled, every
 /// thousand records, so that it can kill it at a point of its choosing.
 fn progress(handled: u64) {
-    if handled % 1000 == 0 {
+    if handled.is_multiple_of(1000) {
         println!("at {handled}");
     }
 }

@@ -518,3 +518,141 @@ fn put_all_is_released_by_a_consumer_drop() {
         let _stream = producer.join().unwrap();
     });
 }
+
+// ---- The put without the lock ----
+//
+// A buffered put claims the tail with a compare-and-swap and writes its
+// slot without the mutex, while anything that takes the mutex waits for
+// the claim in flight. These models race such a put against each party
+// that takes the mutex, and against another put.
+
+/// Two producers on two threads put at once: one claims, the other finds
+/// the claim in flight (or loses the compare-and-swap) and puts under the
+/// lock. The consumer receives both values, each once, and nothing else.
+#[test]
+fn unlocked_puts_race_from_two_producers() {
+    loom::model(|| {
+        let stream = AsyncStream::with_capacity(2);
+        let mut consumer = stream.subscribe();
+        let other = stream.clone();
+        let producer = thread::spawn(move || {
+            block_on(other.put(1)).unwrap();
+        });
+        block_on(stream.put(2)).unwrap();
+        producer.join().unwrap();
+        let mut got = [consumer.try_recv().unwrap(), consumer.try_recv().unwrap()];
+        got.sort_unstable();
+        assert_eq!(got, [1, 2]);
+        assert_eq!(consumer.try_recv(), Err(TryRecvError::Empty));
+    });
+}
+
+/// A put without the lock races a consumer subscribing: the new consumer
+/// is counted for the value exactly when it starts before it. Either way
+/// every copy is dropped once, and the slot frees once both consumers have
+/// passed it, so the stream has room for two values again.
+#[test]
+fn an_unlocked_put_races_a_subscribe() {
+    loom::model(|| {
+        let drops = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+        let stream = AsyncStream::with_capacity(2);
+        let mut first = stream.subscribe();
+        let other = stream.clone();
+        let value = Counted(5, drops.clone());
+        let producer = thread::spawn(move || {
+            block_on(other.put(value)).unwrap();
+        });
+        let mut late = stream.subscribe();
+        producer.join().unwrap();
+        assert_eq!(first.try_recv().unwrap().0, 5);
+        let late_got = match late.try_recv() {
+            Ok(v) => {
+                assert_eq!(v.0, 5);
+                true
+            }
+            Err(TryRecvError::Empty) => false,
+            Err(e) => panic!("{e:?}"),
+        };
+        // The value left its slot, and nothing is buffered.
+        assert_eq!(stream.len(), 0);
+        let dropped = drops.load(loom::sync::atomic::Ordering::Relaxed);
+        // One copy per consumer that received it (the last one moved the
+        // original out, or dropped it after cloning).
+        let received = 1 + usize::from(late_got);
+        assert!(
+            dropped == received || dropped == received + 1,
+            "{dropped} drops for {received} received"
+        );
+        // The slot is free: two values fit.
+        stream.try_put(Counted(6, drops.clone())).unwrap();
+        stream.try_put(Counted(7, drops.clone())).unwrap();
+    });
+}
+
+/// A put without the lock races a close: it either put the value, which
+/// the consumer then receives before the end, or gets it back.
+#[test]
+fn an_unlocked_put_races_a_close() {
+    loom::model(|| {
+        let stream = AsyncStream::with_capacity(1);
+        let mut consumer = stream.subscribe();
+        let other = stream.clone();
+        let producer = thread::spawn(move || block_on(other.put(3)));
+        stream.close();
+        match producer.join().unwrap() {
+            Ok(()) => assert_eq!(consumer.try_recv(), Ok(3)),
+            Err(Closed(v)) => assert_eq!(v, 3),
+        }
+        assert_eq!(consumer.try_recv(), Err(TryRecvError::Closed));
+    });
+}
+
+/// A put without the lock races a consumer leaving: the value is for the
+/// consumer that stays, and is dropped exactly once, whether the leaving
+/// one was counted for it or not.
+#[test]
+fn an_unlocked_put_races_a_consumer_drop() {
+    loom::model(|| {
+        let drops = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+        let stream = AsyncStream::with_capacity(1);
+        let mut stays = stream.subscribe();
+        let leaves = stream.subscribe();
+        let other = stream.clone();
+        let value = Counted(8, drops.clone());
+        let producer = thread::spawn(move || {
+            block_on(other.put(value)).unwrap();
+        });
+        drop(leaves);
+        producer.join().unwrap();
+        let got = stays.try_recv().unwrap();
+        assert_eq!(got.0, 8);
+        assert_eq!(stream.len(), 0);
+        drop(got);
+        // The received copy; the original too, if the consumer cloned it
+        // before the other one's count was released.
+        let dropped = drops.load(loom::sync::atomic::Ordering::Relaxed);
+        assert!(dropped == 1 || dropped == 2, "{dropped} drops");
+        // The slot is free again.
+        stream.try_put(Counted(9, drops.clone())).unwrap();
+    });
+}
+
+/// A consumer about to wait registers under the lock while a put without
+/// the lock is in flight: the consumer either sees the value (the lock
+/// waited for the claim to finish) or is woken by the put, which then
+/// finds the waiter and takes the lock. No wake-up is lost.
+#[test]
+fn an_unlocked_put_races_a_consumer_going_to_wait() {
+    loom::model(|| {
+        let stream = AsyncStream::with_capacity(4);
+        let mut consumer = stream.subscribe();
+        let receiver = thread::spawn(move || {
+            let a = block_on(consumer.recv());
+            let b = block_on(consumer.recv());
+            (a, b)
+        });
+        block_on(stream.put(1)).unwrap();
+        block_on(stream.put(2)).unwrap();
+        assert_eq!(receiver.join().unwrap(), (Some(1), Some(2)));
+    });
+}

@@ -69,7 +69,7 @@ impl<T> Consumer<T> {
     /// assert!(consumer.is_closed());
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.shared.state.lock().closed
+        self.shared.lock().closed
     }
 
     /// Number of values waiting for this consumer.
@@ -245,7 +245,7 @@ impl<T: Clone> Consumer<T> {
             // (and closing closes) under the same lock, so it either sees
             // this waker or was seen here. What it put is taken after
             // unlocking.
-            let mut state = self.shared.state.lock();
+            let mut state = self.shared.lock();
             if self.shared.has_next(&state, self.cursor.pos) {
                 drop(state);
                 match self.try_recv() {
@@ -299,7 +299,7 @@ impl<T> Clone for Consumer<T> {
     /// Returns a consumer at the same position: it receives the values this
     /// one has yet to receive, and every value put from now on.
     fn clone(&self) -> Self {
-        let mut state = self.shared.state.lock();
+        let mut state = self.shared.lock();
         self.shared.subscribe_at(&mut state, self.cursor.pos);
         drop(state);
         Self::new(self.shared.clone(), self.cursor)
@@ -308,7 +308,7 @@ impl<T> Clone for Consumer<T> {
 
 impl<T> Drop for Consumer<T> {
     fn drop(&mut self) {
-        let mut state = self.shared.state.lock();
+        let mut state = self.shared.lock();
         let old_waker = state.recv_waiters.remove(&mut self.key);
         let freed = self.shared.unsubscribe(&mut state, self.cursor.pos);
         // Producers may wait for room, for a value to be taken, or (at zero

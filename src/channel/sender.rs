@@ -157,7 +157,7 @@ impl<T> AsyncStream<T> {
     /// # Ok::<_, timecast::TryPutError<i32>>(())
     /// ```
     pub fn subscribe(&self) -> Consumer<T> {
-        let mut state = self.shared.state.lock();
+        let mut state = self.shared.lock();
         let cursor = self.shared.subscribe(&mut state);
         self.shared.release(state, Wake::PRODUCERS);
         Consumer::new(self.shared.clone(), cursor)
@@ -332,7 +332,10 @@ impl<T> AsyncStream<T> {
     /// assert_eq!(stream.try_put('b'), Ok(()));
     /// ```
     pub fn try_put(&self, value: T) -> Result<(), TryPutError<T>> {
-        let mut state = self.shared.state.lock();
+        let Err(value) = self.shared.try_push_unlocked(value) else {
+            return Ok(());
+        };
+        let mut state = self.shared.lock();
         let result = self.shared.try_push(&mut state, value, false);
         let wake = if result.is_ok() {
             Wake::CONSUMERS
@@ -403,7 +406,7 @@ impl<T> AsyncStream<T> {
     /// assert!(stream.is_closed());
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.shared.state.lock().closed
+        self.shared.lock().closed
     }
 
     /// Number of consumers subscribed now.
@@ -418,7 +421,7 @@ impl<T> AsyncStream<T> {
     /// assert_eq!(stream.consumer_count(), 0);
     /// ```
     pub fn consumer_count(&self) -> usize {
-        self.shared.state.lock().consumers
+        self.shared.lock().consumers
     }
 
     /// Number of producer handles alive (this one included).
@@ -431,7 +434,7 @@ impl<T> AsyncStream<T> {
     /// assert_eq!(stream.producer_count(), 2);
     /// ```
     pub fn producer_count(&self) -> usize {
-        self.shared.state.lock().producers
+        self.shared.lock().producers
     }
 
     /// The capacity the stream was built with (0: rendezvous).
@@ -459,7 +462,7 @@ impl<T> AsyncStream<T> {
     /// # Ok::<_, timecast::TryPutError<i32>>(())
     /// ```
     pub fn len(&self) -> usize {
-        let state = self.shared.state.lock();
+        let state = self.shared.lock();
         self.shared.len(&state)
     }
 
@@ -509,7 +512,7 @@ impl<T> Default for AsyncStream<T> {
 impl<T> Clone for AsyncStream<T> {
     /// Returns another producer handle to the same stream.
     fn clone(&self) -> Self {
-        self.shared.state.lock().producers += 1;
+        self.shared.lock().producers += 1;
         Self {
             shared: self.shared.clone(),
         }
@@ -518,7 +521,7 @@ impl<T> Clone for AsyncStream<T> {
 
 impl<T> Drop for AsyncStream<T> {
     fn drop(&mut self) {
-        let mut state = self.shared.state.lock();
+        let mut state = self.shared.lock();
         state.producers -= 1;
         if state.producers == 0 && !state.closed {
             drop(state);
@@ -529,7 +532,7 @@ impl<T> Drop for AsyncStream<T> {
 
 impl<T> fmt::Debug for AsyncStream<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.shared.state.lock();
+        let state = self.shared.lock();
         f.debug_struct("AsyncStream")
             .field("capacity", &self.shared.capacity)
             .field("len", &self.shared.len(&state))
@@ -570,8 +573,20 @@ impl<T> PutOp<T> {
         // runs the executor's code, which must not run under the lock. A
         // rendezvous put always waits for its takes, so it clones at once;
         // a buffered one only once it finds it must wait.
-        if shared.capacity == 0 && matches!(self.stage, Stage::Waiting(_)) {
-            return self.poll_with_waker(shared, cx);
+        if shared.capacity == 0 {
+            if matches!(self.stage, Stage::Waiting(_)) {
+                return self.poll_with_waker(shared, cx);
+            }
+        } else if self.key.is_none() {
+            // The common case takes no lock; a put registered as a waiter
+            // takes it, to remove its waker. (A buffered put is `Waiting` or
+            // `Done`.)
+            if let Stage::Waiting(value) = std::mem::replace(&mut self.stage, Stage::Done) {
+                match shared.try_push_unlocked(value) {
+                    Ok(()) => return Poll::Ready(Ok(())),
+                    Err(value) => self.stage = Stage::Waiting(value),
+                }
+            }
         }
         match self.poll_locked(shared, cx, None) {
             Ok(outcome) => outcome,
@@ -604,7 +619,7 @@ impl<T> PutOp<T> {
         cx: &mut Context<'_>,
         mut fresh: Option<Waker>,
     ) -> Result<Poll<Result<(), Closed<T>>>, NeedsClone> {
-        let mut state = shared.state.lock();
+        let mut state = shared.lock();
         let mut wake = Wake::NONE;
         let mut replaced = None;
         // Consumers free slots without the lock: before waiting for a slot,
@@ -680,7 +695,7 @@ impl<T> PutOp<T> {
         if self.key.is_none() && !matches!(self.stage, Stage::Buffered(..)) {
             return;
         }
-        let mut state = shared.state.lock();
+        let mut state = shared.lock();
         let old_waker = state.put_waiters.remove(&mut self.key);
         let withdrawn = match std::mem::replace(&mut self.stage, Stage::Done) {
             Stage::Buffered(seq, epoch) => shared.withdraw(&state, seq, epoch),
@@ -980,7 +995,7 @@ impl<T, I> PutAll<'_, T, I> {
     /// Releases this future's waiter slot, if it took one.
     fn release_key(&mut self) {
         if self.key.is_some() {
-            let old_waker = self.shared.state.lock().put_waiters.remove(&mut self.key);
+            let old_waker = self.shared.lock().put_waiters.remove(&mut self.key);
             drop(old_waker);
         }
     }
@@ -999,7 +1014,7 @@ impl<T, I: Iterator<Item = T>> PutAll<'_, T, I> {
             if count == 0 {
                 return self.finish(Ok(()));
             }
-            let mut state = shared.state.lock();
+            let mut state = shared.lock();
             let room = shared.room(&state, count);
             if room > 0 {
                 self.pulled
@@ -1175,7 +1190,7 @@ impl<T> Sink<T> for PutSink<T> {
         let this = self.get_mut();
         match &this.stream {
             None => Err(Closed(item)),
-            Some(stream) if stream.shared.state.lock().closed => Err(Closed(item)),
+            Some(stream) if stream.shared.lock().closed => Err(Closed(item)),
             Some(_) => {
                 debug_assert!(this.op.is_none(), "start_send without poll_ready");
                 this.op = Some(PutOp::new(item));

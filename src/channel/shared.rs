@@ -8,16 +8,33 @@
 //! the most values buffered at once, not the capacity. Producers, and
 //! everything that changes who takes part (subscribe, unsubscribe, close),
 //! go through one mutex; a batched put writes as many values as fit under
-//! one lock and moves the tail once, past them all. Consumers take values without it: each slot counts
-//! the consumers yet to take its value, the last one moves the value out,
-//! and the others clone it. Nobody clones, wakes or drops a waker, or
-//! clones or drops a value, while holding the mutex.
+//! one lock and moves the tail once, past them all. Consumers take values
+//! without it: each slot counts the consumers yet to take its value, the
+//! last one moves the value out, and the others clone it. Nobody clones,
+//! wakes or drops a waker, or clones or drops a value, while holding the
+//! mutex.
+//!
+//! # The put without the lock
+//!
+//! In the common case, a buffered stream with consumers, none of them
+//! waiting, open, with room, a put takes no lock: it claims the tail with
+//! one compare-and-swap on [`Shared::claim`], writes the slot, and moves
+//! the tail. `claim` holds the sequence number the next claim gets and a
+//! [`SLOW`] bit that sends producers to the mutex instead. Whoever takes the
+//! mutex ([`Shared::lock`]) sets `SLOW` and waits for a claim in flight to
+//! move the tail; holding the guard, it has the stream to itself as before.
+//! Dropping the guard stores `claim` again: the tail, and `SLOW` while a
+//! put must take the lock (a rendezvous stream, a closed one, one without
+//! consumers, or one with a consumer waiting to be woken). A producer
+//! claims only once the claim before it moved the tail, so at most one
+//! claim is in flight, and it is the sequence number just under `claim`.
 //!
 //! # Invariants
 //!
-//! - `tail` is the sequence number the next value gets; it only changes
-//!   under the mutex. `limit = max(capacity, 1)` values at most are
-//!   buffered.
+//! - `tail` is the sequence number the next value gets; it changes under
+//!   the mutex (a [`Locked`] guard), or by the one producer holding the
+//!   claim of a put without the lock, never both at once.
+//!   `limit = max(capacity, 1)` values at most are buffered.
 //! - Rings are numbered from 0, each twice the size of the one before, up
 //!   to `limit` rounded up to a power of two; `State::newest` is the last
 //!   one allocated. Ring `r` holds the sequence numbers from its `start` up
@@ -91,6 +108,9 @@ const ORPHANED: u8 = 4;
 /// Rendezvous: put by `try_put`, which keeps no claim on it, and not yet
 /// received. Consumers treat it as [`FRESH`]; nobody withdraws it.
 const UNCLAIMED: u8 = 5;
+
+/// In [`Shared::claim`]: producers must take the mutex to put.
+const SLOW: u64 = 1;
 
 /// In a slot's `remaining`: a producer waits for this slot to free.
 const WAITING: usize = 1 << (usize::BITS - 1);
@@ -223,16 +243,58 @@ unsafe impl<T: Send + Sync> Sync for Cursor<T> {}
 
 /// State shared by the producers and consumers of one stream.
 pub(crate) struct Shared<T> {
-    pub(crate) state: Mutex<State<T>>,
+    /// Taken through [`lock`](Self::lock) only.
+    state: Mutex<State<T>>,
     /// The rings, oldest first: null until allocated, each by a producer
     /// under the mutex; freed with the stream.
     rings: Box<[AtomicPtr<Ring<T>>]>,
     /// How many values may be buffered: `max(capacity, 1)`.
     limit: u64,
     tail: AtomicU64,
+    /// The sequence number the next claim gets, shifted left by one, and
+    /// [`SLOW`] (see "The put without the lock" above). Moves on by a
+    /// claim (a compare-and-swap, without the mutex), and is stored when a
+    /// [`Locked`] guard drops.
+    claim: AtomicU64,
+    /// `State::consumers` and `State::newest`, as of the last guard
+    /// dropped, for puts without the lock.
+    consumers: AtomicUsize,
+    newest: AtomicUsize,
     closed: AtomicBool,
     /// The capacity the stream was built with (0: rendezvous).
     pub(crate) capacity: usize,
+}
+
+/// The mutex held, with the stream to itself: no put without the lock is
+/// in flight, and none starts before the guard drops (see "The put without
+/// the lock" above).
+pub(crate) struct Locked<'a, T> {
+    shared: &'a Shared<T>,
+    state: MutexGuard<'a, State<T>>,
+}
+
+impl<T> std::ops::Deref for Locked<'_, T> {
+    type Target = State<T>;
+
+    #[inline(always)]
+    fn deref(&self) -> &State<T> {
+        &self.state
+    }
+}
+
+impl<T> std::ops::DerefMut for Locked<'_, T> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut State<T> {
+        &mut self.state
+    }
+}
+
+impl<T> Drop for Locked<'_, T> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // Stored before the mutex unlocks (the field drops after this).
+        self.shared.reopen(&self.state);
+    }
 }
 
 // SAFETY: producers move values in from any thread and consumers move or
@@ -321,8 +383,117 @@ impl<T> Shared<T> {
             rings,
             limit: limit as u64,
             tail: AtomicU64::new(0),
+            // No consumer yet (and a rendezvous stream for good): producers
+            // take the lock.
+            claim: AtomicU64::new(SLOW),
+            consumers: AtomicUsize::new(0),
+            newest: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             capacity,
+        }
+    }
+
+    /// Takes the mutex, and the stream to itself: sets [`SLOW`], so that no
+    /// producer claims without the lock any more, and waits for a claim in
+    /// flight to move the tail.
+    #[inline(always)]
+    pub(crate) fn lock(&self) -> Locked<'_, T> {
+        let state = self.state.lock();
+        // With `SLOW` set by the last guard (the mutex orders its store
+        // before this load), no claim was made since: nothing to wait for.
+        // A rendezvous stream keeps it set.
+        if self.claim.load(Ordering::Relaxed) & SLOW == 0 {
+            let claimed = self.claim.fetch_or(SLOW, Ordering::AcqRel) >> 1;
+            // A claim in flight is the sequence number just under
+            // `claimed`: its producer writes the slot, then moves the tail
+            // (Release). It runs no user code meanwhile, so this wait is
+            // short unless its thread is descheduled.
+            let mut spins = 0;
+            while self.tail.load(Ordering::Acquire) != claimed {
+                crate::sync::spin_wait(&mut spins);
+            }
+        }
+        Locked {
+            shared: self,
+            state,
+        }
+    }
+
+    /// Lets producers put without the lock again, unless the stream needs
+    /// it (see "The put without the lock" above). Called by a [`Locked`]
+    /// guard as it drops, before the mutex unlocks.
+    #[inline(always)]
+    fn reopen(&self, state: &State<T>) {
+        if self.is_rendezvous() {
+            return; // `SLOW` for good
+        }
+        let slow = state.closed || state.consumers == 0 || state.recv_waiters.waiting > 0;
+        self.consumers.store(state.consumers, Ordering::Relaxed);
+        self.newest.store(state.newest, Ordering::Relaxed);
+        let tail = self.tail.load(Ordering::Relaxed);
+        // Release: a producer that claims after this (its compare-and-swap
+        // reads this store, or a later claim's) sees everything done under
+        // the guard.
+        self.claim
+            .store(tail << 1 | u64::from(slow), Ordering::Release);
+    }
+
+    /// Puts `value` without the lock, if the stream is in the common case
+    /// (see "The put without the lock" above) and has room; otherwise
+    /// returns it, for the caller to put under the lock.
+    #[inline(always)]
+    pub(crate) fn try_push_unlocked(&self, value: T) -> Result<(), T> {
+        let word = self.claim.load(Ordering::Acquire);
+        let tail = word >> 1;
+        // `SLOW`, or the claim before is still in flight.
+        if word & SLOW != 0 || self.tail.load(Ordering::Acquire) != tail {
+            return Err(value);
+        }
+        // Read before the claim, and checked by it: the newest ring, the
+        // room. Whatever would change them also changes `claim` (a put
+        // moves the tail, a guard sets `SLOW`), so the claim below fails.
+        let index = self.newest.load(Ordering::Relaxed);
+        let ring = RingRef::new(self.ring(index), self.limit);
+        if !self.has_room(&ring, index, tail, tail)
+            || (!ring.last && ring.slot(tail).remaining.load(Ordering::Acquire) & COUNT != 0)
+        {
+            // Full, or this ring is and a new one must start: the lock.
+            return Err(value);
+        }
+        if self
+            .claim
+            .compare_exchange(word, word + 2, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return Err(value);
+        }
+        // Read after the claim: a consumer subscribing or leaving now takes
+        // the lock, which waits for this put to move the tail before it
+        // changes the count, so this is the count the value is for.
+        let consumers = self.consumers.load(Ordering::Relaxed);
+        let slot = ring.slot(tail);
+        // SAFETY: the slot is free, as in `try_push`: the value `limit`
+        // back is taken (and every earlier one), and the Acquire load in
+        // `has_room` synchronizes with the consumer that freed it;
+        // in a smaller ring, the load above found it free. This producer
+        // holds the only claim, so no other producer writes slots now (a
+        // guard waits for it to finish), and consumers do not read the slot
+        // before the tail moves past it, below.
+        slot.value.with_mut(|ptr| unsafe { (*ptr).write(value) });
+        slot.remaining.store(consumers + 1, Ordering::Relaxed);
+        slot.delivery.store(FRESH, Ordering::Relaxed);
+        self.tail.store(tail + 1, Ordering::Release);
+        Ok(())
+    }
+
+    /// The slot of `seq`, in ring `index` or an older one.
+    fn slot_before(&self, mut index: usize, seq: u64) -> &Slot<T> {
+        loop {
+            let ring = self.ring(index);
+            if seq >= ring.start || index == 0 {
+                return ring.slot(seq);
+            }
+            index -= 1;
         }
     }
 
@@ -349,14 +520,7 @@ impl<T> Shared<T> {
             // long as the stream (`&self`).
             return unsafe { &*slot };
         }
-        let mut index = state.newest;
-        loop {
-            let ring = self.ring(index);
-            if seq >= ring.start || index == 0 {
-                return ring.slot(seq);
-            }
-            index -= 1;
-        }
+        self.slot_before(state.newest, seq)
     }
 
     /// Starts ring `newest + 1`, twice the size, at `seq`; returns it. Call
@@ -413,7 +577,7 @@ impl<T> Shared<T> {
     /// Unlocks `state`, then wakes the waiters `wake` names, in batches that
     /// never hold the lock while waking.
     #[inline(always)]
-    pub(crate) fn release(&self, mut state: MutexGuard<'_, State<T>>, wake: Wake) {
+    pub(crate) fn release(&self, mut state: Locked<'_, T>, wake: Wake) {
         if !state.has_waiters(wake) {
             return;
         }
@@ -447,13 +611,13 @@ impl<T> Shared<T> {
 
     /// [`release`](Self::release) with several wakers to wake.
     #[cold]
-    fn release_all(&self, mut state: MutexGuard<'_, State<T>>, wake: Wake) {
+    fn release_all(&self, mut state: Locked<'_, T>, wake: Wake) {
         let mut batch = WakeBatch::new();
         let mut more = self.drain(&mut state, wake, &mut batch);
         drop(state);
         batch.wake_all();
         while more {
-            let mut state = self.state.lock();
+            let mut state = self.lock();
             more = self.drain(&mut state, wake, &mut batch);
             drop(state);
             batch.wake_all();
@@ -473,7 +637,7 @@ impl<T> Shared<T> {
 
     /// Closes the stream; returns whether this call closed it.
     pub(crate) fn close(&self) -> bool {
-        let mut state = self.state.lock();
+        let mut state = self.lock();
         if state.closed {
             return false;
         }
@@ -506,7 +670,10 @@ impl<T> Shared<T> {
         let oldest = tail.saturating_sub(self.limit);
         let mut len = 0;
         for seq in (oldest..tail).rev() {
-            match self.slot(state, seq).remaining.load(Ordering::Acquire) & COUNT {
+            let Some(slot) = self.slot_holding(&state.ring, state.newest, tail, seq) else {
+                break; // reused by a later value: taken, and all before it
+            };
+            match slot.remaining.load(Ordering::Acquire) & COUNT {
                 0 => break,
                 1 => {}
                 _ => len += 1,
@@ -531,7 +698,7 @@ impl<T> Shared<T> {
         }
         let seq = self.tail.load(Ordering::Relaxed);
         let mut ring = state.ring;
-        if state.consumers == 0 || !self.has_room(state, &ring, seq) {
+        if state.consumers == 0 || !self.has_room(&ring, state.newest, seq, seq) {
             return Err(TryPutError::Full(value));
         }
         if !ring.last && ring.slot(seq).remaining.load(Ordering::Acquire) & COUNT != 0 {
@@ -577,14 +744,14 @@ impl<T> Shared<T> {
         // (or it is below `limit`); slots free in sequence order, so if
         // the last of `max` values fits, so does every one before it.
         let max = max.min(self.limit as usize);
-        if max == 0 || self.has_room(state, &ring, tail + max as u64 - 1) {
+        if max == 0 || self.has_room(&ring, state.newest, tail, tail + max as u64 - 1) {
             return max;
         }
         // The values that fit are a prefix of the `max`: find its end.
         let (mut fits, mut not) = (0, max - 1);
         while fits < not {
             let mid = fits + (not - fits) / 2;
-            if self.has_room(state, &ring, tail + mid as u64) {
+            if self.has_room(&ring, state.newest, tail, tail + mid as u64) {
                 fits = mid + 1;
             } else {
                 not = mid;
@@ -629,19 +796,52 @@ impl<T> Shared<T> {
         self.tail.store(tail + count as u64, Ordering::Release);
     }
 
-    /// Whether the value put as `tail` would fit: fewer than `limit` values
-    /// are buffered. `newest` is the newest ring.
+    /// Whether the value put as `at` (the tail, or a value after it in a
+    /// batch) would fit: the value `limit` before it is taken, so fewer than
+    /// `limit` values would be buffered. `newest` is ring `index`, the
+    /// newest; `tail` the tail.
     #[inline(always)]
-    fn has_room(&self, state: &State<T>, newest: &RingRef<T>, tail: u64) -> bool {
-        let Some(seq) = tail.checked_sub(self.limit) else {
+    fn has_room(&self, newest: &RingRef<T>, index: usize, tail: u64, at: u64) -> bool {
+        let Some(seq) = at.checked_sub(self.limit) else {
             return true;
         };
-        let slot = if seq >= newest.start {
-            newest.slot(seq)
+        self.slot_holding(newest, index, tail, seq)
+            .is_none_or(|slot| slot.remaining.load(Ordering::Acquire) & COUNT == 0)
+    }
+
+    /// The slot of `seq` (below `tail`), unless a later value reused it,
+    /// which it did only once `seq` was taken: `None` then. In a ring
+    /// smaller than `limit`, the slot the value `limit` back maps to may
+    /// hold a later value still buffered; only a ring's last values (those
+    /// less than its length before its end, or before the tail for the
+    /// newest ring) are still in their slots. `newest` is ring `index`.
+    #[inline(always)]
+    fn slot_holding(
+        &self,
+        newest: &RingRef<T>,
+        index: usize,
+        tail: u64,
+        seq: u64,
+    ) -> Option<&Slot<T>> {
+        let (len, end, slot) = if seq >= newest.start {
+            let slot: *const Slot<T> = newest.slot(seq);
+            // SAFETY: a slot of one of this stream's rings, which live as
+            // long as the stream (`&self`).
+            (newest.mask as u64 + 1, tail, unsafe { &*slot })
         } else {
-            self.slot(state, seq)
+            let mut index = index;
+            let ring = loop {
+                index -= 1;
+                let ring = self.ring(index);
+                if seq >= ring.start || index == 0 {
+                    break ring;
+                }
+            };
+            // Stored before ring `index + 1` was published.
+            let end = ring.end.load(Ordering::Acquire);
+            (ring.slots.len() as u64, end, ring.slot(seq))
         };
-        slot.remaining.load(Ordering::Acquire) & COUNT == 0
+        (seq + len >= end).then_some(slot)
     }
 
     /// The sequence number whose slot must free before the value put as
@@ -833,7 +1033,7 @@ impl<T> Shared<T> {
 
     /// Wakes the producers after a consumer freed a slot one awaited.
     pub(crate) fn wake_producers(&self) {
-        let state = self.state.lock();
+        let state = self.lock();
         self.release(state, Wake::PRODUCERS);
     }
 
