@@ -96,6 +96,7 @@ impl Future for Sleep {
         match this.timer {
             None => {
                 let target = Self::target(&this.core, cx);
+                this.core.invalidate_inline();
                 this.timer = Some(this.core.timers.borrow_mut().insert(this.key, target));
                 Poll::Pending
             }

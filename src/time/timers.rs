@@ -37,6 +37,21 @@ impl Key {
     /// The largest rank a source can have.
     pub(crate) const MAX_RANK: u64 = Self::RANK_MASK;
 
+    /// Below every key of a source or timer (a source's first event has
+    /// seq 1).
+    pub(crate) const MIN: Key = Key {
+        time: Timestamp::MIN,
+        group: 0,
+        seq: 0,
+    };
+
+    /// Above every key of a source or timer (no group reaches `u64::MAX`).
+    pub(crate) const MAX: Key = Key {
+        time: Timestamp::MAX,
+        group: u64::MAX,
+        seq: u64::MAX,
+    };
+
     /// The key of event `seq` of the source ranked `rank` (at most
     /// [`MAX_RANK`](Self::MAX_RANK), which `Core::register_source` checks).
     #[inline]
@@ -363,6 +378,26 @@ impl TimerQueue {
             State::Pending(target) => (entry.key, target),
             _ => unreachable!("peek leaves a pending timer on top"),
         }
+    }
+
+    /// A key at or below every pending key ([`Key::MAX`] if none is
+    /// pending), read without changing the queue: the top entry's key, or
+    /// if the top is a fired entry, the smaller of its children's (stale
+    /// entries only make it lower).
+    #[inline]
+    pub(crate) fn pending_floor(&self) -> Key {
+        let heap = self.heap.as_slice();
+        let below = if self.fired_top {
+            heap.get(1..).unwrap_or_default()
+        } else {
+            heap
+        };
+        below
+            .iter()
+            .take(2)
+            .map(|Reverse(entry)| entry.key)
+            .min()
+            .unwrap_or(Key::MAX)
     }
 
     /// Number of timers waiting to fire.
