@@ -490,38 +490,18 @@ impl Core {
     #[inline]
     pub(crate) fn arm_inline(&self, key: Key, task: usize) -> Option<TimerId> {
         let mut timers = self.timers.borrow_mut();
-        if !self.may_dispatch_inline() {
+        // Keys are unique: `key` is either above a pending key (or a stale
+        // entry's, which only makes it queue when it need not), and waits
+        // its turn whatever else holds, or below every pending key.
+        let floor = timers.pending_floor();
+        if key > floor || !self.may_dispatch_inline() || self.pace.due_at(key.time).is_some() {
             self.invalidate_inline();
             return Some(timers.insert(key, Target::Task(task)));
         }
-        if timers.is_empty() {
-            // Nothing pending to compare with: no heap work at all.
-            if self.pace.due_at(key.time).is_none() {
-                drop(timers);
-                self.dispatch(key);
-                self.inline_below.set(self.due_bound());
-                return None;
-            }
-            self.invalidate_inline();
-            return Some(timers.insert(key, Target::Task(task)));
-        }
-        // Below every pending key once queued (it is then on top), and due.
-        match timers.insert_or_fire(key, Target::Task(task), || {
-            self.pace.due_at(key.time).is_none()
-        }) {
-            Ok(id) => {
-                self.invalidate_inline();
-                Some(id)
-            }
-            Err(_) => {
-                // The target is a task index: nothing to drop.
-                let below = timers.pending_floor().min(self.due_bound());
-                drop(timers);
-                self.dispatch(key);
-                self.inline_below.set(below);
-                None
-            }
-        }
+        drop(timers);
+        self.dispatch(key);
+        self.inline_below.set(floor.min(self.due_bound()));
+        None
     }
 
     /// Dispatches `key` now and returns true if [`arm_inline`](Self::arm_inline)

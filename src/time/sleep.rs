@@ -165,6 +165,7 @@ impl<'a> SourceEvent<'a> {
 impl Future for SourceEvent<'_> {
     type Output = ();
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let core = self.core;
         match self.timer {
