@@ -500,3 +500,197 @@ fn a_stream_whose_live_source_can_never_yield_is_stuck_under_the_users_name() {
     );
     assert_eq!(*got.borrow(), [1]);
 }
+
+// A plain handler's past is replayed in a loop with no await while nothing
+// else can come first: everything that could come first must still do so.
+
+/// A task that waits until `flag` is set, through its waker (held in
+/// `waker`), then logs `name` at the time it runs.
+fn wait_for_flag(
+    flag: &Rc<Cell<bool>>,
+    waker: &Rc<RefCell<Option<std::task::Waker>>>,
+    seen: &Log<(String, i64)>,
+    name: &'static str,
+) -> impl Future<Output = ()> + 'static {
+    let (flag, waker, seen) = (flag.clone(), waker.clone(), seen.clone());
+    async move {
+        std::future::poll_fn(|cx| {
+            if flag.get() {
+                Poll::Ready(())
+            } else {
+                *waker.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await;
+        seen.borrow_mut().push((name.to_owned(), now().unix_secs()));
+    }
+}
+
+#[test]
+fn timers_due_between_past_events_fire_between_them() {
+    let el = sim();
+    let seen = log::<(String, i64)>();
+    let s = seen.clone();
+    el.spawn(
+        process_stream(move |ts: Timestamp, i: i64| {
+            assert_eq!(now(), ts);
+            s.borrow_mut()
+                .push((format!("event {i}"), now().unix_secs()));
+            if i == 2 {
+                // Due at 3.5 s: between the events at 3 and 4.
+                let s = s.clone();
+                timecast::call_later(Duration::from_millis(1500), move || {
+                    s.borrow_mut().push(("later".into(), now().unix_secs()));
+                });
+            }
+        })
+        .past((0..8).map(|i| (t(i), i))),
+    );
+    let s = seen.clone();
+    el.spawn(async move {
+        // Due at 5 s: after the event at 5 (data first at equal times).
+        sleep_until(t(5)).await;
+        s.borrow_mut().push(("timer".into(), now().unix_secs()));
+    });
+    el.run().unwrap();
+    let order: Vec<_> = seen.borrow().iter().map(|(n, _)| n.clone()).collect();
+    assert_eq!(
+        order,
+        [
+            "event 0", "event 1", "event 2", "event 3", "later", "event 4", "event 5", "timer",
+            "event 6", "event 7"
+        ]
+    );
+    let times: Vec<_> = seen.borrow().iter().map(|&(_, s)| s).collect();
+    assert_eq!(times, [0, 1, 2, 3, 3, 4, 5, 5, 6, 7]);
+    assert_eq!((el.events_dispatched(), el.timers_fired()), (8, 2));
+}
+
+#[test]
+fn streams_with_equal_timestamps_keep_their_registration_order() {
+    let el = sim();
+    let seen = log::<String>();
+    for (name, times) in [("a", vec![1, 2, 3, 3, 3, 4, 5]), ("b", vec![3, 3, 5])] {
+        let s = seen.clone();
+        let past = times.into_iter().map(move |secs| (t(secs), secs));
+        el.spawn(
+            process_stream(move |_: Timestamp, v: i64| s.borrow_mut().push(format!("{name}{v}")))
+                .past(past),
+        );
+    }
+    el.run().unwrap();
+    assert_eq!(
+        *seen.borrow(),
+        ["a1", "a2", "a3", "a3", "a3", "b3", "b3", "a4", "a5", "b5"]
+    );
+}
+
+#[test]
+fn tasks_spawned_or_woken_by_a_handler_run_before_the_next_event() {
+    let el = sim();
+    let seen = log::<(String, i64)>();
+    let flag = Rc::new(Cell::new(false));
+    let waker = Rc::new(RefCell::new(None::<std::task::Waker>));
+    el.spawn(wait_for_flag(&flag, &waker, &seen, "woken"));
+    let s = seen.clone();
+    el.spawn(
+        process_stream(move |_: Timestamp, i: i64| {
+            s.borrow_mut()
+                .push((format!("event {i}"), now().unix_secs()));
+            if i == 2 {
+                let s = s.clone();
+                timecast::spawn(async move {
+                    s.borrow_mut().push(("spawned".into(), now().unix_secs()));
+                });
+            }
+            if i == 4 {
+                flag.set(true);
+                waker.borrow_mut().take().expect("the task waits").wake();
+            }
+        })
+        .past((0..6).map(|i| (t(i), i))),
+    );
+    el.run().unwrap();
+    let seen = seen.borrow();
+    let order: Vec<_> = seen.iter().map(|(n, s)| format!("{n}@{s}")).collect();
+    assert_eq!(
+        order,
+        [
+            "event 0@0",
+            "event 1@1",
+            "event 2@2",
+            "spawned@2",
+            "event 3@3",
+            "event 4@4",
+            "woken@4",
+            "event 5@5"
+        ]
+    );
+}
+
+#[test]
+fn a_run_ends_when_its_task_finishes_in_the_middle_of_a_replay() {
+    let el = sim();
+    let seen = log::<(String, i64)>();
+    let flag = Rc::new(Cell::new(false));
+    let waker = Rc::new(RefCell::new(None::<std::task::Waker>));
+    let (f, w) = (flag.clone(), waker.clone());
+    el.spawn(
+        process_stream(move |_: Timestamp, i: i64| {
+            if i == 4 {
+                f.set(true);
+                w.borrow_mut().take().expect("block_on waits").wake();
+            }
+        })
+        .past((0..1000).map(|i| (t(i), i))),
+    );
+    el.block_on(wait_for_flag(&flag, &waker, &seen, "done"));
+    // The run ended once `block_on`'s task did, before the next event.
+    assert_eq!(el.events_dispatched(), 5);
+    assert_eq!(*seen.borrow(), [("done".to_owned(), 4)]);
+    el.run().unwrap();
+    assert_eq!(el.events_dispatched(), 1000);
+}
+
+#[test]
+fn a_past_out_of_order_never_moves_the_clock_back() {
+    let el = sim();
+    let seen = log::<(i64, i64)>();
+    let s = seen.clone();
+    let past = [1, 3, 2, 4, 4].into_iter().map(|secs| (t(secs), secs));
+    el.spawn(
+        process_stream(move |_: Timestamp, v: i64| s.borrow_mut().push((v, now().unix_secs())))
+            .past(past),
+    );
+    el.run().unwrap();
+    assert_eq!(*seen.borrow(), [(1, 1), (3, 3), (2, 3), (4, 4), (4, 4)]);
+}
+
+#[test]
+fn a_real_time_replay_of_the_past_keeps_the_order_of_events_and_timers() {
+    // Every key is long before the wall clock: due at once.
+    let el = EventLoop::starting_at(Timestamp::UNIX_EPOCH);
+    let seen = log::<String>();
+    for stream in 0..2 {
+        let s = seen.clone();
+        let past = (0..4).map(move |i| (t(2 * i + stream), 2 * i + stream));
+        el.spawn(
+            process_stream(move |ts: Timestamp, v: i64| {
+                assert_eq!(now(), ts);
+                s.borrow_mut().push(format!("{v}"));
+            })
+            .past(past),
+        );
+    }
+    let s = seen.clone();
+    el.spawn(async move {
+        sleep(Duration::from_millis(4500)).await;
+        s.borrow_mut().push("timer".into());
+    });
+    el.run().unwrap();
+    assert_eq!(
+        *seen.borrow(),
+        ["0", "1", "2", "3", "4", "timer", "5", "6", "7"]
+    );
+}

@@ -1,7 +1,8 @@
 //! [`process_stream`]: a handler bound to a past iterator and a live stream.
 
+use std::any::TypeId;
 use std::fmt;
-use std::future::Future;
+use std::future::{Future, Ready};
 use std::marker::PhantomData;
 use std::pin::{pin, Pin};
 use std::rc::Rc;
@@ -480,6 +481,44 @@ impl<T, M, H, P, L> fmt::Debug for ProcessStream<T, M, H, P, L> {
     }
 }
 
+/// Whether a handler's future is the one of a plain closure: ready at
+/// once, with nothing left to do once the handler has been called.
+fn plain<F: 'static>() -> bool {
+    TypeId::of::<F>() == TypeId::of::<Ready<()>>()
+}
+
+/// Replays `past` into a plain handler (see [`plain`]) for as long as each
+/// event can be dispatched at once ([`Core::dispatch_fast`]), in a loop
+/// with no await, so that the iterator and the sequence number stay in
+/// registers. Returns the iterator and the first event it did not
+/// dispatch (not counted in `seq`), or `None` once `past` is exhausted.
+#[inline]
+fn replay_inline<T, M, H, P>(
+    core: &Core,
+    mut past: P,
+    handler: &mut H,
+    rank: u64,
+    seq: &mut u64,
+) -> (P, Option<(Timestamp, T)>)
+where
+    H: EventHandler<T, M>,
+    P: Iterator<Item = (Timestamp, T)>,
+{
+    let mut n = *seq;
+    let next = loop {
+        let Some((time, value)) = past.next() else {
+            break None;
+        };
+        if !core.dispatch_fast(Key::data(time, rank, n + 1)) {
+            break Some((time, value));
+        }
+        n += 1;
+        drop(handler.call(time, value));
+    };
+    *seq = n;
+    (past, next)
+}
+
 /// Counts the source as replaying until dropped or marked done.
 struct PastOpen(Option<Rc<Core>>);
 
@@ -505,7 +544,7 @@ where
 {
     let Config {
         mut handler,
-        past,
+        mut past,
         live,
         on_live_start,
         mut late,
@@ -513,15 +552,37 @@ where
     let rank = core.register_source();
     let mut open = PastOpen(Some(core.clone()));
     let mut seq = 0;
+    let mut next = past.next();
+    while let Some((time, value)) = next {
+        seq += 1;
+        let key = Key::data(time, rank, seq);
+        // While nothing else can come first, the loop needs no round
+        // trip: the event is dispatched here.
+        let fast = core.dispatch_fast(key);
+        if !fast {
+            SourceEvent::new(&core, key).await;
+        }
+        if plain::<H::Future>() {
+            // A `Ready` future: calling the handler did all the work.
+            drop(handler.call(time, value));
+            if fast {
+                // The window is open: the next events likely go the same
+                // way, in a loop with no await.
+                let (rest, after) = replay_inline(&core, past, &mut handler, rank, &mut seq);
+                past = rest;
+                next = after;
+                continue;
+            }
+        } else {
+            handler.call(time, value).await;
+        }
+        next = past.next();
+    }
+    open.close();
     let mut key = |time| {
         seq += 1;
         Key::data(time, rank, seq)
     };
-    for (time, value) in past {
-        SourceEvent::new(&core, key(time)).await;
-        handler.call(time, value).await;
-    }
-    open.close();
     if let Some(callback) = on_live_start {
         callback();
     }

@@ -86,6 +86,12 @@ impl Pace {
         due
     }
 
+    /// A time known to be due: every time up to it is, now and later.
+    #[inline]
+    pub(crate) fn due_until(&self) -> Timestamp {
+        self.due_until.get()
+    }
+
     /// `None` if `time` is due now; else the instant at which it will be.
     #[inline]
     pub(crate) fn due_at(&self, time: Timestamp) -> Option<Instant> {

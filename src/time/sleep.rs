@@ -96,6 +96,7 @@ impl Future for Sleep {
         match this.timer {
             None => {
                 let target = Self::target(&this.core, cx);
+                this.core.invalidate_inline();
                 this.timer = Some(this.core.timers.borrow_mut().insert(this.key, target));
                 Poll::Pending
             }
@@ -164,6 +165,7 @@ impl<'a> SourceEvent<'a> {
 impl Future for SourceEvent<'_> {
     type Output = ();
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let core = self.core;
         match self.timer {

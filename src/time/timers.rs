@@ -37,6 +37,21 @@ impl Key {
     /// The largest rank a source can have.
     pub(crate) const MAX_RANK: u64 = Self::RANK_MASK;
 
+    /// Below every key of a source or timer (a source's first event has
+    /// seq 1).
+    pub(crate) const MIN: Key = Key {
+        time: Timestamp::MIN,
+        group: 0,
+        seq: 0,
+    };
+
+    /// Above every key of a source or timer (no group reaches `u64::MAX`).
+    pub(crate) const MAX: Key = Key {
+        time: Timestamp::MAX,
+        group: u64::MAX,
+        seq: u64::MAX,
+    };
+
     /// The key of event `seq` of the source ranked `rank` (at most
     /// [`MAX_RANK`](Self::MAX_RANK), which `Core::register_source` checks).
     #[inline]
@@ -207,43 +222,6 @@ impl TimerQueue {
         TimerId { index, generation }
     }
 
-    /// Adds a timer for `key` as [`insert`](Self::insert) does, unless
-    /// `key` is below every pending key and `fire_now()` says it may fire
-    /// at once: then it fires right away (the queue is left as if it had
-    /// been inserted and popped) and its target is handed back, to be
-    /// dropped by the caller outside any borrow. `fire_now` is only called
-    /// when `key` is below every pending key.
-    pub(crate) fn insert_or_fire(
-        &mut self,
-        key: Key,
-        target: Target,
-        fire_now: impl FnOnce() -> bool,
-    ) -> Result<TimerId, Target> {
-        let id = self.insert(key, target);
-        self.skip_stale();
-        let Some(Reverse(top)) = self.heap.peek() else {
-            unreachable!("the new entry is in the heap")
-        };
-        if top.index != id.index || top.generation != id.generation || !fire_now() {
-            return Ok(id);
-        }
-        // Fire it: its entry stays on top as the fired one.
-        let slot = &mut self.slots[id.index as usize];
-        let State::Pending(target) = std::mem::replace(&mut slot.state, State::Free) else {
-            unreachable!("just inserted")
-        };
-        slot.generation = slot.generation.wrapping_add(1);
-        self.free.push(id.index);
-        self.fired_top = true;
-        Err(target)
-    }
-
-    /// Whether no timer is pending.
-    #[inline]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Whether the timer has fired (false for an unknown id).
     #[cfg(test)]
     fn is_fired(&self, id: TimerId) -> bool {
@@ -365,6 +343,23 @@ impl TimerQueue {
         }
     }
 
+    /// A key at or below every pending key ([`Key::MAX`] if none is
+    /// pending), read without changing the queue: the top entry's key, or
+    /// if the top is a fired entry, the smaller of its children's (stale
+    /// entries only make it lower).
+    #[inline]
+    pub(crate) fn pending_floor(&self) -> Key {
+        let heap = self.heap.as_slice();
+        if !self.fired_top {
+            return heap.first().map_or(Key::MAX, |Reverse(top)| top.key);
+        }
+        match heap {
+            [_, Reverse(left), Reverse(right), ..] => left.key.min(right.key),
+            [_, Reverse(only)] => only.key,
+            _ => Key::MAX,
+        }
+    }
+
     /// Number of timers waiting to fire.
     pub(crate) fn len(&self) -> usize {
         self.heap.len() - self.stale - usize::from(self.fired_top)
@@ -462,30 +457,28 @@ mod tests {
     }
 
     #[test]
-    fn insert_or_fire_fires_only_the_smallest_key_when_allowed() {
+    fn the_pending_floor_is_the_smallest_pending_key_or_below_it() {
         let mut q = TimerQueue::default();
+        assert_eq!(q.pending_floor(), Key::MAX);
         let a = q.insert(key(10, Key::TIMER, 0, 0), Target::Task(0));
-        // Not below the pending key: queued, `fire_now` not asked.
-        let b = q.insert_or_fire(key(20, Key::DATA, 0, 0), Target::Task(1), || unreachable!());
-        assert!(b.is_ok());
-        // Below it, but not allowed: queued.
-        let c = q.insert_or_fire(key(5, Key::DATA, 0, 1), Target::Task(2), || false);
-        assert_eq!(q.peek().map(|k| k.time.unix_nanos()), Some(5));
-        assert!(q.remove(c.unwrap()).is_some());
-        // Below it and allowed: fired, never queued.
-        assert!(q
-            .insert_or_fire(key(7, Key::DATA, 0, 2), Target::Task(3), || true)
-            .is_err());
-        assert_eq!(q.len(), 2);
-        let fired: Vec<_> = std::iter::from_fn(|| q.pop())
-            .map(|(k, _)| k.time.unix_nanos())
-            .collect();
-        assert_eq!(fired, [10, 20]);
-        assert!(q.is_fired(a));
+        q.insert(key(20, Key::DATA, 0, 1), Target::Task(1));
+        q.insert(key(30, Key::TIMER, 0, 2), Target::Task(2));
+        assert_eq!(q.pending_floor(), key(10, Key::TIMER, 0, 0));
+        // Fired, its entry left on top: the floor is below it.
+        assert!(q.pop().is_some());
+        assert!(q.take_fired(a));
+        assert_eq!(q.pending_floor(), key(20, Key::DATA, 0, 1));
+        // A removed timer's stale entry may hold the floor down.
+        let b = q.insert(key(15, Key::DATA, 1, 3), Target::Task(3));
+        q.remove(b);
+        assert_eq!(q.pending_floor(), key(15, Key::DATA, 1, 3));
+        assert_eq!(q.peek(), Some(key(20, Key::DATA, 0, 1)));
+        assert_eq!(q.pending_floor(), key(20, Key::DATA, 0, 1));
     }
 
-    /// Random inserts, removals, pops and inline fires against a sorted
-    /// model: the queue fires exactly the model's smallest key every time.
+    /// Random inserts, removals and pops against a sorted model: the queue
+    /// fires exactly the model's smallest key every time, and its floor is
+    /// never above it.
     #[test]
     fn matches_a_sorted_model() {
         let mut rng = 0x2545_f491_4f6c_dd1d_u64;
@@ -508,16 +501,8 @@ mod tests {
                     ids.push((k, id));
                 }
                 4 => {
-                    let allowed = next(2) == 0;
-                    let first = model.keys().next().is_none_or(|m| k < *m);
-                    match q.insert_or_fire(k, Target::Task(seq as usize), || allowed) {
-                        Ok(id) => {
-                            assert!(!(first && allowed));
-                            model.insert(k, id);
-                            ids.push((k, id));
-                        }
-                        Err(_) => assert!(first && allowed),
-                    }
+                    let least = model.keys().next().copied().unwrap_or(Key::MAX);
+                    assert!(q.pending_floor() <= least);
                 }
                 5 | 6 if !ids.is_empty() => {
                     let (k, id) = ids.swap_remove(next(ids.len() as u64) as usize);
