@@ -58,11 +58,15 @@
 //!
 //! Values live in a ring of slots, each counting the consumers yet to take
 //! its value. Consumers take values without locking: every consumer but the
-//! last clones the value, the last moves it out and frees the slot.
-//! Producers, and whatever changes who takes part (subscribing, dropping a
-//! consumer, closing), go through one mutex, under which waiters register
-//! their wakers. No waker is cloned, woken or dropped, no value cloned or
-//! dropped, and no other user code run while the mutex is held.
+//! last clones the value, the last moves it out and frees the slot. A
+//! put takes no lock either in the common case (a buffered stream, open,
+//! with room and consumers, none of them waiting): it claims the next
+//! sequence number with one compare-and-swap. Otherwise producers, and
+//! whatever changes who takes part (subscribing, dropping a consumer,
+//! closing), go through one mutex, under which waiters register their
+//! wakers; taking it waits for a put in flight to finish. No waker is
+//! cloned, woken or dropped, no value cloned or dropped, and no other user
+//! code run while the mutex is held.
 //!
 //! The ring starts small and doubles, up to the capacity, when more values
 //! are buffered at once than it holds: memory follows what is buffered,
