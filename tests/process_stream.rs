@@ -694,3 +694,41 @@ fn a_real_time_replay_of_the_past_keeps_the_order_of_events_and_timers() {
         ["0", "1", "2", "3", "4", "timer", "5", "6", "7"]
     );
 }
+
+/// A handler that aborts its own stream (through the handle of the task
+/// the user spawned) gets no later event: dispatching one inline, in the
+/// poll that aborted the task, is not what the round trip through the
+/// loop would do (the task is cancelled when it returns `Pending`).
+#[test]
+fn a_stream_aborted_by_its_handler_handles_no_later_event() {
+    for plain in [true, false] {
+        let el = sim();
+        let handled = log::<i64>();
+        let handle = Rc::new(RefCell::new(None::<timecast::JoinHandle<()>>));
+        let (h, seen) = (handle.clone(), handled.clone());
+        let on_event = move |i: i64| {
+            seen.borrow_mut().push(i);
+            if i == 2 {
+                h.borrow().as_ref().expect("spawned").abort();
+            }
+        };
+        let past = (0..10).map(|i| (t(i), i));
+        let task = if plain {
+            el.spawn(process_stream(move |_: Timestamp, i: i64| on_event(i)).past(past))
+        } else {
+            el.spawn(
+                process_stream(move |_: Timestamp, i: i64| {
+                    on_event(i);
+                    async {}
+                })
+                .past(past),
+            )
+        };
+        *handle.borrow_mut() = Some(task);
+        el.run().unwrap();
+        assert_eq!(*handled.borrow(), [0, 1, 2], "plain handler: {plain}");
+        assert_eq!(el.events_dispatched(), 3, "plain handler: {plain}");
+        let task = handle.borrow_mut().take().expect("kept");
+        assert!(task.is_finished());
+    }
+}
