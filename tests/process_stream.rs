@@ -694,3 +694,231 @@ fn a_real_time_replay_of_the_past_keeps_the_order_of_events_and_timers() {
         ["0", "1", "2", "3", "4", "timer", "5", "6", "7"]
     );
 }
+
+/// A handler that aborts its own stream (through the handle of the task
+/// the user spawned) gets no later event: dispatching one inline, in the
+/// poll that aborted the task, is not what the round trip through the
+/// loop would do (the task is cancelled when it returns `Pending`).
+#[test]
+fn a_stream_aborted_by_its_handler_handles_no_later_event() {
+    for plain in [true, false] {
+        let el = sim();
+        let handled = log::<i64>();
+        let handle = Rc::new(RefCell::new(None::<timecast::JoinHandle<()>>));
+        let (h, seen) = (handle.clone(), handled.clone());
+        let on_event = move |i: i64| {
+            seen.borrow_mut().push(i);
+            if i == 2 {
+                h.borrow().as_ref().expect("spawned").abort();
+            }
+        };
+        let past = (0..10).map(|i| (t(i), i));
+        let task = if plain {
+            el.spawn(process_stream(move |_: Timestamp, i: i64| on_event(i)).past(past))
+        } else {
+            el.spawn(
+                process_stream(move |_: Timestamp, i: i64| {
+                    on_event(i);
+                    async {}
+                })
+                .past(past),
+            )
+        };
+        *handle.borrow_mut() = Some(task);
+        el.run().unwrap();
+        assert_eq!(*handled.borrow(), [0, 1, 2], "plain handler: {plain}");
+        assert_eq!(el.events_dispatched(), 3, "plain handler: {plain}");
+        let task = handle.borrow_mut().take().expect("kept");
+        assert!(task.is_finished());
+    }
+}
+
+// Replay in a plain loop (the inline window): whatever may come first
+// closes it.
+#[test]
+fn a_stream_spawned_by_a_handler_with_earlier_and_equal_events_comes_first_at_its_turn() {
+    let el = sim();
+    let seen = log::<String>();
+    let s = seen.clone();
+    el.spawn(
+        process_stream(move |ts: Timestamp, v: i64| {
+            assert_eq!(now(), ts);
+            s.borrow_mut().push(format!("a{v}@{}", now().unix_secs()));
+            if v == 3 {
+                let s2 = s.clone();
+                timecast::spawn(
+                    process_stream(move |_: Timestamp, v: i64| {
+                        s2.borrow_mut().push(format!("b{v}@{}", now().unix_secs()))
+                    })
+                    .past([(t(2), 2), (t(3), 3), (t(5), 5), (t(6), 6)]),
+                );
+            }
+        })
+        .past((0..8).map(|i| (t(i), i))),
+    );
+    el.run().unwrap();
+    assert_eq!(
+        *seen.borrow(),
+        [
+            "a0@0", "a1@1", "a2@2", "a3@3", "b2@3", "b3@3", "a4@4", "a5@5", "b5@5", "a6@6", "b6@6",
+            "a7@7"
+        ]
+    );
+}
+
+#[test]
+fn a_past_iterator_that_panics_mid_replay_is_the_users_task_error_and_timers_run_on() {
+    let el = sim();
+    let seen = log::<String>();
+    let s = seen.clone();
+    el.spawn_named(
+        "src",
+        process_stream(move |_: Timestamp, v: i64| s.borrow_mut().push(format!("a{v}"))).past(
+            (0..8).map(|i| {
+                assert!(i != 5, "iter boom");
+                (t(i), i)
+            }),
+        ),
+    );
+    let s = seen.clone();
+    el.spawn(async move {
+        sleep_until(t(6)).await;
+        s.borrow_mut().push(format!("timer@{}", now().unix_secs()));
+    });
+    let err = el.run().unwrap_err();
+    assert_eq!((err.task(), err.message()), ("src", "iter boom"));
+    assert_eq!(el.now(), t(4));
+    el.run().unwrap();
+    assert_eq!(*seen.borrow(), ["a0", "a1", "a2", "a3", "a4", "timer@6"]);
+    assert!(el.is_live());
+}
+
+#[test]
+fn a_task_woken_from_a_nested_loop_in_a_handler_runs_before_the_next_event() {
+    let el = sim();
+    let seen = log::<String>();
+    let feed = AsyncStream::<i64>::with_capacity(8);
+    let mut rx = feed.subscribe();
+    let s = seen.clone();
+    el.spawn(async move {
+        while let Some(v) = rx.next().await {
+            s.borrow_mut().push(format!("got{v}@{}", now().unix_secs()));
+        }
+    });
+    let s = seen.clone();
+    el.spawn(
+        process_stream(move |_: Timestamp, v: i64| {
+            s.borrow_mut().push(format!("a{v}"));
+            if v == 2 {
+                let inner = EventLoop::starting_at(t(100)).simulated();
+                let f = feed.clone();
+                inner.block_on(async move {
+                    sleep(secs(1)).await;
+                    f.try_put(v).unwrap();
+                });
+                assert_eq!(now(), t(2));
+            }
+            if v == 5 {
+                feed.close();
+            }
+        })
+        .past((0..6).map(|i| (t(i), i))),
+    );
+    el.run().unwrap();
+    assert_eq!(
+        *seen.borrow(),
+        ["a0", "a1", "a2", "got2@2", "a3", "a4", "a5"]
+    );
+}
+
+#[test]
+fn a_flow_shutdown_from_a_handler_stops_the_past_after_that_event() {
+    use timecast::flow::Flow;
+    let seen = log::<i64>();
+    let out = seen.clone();
+    let flow = Flow::new();
+    let handle = flow.handle();
+    let flow = flow.pipeline_with_context("replay", move |ctx| {
+        let out = out.clone();
+        let handle = handle.clone();
+        async move {
+            let past = (0..100).map(|s| (t(s), s));
+            process_stream(move |_: Timestamp, v: i64| {
+                out.borrow_mut().push(v);
+                if v == 3 {
+                    handle.shutdown();
+                }
+            })
+            .past(ctx.past(past))
+            .await;
+            Ok::<_, String>(())
+        }
+    });
+    let h2 = flow.handle();
+    let el = sim();
+    let report = el.block_on(flow.run());
+    assert!(report.shut_down);
+    assert_eq!(*seen.borrow(), [0, 1, 2, 3]);
+    assert_eq!(el.events_dispatched(), 4);
+    let st = h2.status();
+    assert_eq!(st.pipeline("replay").unwrap().items, 4);
+}
+
+#[test]
+fn a_handler_panic_mid_replay_leaves_the_other_streams_in_order() {
+    let el = sim();
+    let seen = log::<String>();
+    let s = seen.clone();
+    el.spawn_named(
+        "a",
+        process_stream(move |_: Timestamp, v: i64| {
+            s.borrow_mut().push(format!("a{v}"));
+            assert!(v != 4, "boom");
+        })
+        .past((0..8).map(|i| (t(2 * i), i))),
+    );
+    let s = seen.clone();
+    el.spawn_named(
+        "b",
+        process_stream(move |ts: Timestamp, v: i64| {
+            assert_eq!(now(), ts);
+            s.borrow_mut().push(format!("b{v}"))
+        })
+        .past((0..8).map(|i| (t(2 * i + 1), i)))
+        .live(stream::iter([(t(20), 20), (t(22), 22)])),
+    );
+    let err = el.run().unwrap_err();
+    assert_eq!((err.task(), err.message()), ("a", "boom"));
+    assert_eq!(el.now(), t(8));
+    el.run().unwrap();
+    assert_eq!(
+        *seen.borrow(),
+        [
+            "a0", "b0", "a1", "b1", "a2", "b2", "a3", "b3", "a4", "b4", "b5", "b6", "b7", "b20",
+            "b22"
+        ]
+    );
+    assert_eq!((el.events_dispatched(), el.late_events()), (15, 0));
+}
+
+#[test]
+fn live_events_of_one_stream_interleave_with_the_past_of_another() {
+    let el = sim();
+    let seen = log::<String>();
+    let s = seen.clone();
+    el.spawn(
+        process_stream(move |_: Timestamp, v: i64| s.borrow_mut().push(format!("a{v}")))
+            .past((0..10).map(|i| (t(i), i))),
+    );
+    let s = seen.clone();
+    el.spawn(
+        process_stream(move |_: Timestamp, v: i64| s.borrow_mut().push(format!("b{v}")))
+            .live(stream::iter([(t(3), 3), (t(7), 7)])),
+    );
+    el.run().unwrap();
+    assert_eq!(
+        *seen.borrow(),
+        ["a0", "a1", "a2", "a3", "b3", "a4", "a5", "a6", "a7", "b7", "a8", "a9"]
+    );
+    assert_eq!(el.late_events(), 0);
+}

@@ -326,6 +326,9 @@ pub(crate) struct Core {
     remote: Arc<Remote>,
     /// The task being polled.
     pub(crate) current: Cell<Option<usize>>,
+    /// The task being polled has aborted itself: it is cancelled when its
+    /// poll returns, so nothing may be dispatched to it inline.
+    current_aborted: Cell<bool>,
     next_seq: Cell<u64>,
     next_rank: Cell<u64>,
     next_serial: Cell<u64>,
@@ -413,6 +416,7 @@ impl Core {
                 outer: Mutex::new(None),
             }),
             current: Cell::new(None),
+            current_aborted: Cell::new(false),
             next_seq: Cell::new(0),
             next_rank: Cell::new(0),
             next_serial: Cell::new(0),
@@ -550,6 +554,7 @@ impl Core {
     #[inline]
     fn may_dispatch_inline(&self) -> bool {
         self.current.get().is_some()
+            && !self.current_aborted.get()
             && self.ready.borrow().is_empty()
             && !self.remote.pending.load(Ordering::Relaxed)
             && !self.done()
@@ -687,8 +692,12 @@ impl Core {
                     ))
                 }
                 None => {
-                    // Being polled: `poll_task` cancels it.
+                    // Being polled: `poll_task` cancels it. An inline
+                    // dispatch stands for a round trip through the loop,
+                    // which would cancel it at once: none from now on.
                     slot.aborted = true;
+                    self.current_aborted.set(true);
+                    self.invalidate_inline();
                     None
                 }
             },
@@ -791,6 +800,7 @@ impl Core {
             }
         };
         self.current.set(Some(index));
+        self.current_aborted.set(false);
         self.rethrown.set(false);
         let mut cx = Context::from_waker(&waker);
         let outcome = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)));
