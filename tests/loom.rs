@@ -656,3 +656,26 @@ fn an_unlocked_put_races_a_consumer_going_to_wait() {
         assert_eq!(receiver.join().unwrap(), (Some(1), Some(2)));
     });
 }
+
+/// A put without the lock reads the newest ring while another producer,
+/// under the lock, starts a new one (under loom a stream starts with one
+/// slot, so capacity 2 grows once). The new ring's index is published for
+/// puts without the lock when the guard drops; a put that reads it must
+/// also find the ring itself, not a null pointer. One of the two values
+/// fits, the other finds the stream full.
+#[test]
+fn an_unlocked_put_reads_a_ring_another_put_started() {
+    loom::model(|| {
+        let stream = AsyncStream::with_capacity(2);
+        let mut consumer = stream.subscribe();
+        stream.try_put(0).unwrap();
+        let other = stream.clone();
+        let producer = thread::spawn(move || other.try_put(1).is_ok());
+        let mine = stream.try_put(2).is_ok();
+        let theirs = producer.join().unwrap();
+        assert!(mine != theirs, "both or neither fit: {mine} {theirs}");
+        assert_eq!(consumer.try_recv(), Ok(0));
+        assert_eq!(consumer.try_recv(), Ok(if mine { 2 } else { 1 }));
+        assert_eq!(consumer.try_recv(), Err(TryRecvError::Empty));
+    });
+}
