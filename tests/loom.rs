@@ -656,3 +656,120 @@ fn an_unlocked_put_races_a_consumer_going_to_wait() {
         assert_eq!(receiver.join().unwrap(), (Some(1), Some(2)));
     });
 }
+
+/// A put without the lock reads the newest ring while another producer,
+/// under the lock, starts a new one (under loom a stream starts with one
+/// slot, so capacity 2 grows once). The new ring's index is published for
+/// puts without the lock when the guard drops; a put that reads it must
+/// also find the ring itself, not a null pointer. One of the two values
+/// fits, the other finds the stream full.
+#[test]
+fn an_unlocked_put_reads_a_ring_another_put_started() {
+    loom::model(|| {
+        let stream = AsyncStream::with_capacity(2);
+        let mut consumer = stream.subscribe();
+        stream.try_put(0).unwrap();
+        let other = stream.clone();
+        let producer = thread::spawn(move || other.try_put(1).is_ok());
+        let mine = stream.try_put(2).is_ok();
+        let theirs = producer.join().unwrap();
+        assert!(mine != theirs, "both or neither fit: {mine} {theirs}");
+        assert_eq!(consumer.try_recv(), Ok(0));
+        assert_eq!(consumer.try_recv(), Ok(if mine { 2 } else { 1 }));
+        assert_eq!(consumer.try_recv(), Err(TryRecvError::Empty));
+    });
+}
+
+/// Between a put's load of the claim word and its compare-and-swap, a
+/// consumer subscribes and leaves: each guard sets `SLOW` and stores the
+/// same word back (the tail did not move). The put that then claims
+/// counts the consumers there are, and the room it found still holds:
+/// the value reaches the consumer once, and two values fit again after.
+#[test]
+fn an_unlocked_put_claims_after_a_subscribe_and_a_leave() {
+    loom::model(|| {
+        let drops = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+        let stream = AsyncStream::with_capacity(2);
+        let mut first = stream.subscribe();
+        let other = stream.clone();
+        let value = Counted(5, drops.clone());
+        let producer = thread::spawn(move || {
+            block_on(other.put(value)).unwrap();
+        });
+        drop(stream.subscribe());
+        producer.join().unwrap();
+        assert_eq!(first.try_recv().unwrap().0, 5);
+        assert_eq!(stream.len(), 0);
+        stream.try_put(Counted(6, drops.clone())).unwrap();
+        stream.try_put(Counted(7, drops.clone())).unwrap();
+        assert!(stream.try_put(Counted(8, drops.clone())).is_err());
+    });
+}
+
+/// A put without the lock races a consumer's clone: the clone starts where
+/// the original stands, so both receive the value whichever came first,
+/// and the slot frees once both took it.
+#[test]
+fn an_unlocked_put_races_a_consumer_clone() {
+    loom::model(|| {
+        let drops = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+        let stream = AsyncStream::with_capacity(2);
+        let mut first = stream.subscribe();
+        let other = stream.clone();
+        let value = Counted(5, drops.clone());
+        let producer = thread::spawn(move || {
+            block_on(other.put(value)).unwrap();
+        });
+        let mut cloned = first.clone();
+        producer.join().unwrap();
+        assert_eq!(first.try_recv().unwrap().0, 5);
+        assert_eq!(cloned.try_recv().unwrap().0, 5);
+        assert_eq!(stream.len(), 0);
+        stream.try_put(Counted(6, drops.clone())).unwrap();
+        stream.try_put(Counted(7, drops.clone())).unwrap();
+        assert!(stream.try_put(Counted(8, drops.clone())).is_err());
+    });
+}
+
+/// and is woken again: no wake-up is lost.
+#[test]
+fn a_put_waiting_for_room_races_an_unlocked_put() {
+    loom::model(|| {
+        let stream = AsyncStream::with_capacity(1);
+        let mut consumer = stream.subscribe();
+        stream.try_put(0).unwrap();
+        let other = stream.clone();
+        let producer = thread::spawn(move || block_on(other.put(1)).unwrap());
+        assert_eq!(consumer.try_recv(), Ok(0));
+        let mine = stream.try_put(2).is_ok();
+        let mut got = vec![block_on(consumer.recv()).unwrap()];
+        if mine {
+            got.push(block_on(consumer.recv()).unwrap());
+        }
+        producer.join().unwrap();
+        got.sort_unstable();
+        assert_eq!(got, if mine { vec![1, 2] } else { vec![1] });
+        assert_eq!(consumer.try_recv(), Err(TryRecvError::Empty));
+    });
+}
+
+/// The same with a batched put waiting for room: its values arrive in
+/// order, whatever the put without the lock slips in between.
+#[test]
+fn put_all_waiting_for_room_races_an_unlocked_put() {
+    loom::model(|| {
+        let stream = AsyncStream::with_capacity(1);
+        let mut consumer = stream.subscribe();
+        stream.try_put(0).unwrap();
+        let other = stream.clone();
+        let producer = thread::spawn(move || block_on(other.put_all(1..3)).unwrap());
+        assert_eq!(consumer.try_recv(), Ok(0));
+        let mine = stream.try_put(9).is_ok();
+        let n = if mine { 3 } else { 2 };
+        let got: Vec<_> = (0..n).map(|_| block_on(consumer.recv()).unwrap()).collect();
+        producer.join().unwrap();
+        let batch: Vec<_> = got.iter().copied().filter(|v| *v != 9).collect();
+        assert_eq!(batch, [1, 2]);
+        assert_eq!(consumer.try_recv(), Err(TryRecvError::Empty));
+    });
+}

@@ -429,7 +429,11 @@ impl<T> Shared<T> {
         }
         let slow = state.closed || state.consumers == 0 || state.recv_waiters.waiting > 0;
         self.consumers.store(state.consumers, Ordering::Relaxed);
-        self.newest.store(state.newest, Ordering::Relaxed);
+        // Release, paired with the Acquire load in `try_push_unlocked`:
+        // that load is not ordered after this guard by the claim word (it
+        // may read a newer index than the word it claims with, stored by a
+        // later guard that started a ring), and the ring must be there.
+        self.newest.store(state.newest, Ordering::Release);
         let tail = self.tail.load(Ordering::Relaxed);
         // Release: a producer that claims after this (its compare-and-swap
         // reads this store, or a later claim's) sees everything done under
@@ -452,7 +456,10 @@ impl<T> Shared<T> {
         // Read before the claim, and checked by it: the newest ring, the
         // room. Whatever would change them also changes `claim` (a put
         // moves the tail, a guard sets `SLOW`), so the claim below fails.
-        let index = self.newest.load(Ordering::Relaxed);
+        // Acquire: the index may be newer than `word` (a later guard
+        // started a ring and moved the tail; the claim below then fails),
+        // and the ring it names must be seen allocated, not null.
+        let index = self.newest.load(Ordering::Acquire);
         let ring = RingRef::new(self.ring(index), self.limit);
         if !self.has_room(&ring, index, tail, tail)
             || (!ring.last && ring.slot(tail).remaining.load(Ordering::Acquire) & COUNT != 0)
