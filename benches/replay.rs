@@ -12,7 +12,10 @@
 //!   k-way merge of the same 8 lazy iterators through a
 //!   `BinaryHeap<Reverse<(i64, u32, u64)>>` calling the same handler.
 //! - `replay/1x8000000`: one stream of 8M events, against a plain `for`
-//!   loop over the same iterator.
+//!   loop over the same iterator, and `clock-floor`: the same loop doing
+//!   the least any replay in virtual time adds per event, setting a clock
+//!   to the event's time (a handler may ask `now()`) and checking that no
+//!   pending timer comes first.
 //! - `timers/<pending>`: the hold model of a timer queue. `pending` tasks
 //!   each sleep 4M / `pending` times in turn, each sleep a pseudo-random
 //!   delay of up to a second, so exactly `pending` timers wait at every
@@ -254,6 +257,30 @@ fn replay_for_loop(events: u64) -> u64 {
     sum.get()
 }
 
+/// [`replay_for_loop`] with the least a replay in virtual time must add
+/// per event: a check that nothing pending (a timer) comes first, and the
+/// clock set to the event's time (a handler may ask `now()`): one load,
+/// one comparison and one store, kept in the loop by volatile accesses;
+/// returns the sum.
+fn replay_clock_floor(events: u64) -> u64 {
+    let sum = Rc::new(Cell::new(0));
+    let mut handler = add_into(sum.clone());
+    let mut clock = i64::MIN;
+    let next_timer = i64::MAX;
+    for (time, value) in past(0, 1, events) {
+        let at = time.unix_nanos();
+        // SAFETY: both point to live locals of this function.
+        if at >= unsafe { std::ptr::read_volatile(&next_timer) } {
+            panic!("no timer is pending");
+        }
+        // SAFETY: as above.
+        unsafe { std::ptr::write_volatile(&mut clock, at) };
+        handler(time, value);
+    }
+    black_box(clock);
+    sum.get()
+}
+
 /// Configures a group of long iterations: ten flat samples.
 fn long_group<'a>(
     c: &'a mut Criterion,
@@ -283,6 +310,9 @@ fn bench_replay(c: &mut Criterion, streams: u64, events: u64) {
     if streams == 1 {
         group.bench_function("for-loop", |b| {
             b.iter(|| assert_eq!(replay_for_loop(events), expected));
+        });
+        group.bench_function("clock-floor", |b| {
+            b.iter(|| assert_eq!(replay_clock_floor(events), expected));
         });
     } else {
         group.bench_function("heap-merge", |b| {
