@@ -526,6 +526,39 @@ fn put_all_is_released_by_a_consumer_drop() {
 // the claim in flight. These models race such a put against each party
 // that takes the mutex, and against another put.
 
+/// A stream of capacity 2 with one consumer, and a put of `Counted(5)`
+/// started on another thread through a second producer handle: the
+/// setup of the races below. Returns the drop counter, the stream, the
+/// consumer and the put's thread.
+fn a_put_of_5_on_another_thread() -> (
+    Arc<loom::sync::atomic::AtomicUsize>,
+    AsyncStream<Counted>,
+    timecast::Consumer<Counted>,
+    thread::JoinHandle<()>,
+) {
+    let drops = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+    let stream = AsyncStream::with_capacity(2);
+    let first = stream.subscribe();
+    let other = stream.clone();
+    let value = Counted(5, drops.clone());
+    let producer = thread::spawn(move || {
+        block_on(other.put(value)).unwrap();
+    });
+    (drops, stream, first, producer)
+}
+
+/// Nothing is buffered, and the stream (capacity 2) has room for exactly
+/// two values: every slot the race used was freed.
+fn assert_two_values_fit(
+    stream: &AsyncStream<Counted>,
+    drops: &Arc<loom::sync::atomic::AtomicUsize>,
+) {
+    assert_eq!(stream.len(), 0);
+    stream.try_put(Counted(6, drops.clone())).unwrap();
+    stream.try_put(Counted(7, drops.clone())).unwrap();
+    assert!(stream.try_put(Counted(8, drops.clone())).is_err());
+}
+
 /// Two producers on two threads put at once: one claims, the other finds
 /// the claim in flight (or loses the compare-and-swap) and puts under the
 /// lock. The consumer receives both values, each once, and nothing else.
@@ -554,14 +587,7 @@ fn unlocked_puts_race_from_two_producers() {
 #[test]
 fn an_unlocked_put_races_a_subscribe() {
     loom::model(|| {
-        let drops = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
-        let stream = AsyncStream::with_capacity(2);
-        let mut first = stream.subscribe();
-        let other = stream.clone();
-        let value = Counted(5, drops.clone());
-        let producer = thread::spawn(move || {
-            block_on(other.put(value)).unwrap();
-        });
+        let (drops, stream, mut first, producer) = a_put_of_5_on_another_thread();
         let mut late = stream.subscribe();
         producer.join().unwrap();
         assert_eq!(first.try_recv().unwrap().0, 5);
@@ -584,8 +610,7 @@ fn an_unlocked_put_races_a_subscribe() {
             "{dropped} drops for {received} received"
         );
         // The slot is free: two values fit.
-        stream.try_put(Counted(6, drops.clone())).unwrap();
-        stream.try_put(Counted(7, drops.clone())).unwrap();
+        assert_two_values_fit(&stream, &drops);
     });
 }
 
@@ -688,21 +713,11 @@ fn an_unlocked_put_reads_a_ring_another_put_started() {
 #[test]
 fn an_unlocked_put_claims_after_a_subscribe_and_a_leave() {
     loom::model(|| {
-        let drops = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
-        let stream = AsyncStream::with_capacity(2);
-        let mut first = stream.subscribe();
-        let other = stream.clone();
-        let value = Counted(5, drops.clone());
-        let producer = thread::spawn(move || {
-            block_on(other.put(value)).unwrap();
-        });
+        let (drops, stream, mut first, producer) = a_put_of_5_on_another_thread();
         drop(stream.subscribe());
         producer.join().unwrap();
         assert_eq!(first.try_recv().unwrap().0, 5);
-        assert_eq!(stream.len(), 0);
-        stream.try_put(Counted(6, drops.clone())).unwrap();
-        stream.try_put(Counted(7, drops.clone())).unwrap();
-        assert!(stream.try_put(Counted(8, drops.clone())).is_err());
+        assert_two_values_fit(&stream, &drops);
     });
 }
 
@@ -712,22 +727,12 @@ fn an_unlocked_put_claims_after_a_subscribe_and_a_leave() {
 #[test]
 fn an_unlocked_put_races_a_consumer_clone() {
     loom::model(|| {
-        let drops = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
-        let stream = AsyncStream::with_capacity(2);
-        let mut first = stream.subscribe();
-        let other = stream.clone();
-        let value = Counted(5, drops.clone());
-        let producer = thread::spawn(move || {
-            block_on(other.put(value)).unwrap();
-        });
+        let (drops, stream, mut first, producer) = a_put_of_5_on_another_thread();
         let mut cloned = first.clone();
         producer.join().unwrap();
         assert_eq!(first.try_recv().unwrap().0, 5);
         assert_eq!(cloned.try_recv().unwrap().0, 5);
-        assert_eq!(stream.len(), 0);
-        stream.try_put(Counted(6, drops.clone())).unwrap();
-        stream.try_put(Counted(7, drops.clone())).unwrap();
-        assert!(stream.try_put(Counted(8, drops.clone())).is_err());
+        assert_two_values_fit(&stream, &drops);
     });
 }
 
