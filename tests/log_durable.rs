@@ -186,8 +186,9 @@ fn ready<C: timecast::store::Codec<u64>>(
     Ok(all)
 }
 
-#[test]
-fn a_seek_made_after_a_rollback_is_where_the_reader_goes() -> Result {
+/// A temporary store with manual commits and a log `l` of records 0..10,
+/// one a second: the first five committed, the last five pending.
+fn ten_records_five_committed() -> Result<(Store, Log<u64>)> {
     let store = Store::temporary()?;
     store.set_commit_policy(timecast::store::CommitPolicy::manual());
     let log = store.log::<u64>("l")?;
@@ -197,6 +198,12 @@ fn a_seek_made_after_a_rollback_is_where_the_reader_goes() -> Result {
             store.commit()?;
         }
     }
+    Ok((store, log))
+}
+
+#[test]
+fn a_seek_made_after_a_rollback_is_where_the_reader_goes() -> Result {
+    let (store, log) = ten_records_five_committed()?;
     let mut reader = log.read(Offset::Start);
     let mut handled = log.read(Offset::Start);
     let handle = handled.seek_handle();
@@ -348,15 +355,7 @@ fn a_rollback_while_a_reader_skips_a_record_moves_it_back_before_it_reads_on() -
 /// first they read, none skipped.
 #[test]
 fn end_and_time_readers_placed_over_discarded_appends_read_every_later_append() -> Result {
-    let store = Store::temporary()?;
-    store.set_commit_policy(timecast::store::CommitPolicy::manual());
-    let log = store.log::<u64>("l")?;
-    for i in 0..10 {
-        log.append(secs(i as i64), &i)?;
-        if i == 4 {
-            store.commit()?;
-        }
-    }
+    let (store, log) = ten_records_five_committed()?;
     let mut tail = log.read(Offset::End);
     let mut from_time = log.read(Offset::Time(secs(7)));
     assert_eq!((tail.position(), from_time.position()), (10, 7));

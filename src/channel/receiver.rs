@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use futures_core::{FusedStream, Stream};
 
 use super::error::TryRecvError;
-use super::shared::{Cursor, NeedsClone, Shared, Wake};
+use super::shared::{Cursor, Shared, Wake};
 use crate::sync::Arc;
 
 /// Receives every value put into an [`AsyncStream`](crate::AsyncStream)
@@ -245,7 +245,7 @@ impl<T: Clone> Consumer<T> {
             // (and closing closes) under the same lock, so it either sees
             // this waker or was seen here. What it put is taken after
             // unlocking.
-            let mut state = self.shared.lock();
+            let state = self.shared.lock();
             if self.shared.has_next(&state, self.cursor.pos) {
                 drop(state);
                 match self.try_recv() {
@@ -254,19 +254,14 @@ impl<T: Clone> Consumer<T> {
                     Err(TryRecvError::Empty) => continue,
                 }
             }
-            match state
-                .recv_waiters
-                .register(&mut self.key, cx.waker(), &mut fresh)
-            {
-                Ok(replaced) => {
-                    drop(state);
-                    drop((replaced, fresh));
-                    return Poll::Pending;
-                }
-                Err(NeedsClone) => {
-                    drop(state);
-                    fresh = Some(cx.waker().clone());
-                }
+            if self.shared.wait_in(
+                state,
+                |state| &mut state.recv_waiters,
+                &mut self.key,
+                cx.waker(),
+                &mut fresh,
+            ) {
+                return Poll::Pending;
             }
         }
     }

@@ -1037,19 +1037,14 @@ impl<T, I: Iterator<Item = T>> PutAll<'_, T, I> {
                 drop(state);
                 continue;
             }
-            match state
-                .put_waiters
-                .register(&mut self.key, cx.waker(), &mut fresh)
-            {
-                Ok(replaced) => {
-                    drop(state);
-                    drop((replaced, fresh));
-                    return Poll::Pending;
-                }
-                Err(NeedsClone) => {
-                    drop(state);
-                    fresh = Some(cx.waker().clone());
-                }
+            if shared.wait_in(
+                state,
+                |state| &mut state.put_waiters,
+                &mut self.key,
+                cx.waker(),
+                &mut fresh,
+            ) {
+                return Poll::Pending;
             }
         }
     }

@@ -642,6 +642,33 @@ impl<T> Shared<T> {
         more
     }
 
+    /// Registers a waiter's waker in the list `list` picks, then unlocks.
+    /// Returns `true` once registered: the waiter returns `Pending`. If the
+    /// registration needed a clone of the waker made before locking (see
+    /// [`WaitList::register`]), returns `false` with a fresh clone in
+    /// `fresh`, made after unlocking: the waiter looks again.
+    pub(crate) fn wait_in(
+        &self,
+        mut state: Locked<'_, T>,
+        list: fn(&mut State<T>) -> &mut WaitList,
+        key: &mut Option<usize>,
+        waker: &Waker,
+        fresh: &mut Option<Waker>,
+    ) -> bool {
+        match list(&mut state).register(key, waker, fresh) {
+            Ok(replaced) => {
+                drop(state);
+                drop((replaced, fresh.take()));
+                true
+            }
+            Err(NeedsClone) => {
+                drop(state);
+                *fresh = Some(waker.clone());
+                false
+            }
+        }
+    }
+
     /// Closes the stream; returns whether this call closed it.
     pub(crate) fn close(&self) -> bool {
         let mut state = self.lock();
