@@ -922,3 +922,189 @@ fn live_events_of_one_stream_interleave_with_the_past_of_another() {
     );
     assert_eq!(el.late_events(), 0);
 }
+
+// Interleaved plain pasts: the loop drives each stream's replay itself,
+// with no poll of its task between events. Everything a poll would do
+// still happens: an abort, a panic, a drop.
+
+/// Two plain streams whose events alternate (`a` at even, `b` at odd
+/// seconds), each pushing `a{i}` / `b{i}`; `on_a` runs after each of
+/// `a`'s events.
+fn alternating(
+    el: &EventLoop,
+    seen: &Log<String>,
+    on_a: impl Fn(i64) + 'static,
+) -> (timecast::JoinHandle<()>, timecast::JoinHandle<()>) {
+    let s = seen.clone();
+    let a = el.spawn_named(
+        "a",
+        process_stream(move |_: Timestamp, i: i64| {
+            s.borrow_mut().push(format!("a{i}"));
+            on_a(i);
+        })
+        .past((0..5).map(|i| (t(2 * i), i))),
+    );
+    let s = seen.clone();
+    let b = el.spawn_named(
+        "b",
+        process_stream(move |ts: Timestamp, i: i64| {
+            assert_eq!(now(), ts);
+            s.borrow_mut().push(format!("b{i}"));
+        })
+        .past((0..5).map(|i| (t(2 * i + 1), i))),
+    );
+    (a, b)
+}
+
+#[test]
+fn interleaved_pasts_take_turns_exactly_in_time_order() {
+    let el = sim();
+    let seen = log::<String>();
+    let (a, b) = alternating(&el, &seen, |_| {});
+    el.run().unwrap();
+    assert_eq!(
+        *seen.borrow(),
+        ["a0", "b0", "a1", "b1", "a2", "b2", "a3", "b3", "a4", "b4"]
+    );
+    assert!(a.is_finished() && b.is_finished());
+    assert_eq!(el.events_dispatched(), 10);
+}
+
+#[test]
+fn an_interleaved_stream_aborted_by_its_handler_handles_no_later_event() {
+    let el = sim();
+    let seen = log::<String>();
+    let handle = Rc::new(RefCell::new(None::<timecast::JoinHandle<()>>));
+    let h = handle.clone();
+    let (a, _b) = alternating(&el, &seen, move |i| {
+        if i == 2 {
+            h.borrow().as_ref().expect("spawned").abort();
+        }
+    });
+    *handle.borrow_mut() = Some(a);
+    el.run().unwrap();
+    assert_eq!(
+        *seen.borrow(),
+        ["a0", "b0", "a1", "b1", "a2", "b2", "b3", "b4"]
+    );
+    assert_eq!(el.events_dispatched(), 8);
+    let a = handle.borrow_mut().take().expect("kept");
+    assert!(a.is_finished());
+}
+
+#[test]
+fn an_interleaved_handler_panic_is_its_users_task_error_and_its_handle_resolves() {
+    let el = sim();
+    let seen = log::<String>();
+    let (a, b) = alternating(&el, &seen, |i| assert!(i != 3, "a{i} is bad"));
+    let err = el.run().unwrap_err();
+    assert_eq!((err.task(), err.message()), ("a", "a3 is bad"));
+    assert_eq!(el.now(), t(6), "reported at once, at a3's time");
+    el.run().unwrap();
+    assert_eq!(
+        *seen.borrow(),
+        ["a0", "b0", "a1", "b1", "a2", "b2", "a3", "b3", "b4"]
+    );
+    let a = poll_once(pin!(a)).expect("resolved").unwrap_err();
+    assert!(a.is_panic());
+    assert_eq!(a.panic_message(), Some("a3 is bad"));
+    assert!(poll_once(pin!(b)).expect("resolved").is_ok());
+}
+
+#[test]
+fn an_interleaved_past_that_runs_out_goes_live_in_the_same_turn() {
+    let el = sim();
+    let seen = log::<String>();
+    let s = seen.clone();
+    let s2 = seen.clone();
+    el.spawn(
+        process_stream(move |_: Timestamp, i: i64| s.borrow_mut().push(format!("a{i}")))
+            .past((0..3).map(|i| (t(2 * i), i)))
+            .on_live_start(move || s2.borrow_mut().push("a live".into())),
+    );
+    let s = seen.clone();
+    el.spawn(
+        process_stream(move |_: Timestamp, i: i64| s.borrow_mut().push(format!("b{i}")))
+            .past((0..3).map(|i| (t(2 * i + 1), i))),
+    );
+    el.run().unwrap();
+    assert_eq!(
+        *seen.borrow(),
+        ["a0", "b0", "a1", "b1", "a2", "a live", "b2"]
+    );
+}
+
+/// A stream that aborts itself on its last past event goes no further:
+/// its `on_live_start` does not run, whether its task or the loop drives
+/// that event.
+#[test]
+fn a_stream_aborted_on_its_last_past_event_does_not_go_live() {
+    for interleaved in [false, true] {
+        let el = sim();
+        let seen = log::<String>();
+        let handle = Rc::new(RefCell::new(None::<timecast::JoinHandle<()>>));
+        let (h, s, s2) = (handle.clone(), seen.clone(), seen.clone());
+        let task = el.spawn(
+            process_stream(move |_: Timestamp, i: i64| {
+                s.borrow_mut().push(format!("a{i}"));
+                if i == 2 {
+                    h.borrow().as_ref().expect("spawned").abort();
+                }
+            })
+            .past((0..3).map(|i| (t(2 * i), i)))
+            .on_live_start(move || s2.borrow_mut().push("a live".into())),
+        );
+        *handle.borrow_mut() = Some(task);
+        if interleaved {
+            el.spawn(
+                process_stream(|_: Timestamp, _: i64| {}).past((0..3).map(|i| (t(2 * i + 1), i))),
+            );
+        }
+        el.run().unwrap();
+        assert_eq!(
+            *seen.borrow(),
+            ["a0", "a1", "a2"],
+            "interleaved: {interleaved}"
+        );
+    }
+}
+
+/// What a replay waiting for its turn holds (the handler and the rest of
+/// the past) is dropped as soon as its stream is: on an abort from
+/// another task, and when the loop is dropped mid-replay.
+#[test]
+fn a_waiting_replay_is_dropped_with_its_stream() {
+    for drop_the_loop in [false, true] {
+        let el = sim();
+        let held = Rc::new(());
+        let (h, p) = (held.clone(), held.clone());
+        let a = el.spawn(
+            process_stream(move |_: Timestamp, _: i64| {
+                let _ = &h;
+            })
+            .past((0..100).map(move |i| {
+                let _ = &p;
+                (t(2 * i), i)
+            })),
+        );
+        el.spawn(
+            process_stream(|_: Timestamp, _: i64| {}).past((0..100).map(|i| (t(2 * i + 1), i))),
+        );
+        el.block_on(async { sleep_until(t(11)).await });
+        assert_eq!(el.events_dispatched(), 12);
+        assert_eq!(Rc::strong_count(&held), 3, "the handler and the past");
+        if drop_the_loop {
+            drop(el);
+        } else {
+            a.abort();
+            assert_eq!(el.events_dispatched(), 12);
+            el.run().unwrap();
+            assert_eq!(el.events_dispatched(), 12 + 94);
+        }
+        assert_eq!(
+            Rc::strong_count(&held),
+            1,
+            "dropped the loop: {drop_the_loop}"
+        );
+    }
+}

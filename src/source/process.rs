@@ -1,6 +1,7 @@
 //! [`process_stream`]: a handler bound to a past iterator and a live stream.
 
 use std::any::TypeId;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::{Future, Ready};
 use std::marker::PhantomData;
@@ -13,7 +14,8 @@ use futures_core::Stream;
 use futures_util::StreamExt;
 
 use crate::time::{
-    spawn_as, spawn_on, Core, EventHandler, JoinHandle, Key, SourceEvent, Timestamp,
+    spawn_as, spawn_on, Core, EventHandler, JoinHandle, Key, Replay, SourceEvent, Target, TimerId,
+    Timestamp,
 };
 
 /// A source with a stored past and a live continuation, such as a durable
@@ -144,6 +146,12 @@ type Live<T> = futures_util::stream::Empty<(Timestamp, T)>;
 /// proportional to the number of streams, not events. A past out of time
 /// order is dispatched as it comes, without moving the clock back.
 ///
+/// A plain handler's past costs little more than a bare merge of the
+/// iterators: when its next event comes up, the loop calls the handler
+/// itself, with no poll of a task in between, and a run of events that
+/// nothing else comes between is dispatched in a loop of its own. An async
+/// handler's events each resume its task.
+///
 /// # Examples
 ///
 /// ASP's first example: greeting past visitors, replayed instantly.
@@ -252,9 +260,10 @@ pub struct ProcessStream<T, M, H, P = Past<T>, L = Live<T>> {
 ///
 /// A source runs as a task of its own so that nothing is polled beside
 /// its event loop in the same task: its waits for the next event can then
-/// take the inline fast path (`SourceEvent`) and keep the exact
-/// dispatch order even when the `ProcessStream` itself is awaited inside a
-/// `join` or `select`.
+/// take the inline fast path (`SourceEvent`), and a plain handler's past
+/// can be driven by the loop on the task's behalf (`PastReplay`), keeping
+/// the exact dispatch order even when the `ProcessStream` itself is awaited
+/// inside a `join` or `select`.
 struct SourceTask {
     core: Rc<Core>,
     handle: JoinHandle<()>,
@@ -487,11 +496,91 @@ fn plain<F: 'static>() -> bool {
     TypeId::of::<F>() == TypeId::of::<Ready<()>>()
 }
 
-/// Replays `past` into a plain handler (see [`plain`]) for as long as each
-/// event can be dispatched at once ([`Core::dispatch_fast`]), in a loop
-/// with no await, so that the iterator and the sequence number stay in
-/// registers. Returns the iterator and the first event it did not
-/// dispatch (not counted in `seq`), or `None` once `past` is exhausted.
+/// The past of a source whose handler is plain (see [`plain`]), replayed by
+/// the loop itself: when its next key fires, the loop calls
+/// [`Replay::drive`] for the source's task, which calls the handler and
+/// pulls the next events, with no poll of the task in between. Between
+/// events it sits in the timer queue, as its task would.
+struct PastReplay<T, M, H, P> {
+    state: RefCell<PastState<T, H, P>>,
+    /// Its key in the timer queue, while queued.
+    timer: Cell<Option<TimerId>>,
+    /// The past is exhausted.
+    done: Cell<bool>,
+    _marker: PhantomData<fn() -> M>,
+}
+
+struct PastState<T, H, P> {
+    handler: H,
+    /// Taken while events are dispatched, so that it stays in registers.
+    past: Option<P>,
+    rank: u64,
+    /// The sequence number of the last event pulled.
+    seq: u64,
+    /// The event whose key is queued.
+    queued: Option<(Timestamp, T)>,
+}
+
+impl<T, M, H, P> Replay for PastReplay<T, M, H, P>
+where
+    T: 'static,
+    M: 'static,
+    H: EventHandler<T, M>,
+    P: Iterator<Item = (Timestamp, T)> + 'static,
+{
+    fn drive(self: Rc<Self>, core: &Core, task: usize) -> bool {
+        self.timer.set(None);
+        let mut state = self.state.borrow_mut();
+        let PastState {
+            handler,
+            past,
+            rank,
+            seq,
+            queued,
+        } = &mut *state;
+        // A plain handler's future is `Ready`: calling it did all the work.
+        if let Some((time, value)) = queued.take() {
+            drop(handler.call(time, value));
+        }
+        let next = past
+            .as_mut()
+            .expect("a replay's past is back after each drive")
+            .next();
+        let event = next.and_then(|(time, value)| {
+            *seq += 1;
+            let key = Key::data(time, *rank, *seq);
+            if !(core.dispatch_fast(key) || core.dispatch_inline(key)) {
+                return Some((key, time, value));
+            }
+            drop(handler.call(time, value));
+            // Nothing else came first: more events likely follow the
+            // same way, in a loop of their own.
+            let taken = past.take().expect("put back below");
+            let (rest, event) = replay_inline(core, taken, handler, *rank, seq);
+            *past = Some(rest);
+            event
+        });
+        let Some((key, time, value)) = event else {
+            self.done.set(true);
+            return true;
+        };
+        *queued = Some((time, value));
+        drop(state);
+        let id = core
+            .timers
+            .borrow_mut()
+            .insert(key, Target::Replay(task, self.clone()));
+        self.timer.set(Some(id));
+        false
+    }
+}
+
+/// Dispatches the events of `past` into a plain handler for as long as
+/// each can be dispatched at once ([`Core::dispatch_fast`],
+/// [`Core::dispatch_inline`]), in a loop with no await. Takes the iterator
+/// by value so that it and the sequence number stay in registers. Returns
+/// it, and the first event it did not dispatch with its key (counted in
+/// `seq`), or `None` once `past` is exhausted.
 #[inline]
 fn replay_inline<T, M, H, P>(
     core: &Core,
@@ -499,7 +588,7 @@ fn replay_inline<T, M, H, P>(
     handler: &mut H,
     rank: u64,
     seq: &mut u64,
-) -> (P, Option<(Timestamp, T)>)
+) -> (P, Option<(Key, Timestamp, T)>)
 where
     H: EventHandler<T, M>,
     P: Iterator<Item = (Timestamp, T)>,
@@ -509,14 +598,72 @@ where
         let Some((time, value)) = past.next() else {
             break None;
         };
-        if !core.dispatch_fast(Key::data(time, rank, n + 1)) {
-            break Some((time, value));
-        }
         n += 1;
+        let key = Key::data(time, rank, n);
+        if !(core.dispatch_fast(key) || core.dispatch_inline(key)) {
+            break Some((key, time, value));
+        }
+        // A plain handler's future is `Ready`: calling it did all the work.
         drop(handler.call(time, value));
     };
     *seq = n;
     (past, next)
+}
+
+/// Awaits a [`PastReplay`]: its first poll starts the replay, which the
+/// loop then drives until the past is exhausted. Dropping it stops the
+/// replay.
+struct AwaitPast<'a, T, M, H, P> {
+    core: &'a Core,
+    replay: Rc<PastReplay<T, M, H, P>>,
+    started: bool,
+}
+
+impl<T, M, H, P> Future for AwaitPast<'_, T, M, H, P>
+where
+    T: 'static,
+    M: 'static,
+    H: EventHandler<T, M>,
+    P: Iterator<Item = (Timestamp, T)> + 'static,
+{
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if std::mem::replace(&mut self.started, true) {
+            return if self.replay.done.get() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            };
+        }
+        let core = self.core;
+        let task = core
+            .current
+            .get()
+            .expect("a past is replayed in a task of the loop");
+        debug_assert!(
+            core.is_task_waker(task, cx.waker()),
+            "a past is replayed at the top of its own task"
+        );
+        // Over, unless the task aborted itself meanwhile: it is cancelled
+        // when this poll returns, and goes no further.
+        if self.replay.clone().drive(core, task) && !core.is_aborting() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl<T, M, H, P> Drop for AwaitPast<'_, T, M, H, P> {
+    fn drop(&mut self) {
+        if let Some(id) = self.replay.timer.take() {
+            // Dropped once the queue is no longer borrowed: the target
+            // holds the replay, with the user's handler and iterator.
+            let target = self.core.timers.borrow_mut().remove(id);
+            drop(target);
+        }
+    }
 }
 
 /// Counts the source as replaying until dropped or marked done.
@@ -538,13 +685,15 @@ impl Drop for PastOpen {
 
 async fn run<T, M, H, P, L>(core: Rc<Core>, config: Config<T, H, P, L>)
 where
+    T: 'static,
+    M: 'static,
     H: EventHandler<T, M>,
-    P: Iterator<Item = (Timestamp, T)>,
+    P: Iterator<Item = (Timestamp, T)> + 'static,
     L: Stream<Item = (Timestamp, T)>,
 {
     let Config {
         mut handler,
-        mut past,
+        past,
         live,
         on_live_start,
         mut late,
@@ -552,31 +701,42 @@ where
     let rank = core.register_source();
     let mut open = PastOpen(Some(core.clone()));
     let mut seq = 0;
-    let mut next = past.next();
-    while let Some((time, value)) = next {
-        seq += 1;
-        let key = Key::data(time, rank, seq);
-        // While nothing else can come first, the loop needs no round
-        // trip: the event is dispatched here.
-        let fast = core.dispatch_fast(key);
-        if !fast {
-            SourceEvent::new(&core, key).await;
+    if plain::<H::Future>() {
+        let replay = Rc::new(PastReplay {
+            state: RefCell::new(PastState {
+                handler,
+                past: Some(past),
+                rank,
+                seq,
+                queued: None,
+            }),
+            timer: Cell::new(None),
+            done: Cell::new(false),
+            _marker: PhantomData,
+        });
+        AwaitPast {
+            core: &core,
+            replay: replay.clone(),
+            started: false,
         }
-        if plain::<H::Future>() {
-            // A `Ready` future: calling the handler did all the work.
-            drop(handler.call(time, value));
-            if fast {
-                // The window is open: the next events likely go the same
-                // way, in a loop with no await.
-                let (rest, after) = replay_inline(&core, past, &mut handler, rank, &mut seq);
-                past = rest;
-                next = after;
-                continue;
+        .await;
+        let Ok(replay) = Rc::try_unwrap(replay) else {
+            unreachable!("a finished replay is held by its task alone")
+        };
+        let state = replay.state.into_inner();
+        handler = state.handler;
+        seq = state.seq;
+    } else {
+        for (time, value) in past {
+            seq += 1;
+            let key = Key::data(time, rank, seq);
+            // While nothing else can come first, the loop needs no round
+            // trip: the event is dispatched here.
+            if !core.dispatch_fast(key) {
+                SourceEvent::new(&core, key).await;
             }
-        } else {
             handler.call(time, value).await;
         }
-        next = past.next();
     }
     open.close();
     let mut key = |time| {

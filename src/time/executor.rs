@@ -358,6 +358,23 @@ pub(crate) struct Core {
     rethrown: Cell<bool>,
 }
 
+/// The replay of a source's past, driven by the loop for the source's task
+/// (`process_stream` with a plain handler): a fired
+/// [`Target::Replay`] calls [`drive`](Self::drive) directly, with no poll
+/// of the task and no await in between, and the task waits until the past
+/// is exhausted.
+pub(crate) trait Replay {
+    /// Handles the event whose key the loop has just dispatched (if any),
+    /// then every next event that can be dispatched at once
+    /// ([`Core::dispatch_fast`], [`Core::dispatch_inline`]). Returns true
+    /// once the past is exhausted; false after it queued its next key as a
+    /// [`Target::Replay`] for `task`.
+    ///
+    /// Called only as task `task` being polled (`Core::run_replay`, or the
+    /// task's own poll).
+    fn drive(self: Rc<Self>, core: &Core, task: usize) -> bool;
+}
+
 /// A callback registered with [`EventLoop::on_live`], and where.
 type OnLive = (Box<dyn FnOnce()>, &'static Location<'static>);
 
@@ -481,7 +498,19 @@ impl Core {
     /// Queues `key` to wake task `task` (the one being polled); returns
     /// the timer's id. But if the round trip through the queue would
     /// dispatch `key` right away, dispatches it now instead and returns
-    /// `None`.
+    /// `None` (see [`dispatch_inline`](Self::dispatch_inline)).
+    #[inline]
+    pub(crate) fn arm_inline(&self, key: Key, task: usize) -> Option<TimerId> {
+        if self.dispatch_inline(key) {
+            return None;
+        }
+        Some(self.timers.borrow_mut().insert(key, Target::Task(task)))
+    }
+
+    /// Dispatches `key` now and returns true if queueing it for the task
+    /// being polled would dispatch it right away; otherwise closes the
+    /// window of [`dispatch_fast`](Self::dispatch_fast) and returns false,
+    /// and the caller queues `key`.
     ///
     /// The round trip would be: the task returns `Pending`; no other task is
     /// ready; the run is not over; the smallest pending key is `key` and it
@@ -490,30 +519,41 @@ impl Core {
     /// nothing else would run in the task between this call and the task
     /// returning `Pending`: the caller must be a future awaited at the top
     /// of a task of its own, never inside a `join` or `select` (see
-    /// `SourceEvent`).
-    #[inline]
-    pub(crate) fn arm_inline(&self, key: Key, task: usize) -> Option<TimerId> {
-        let mut timers = self.timers.borrow_mut();
+    /// `SourceEvent`), or a [`Replay`] the loop drives for its task.
+    #[inline(always)]
+    pub(crate) fn dispatch_inline(&self, key: Key) -> bool {
         // Keys are unique: `key` is either above a pending key (or a stale
         // entry's, which only makes it queue when it need not), and waits
-        // its turn whatever else holds, or below every pending key.
-        let floor = timers.pending_floor();
-        if key > floor || !self.may_dispatch_inline() || self.pace.due_at(key.time).is_some() {
+        // its turn whatever else holds, or below every pending key. The
+        // first case, which ends every turn of interleaved sources, is
+        // decided here; the rest out of line.
+        if self.timers.borrow().has_key_below(key) {
             self.invalidate_inline();
-            return Some(timers.insert(key, Target::Task(task)));
+            return false;
         }
-        drop(timers);
-        self.dispatch(key);
-        self.inline_below.set(floor.min(self.due_bound()));
-        None
+        self.dispatch_below_pending(key)
     }
 
-    /// Dispatches `key` now and returns true if [`arm_inline`](Self::arm_inline)
+    /// [`dispatch_inline`](Self::dispatch_inline) of a key below every
+    /// pending key.
+    #[inline(never)]
+    fn dispatch_below_pending(&self, key: Key) -> bool {
+        if !self.may_dispatch_inline() || self.pace.due_at(key.time).is_some() {
+            self.invalidate_inline();
+            return false;
+        }
+        self.dispatch(key);
+        let floor = self.timers.borrow().pending_floor();
+        self.inline_below.set(floor.min(self.due_bound()));
+        true
+    }
+
+    /// Dispatches `key` now and returns true if [`dispatch_inline`](Self::dispatch_inline)
     /// would: the conditions it checked at its last inline dispatch still
     /// hold (nothing has been queued, woken, spawned or finished since) and
     /// `key` is below every pending key and due. Otherwise does nothing and
-    /// returns false: the caller awaits a `SourceEvent`. Same caller
-    /// contract as `arm_inline`.
+    /// returns false: the caller goes on to `dispatch_inline`. Same caller
+    /// contract as `dispatch_inline`.
     ///
     /// This is the whole per-event cost of a source whose events come in a
     /// run with nothing else due between them: two comparisons and the
@@ -549,7 +589,7 @@ impl Core {
     }
 
     /// The conditions of an inline dispatch (see
-    /// [`arm_inline`](Self::arm_inline)) that do not depend on the key: a
+    /// [`dispatch_inline`](Self::dispatch_inline)) that do not depend on the key: a
     /// task is being polled, no other is ready, and the run is not over.
     #[inline]
     fn may_dispatch_inline(&self) -> bool {
@@ -625,6 +665,12 @@ impl Core {
         )
     }
 
+    /// Whether the task being polled has aborted itself: it is cancelled
+    /// when its poll returns.
+    pub(crate) fn is_aborting(&self) -> bool {
+        self.current_aborted.get()
+    }
+
     /// The id of the task being polled.
     pub(crate) fn current_task(&self) -> Option<TaskId> {
         let index = self.current.get()?;
@@ -682,8 +728,9 @@ impl Core {
         if !self.is_alive(id) {
             return;
         }
+        let current = self.current.get() == Some(id.index);
         let taken = match self.tasks.borrow_mut().slots.get_mut(id.index) {
-            Some(Some(slot)) => match slot.future.take() {
+            Some(Some(slot)) => match slot.future.take_if(|_| !current) {
                 Some(future) => {
                     let supervised = slot.label.supervised;
                     Some((
@@ -692,7 +739,8 @@ impl Core {
                     ))
                 }
                 None => {
-                    // Being polled: `poll_task` cancels it. An inline
+                    // Being polled, or its replay driven: `poll_task` or
+                    // `run_replay` cancels it. An inline
                     // dispatch stands for a round trip through the loop,
                     // which would cancel it at once: none from now on.
                     slot.aborted = true;
@@ -827,33 +875,77 @@ impl Core {
                 let label = self.finish_task(index);
                 Self::drop_future(&label, future)
             }
+            Err(payload) => self.task_panicked(index, future, payload),
+        }
+    }
+
+    /// Ends task `index`, whose poll panicked with `payload`: its handle
+    /// resolves to the panic, and it is reported unless it was already (or
+    /// is the supervisor's to report).
+    fn task_panicked(
+        &self,
+        index: usize,
+        future: BoxFuture,
+        payload: Box<dyn Any + Send>,
+    ) -> Result<(), TaskError> {
+        let rethrown = self.rethrown.replace(false);
+        let (label, join) = {
+            let tasks = self.tasks.borrow();
+            let slot = tasks.slots[index].as_ref().expect("the polled task");
+            (slot.label.clone(), slot.join.clone())
+        };
+        let message = panic_message(&*payload);
+        join.fail(JoinError::panicked(
+            label.to_string(),
+            message.clone(),
+            payload,
+        ));
+        drop(join);
+        self.finish_task(index);
+        // A task whose poll panicked may panic again when dropped: the
+        // first panic is the one to report.
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(future)));
+        if rethrown || label.supervised {
+            // Reported when the task it came from panicked, or handed to a
+            // supervisor through the JoinHandle.
+            Ok(())
+        } else {
+            Err(TaskError::panicked(label.to_string(), message))
+        }
+    }
+
+    /// Drives `replay` for task `index` as a poll of the task would (see
+    /// [`Replay`]): the task is the current one, a panic is the task's, and
+    /// so is an abort. Once the replay is over (its past exhausted), the
+    /// task is polled at once, so that it goes on in the same turn, as it
+    /// would have.
+    fn run_replay(&self, index: usize, replay: Rc<dyn Replay>) -> Result<(), TaskError> {
+        self.current.set(Some(index));
+        self.current_aborted.set(false);
+        self.rethrown.set(false);
+        let outcome = catch_unwind(AssertUnwindSafe(|| replay.drive(self, index)));
+        self.current.set(None);
+        match outcome {
+            Ok(false) if !self.current_aborted.get() => Ok(()),
+            Ok(true) if !self.current_aborted.get() => self.poll_task(index),
+            Ok(_) => {
+                // It aborted itself: cancelled now.
+                let future = self.take_future(index);
+                let label = self.finish_task(index);
+                Self::drop_future(&label, future)
+            }
             Err(payload) => {
-                let rethrown = self.rethrown.replace(false);
-                let (label, join) = {
-                    let tasks = self.tasks.borrow();
-                    let slot = tasks.slots[index].as_ref().expect("the polled task");
-                    (slot.label.clone(), slot.join.clone())
-                };
-                let message = panic_message(&*payload);
-                join.fail(JoinError::panicked(
-                    label.to_string(),
-                    message.clone(),
-                    payload,
-                ));
-                drop(join);
-                self.finish_task(index);
-                // A task whose poll panicked may panic again when dropped:
-                // the first panic is the one to report.
-                let _ = catch_unwind(AssertUnwindSafe(move || drop(future)));
-                if rethrown || label.supervised {
-                    // Reported when the task it came from panicked, or
-                    // handed to a supervisor through the JoinHandle.
-                    Ok(())
-                } else {
-                    Err(TaskError::panicked(label.to_string(), message))
-                }
+                let future = self.take_future(index);
+                self.task_panicked(index, future, payload)
             }
         }
+    }
+
+    /// The future of task `index`, which is not being polled.
+    fn take_future(&self, index: usize) -> BoxFuture {
+        let mut tasks = self.tasks.borrow_mut();
+        let slot = tasks.slots[index].as_mut().expect("a live task");
+        slot.future.take().expect("a task not being polled")
     }
 
     /// Drops the future of task `index`, which has just finished: a panic in
@@ -923,26 +1015,37 @@ impl Core {
                 continue;
             }
             // Nothing can run: advance the clock to the next key, if due.
-            let next = self.timers.borrow_mut().peek();
-            let deadline = match next {
-                Some(key) => match self.pace.due_at(key.time) {
-                    None => {
-                        let (key, target) = self.timers.borrow_mut().fire_next();
-                        self.dispatch(key);
-                        match target {
-                            // Nothing else is ready: poll it at once rather
-                            // than through the ready queue (same order).
-                            Target::Task(index) if self.ready.borrow().is_empty() => {
-                                self.poll_task(index)?;
-                            }
-                            Target::Task(index) => self.schedule(index),
-                            Target::Waker(waker) => waker.wake(),
+            let due = {
+                let mut timers = self.timers.borrow_mut();
+                match timers.peek() {
+                    Some(key) => match self.pace.due_at(key.time) {
+                        None => Ok(timers.fire_next()),
+                        Some(at) => Err(Some(at)),
+                    },
+                    None => Err(None),
+                }
+            };
+            let deadline = match due {
+                Ok((key, target)) => {
+                    self.dispatch(key);
+                    match target {
+                        // Nothing else is ready: poll it at once rather than
+                        // through the ready queue (same order).
+                        Target::Task(index) if self.ready.borrow().is_empty() => {
+                            self.poll_task(index)?;
                         }
-                        continue;
+                        Target::Task(index) => self.schedule(index),
+                        Target::Waker(waker) => waker.wake(),
+                        // Stands for a poll of its task, which nothing ready
+                        // comes before.
+                        Target::Replay(index, replay) => {
+                            debug_assert!(self.ready.borrow().is_empty());
+                            self.run_replay(index, replay)?;
+                        }
                     }
-                    Some(at) => Some(at),
-                },
-                None => None,
+                    continue;
+                }
+                Err(deadline) => deadline,
             };
             if let Err(e) = self.check_live() {
                 return Poll::Ready(Err(e));

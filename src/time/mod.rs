@@ -61,10 +61,10 @@ pub use join::{JoinError, JoinHandle};
 pub use sleep::Sleep;
 pub use timestamp::Timestamp;
 
-pub(crate) use executor::{try_with_core, with_core, Core, TaskId};
+pub(crate) use executor::{try_with_core, with_core, Core, Replay, TaskId};
 pub(crate) use join::{spawn_as, spawn_on};
 pub(crate) use sleep::SourceEvent;
-pub(crate) use timers::Key;
+pub(crate) use timers::{Key, Target, TimerId};
 
 /// The clock of the loop running this code.
 ///

@@ -137,7 +137,7 @@ impl fmt::Debug for Sleep {
 /// that borrows the loop (no reference count per event) and that, when
 /// nothing else could run before its key, completes at its first poll,
 /// saving the round trip through the timer queue; the dispatch order is the
-/// same (see `Core::arm_inline`).
+/// same (see `Core::dispatch_inline`).
 ///
 /// Only for a future awaited at the top of a task of its own, with nothing
 /// polled beside it (a source's task): a sibling in a `join` could

@@ -2,8 +2,11 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::fmt;
+use std::rc::Rc;
 use std::task::Waker;
 
+use super::executor::Replay;
 use super::Timestamp;
 
 /// The order in which the loop dispatches work.
@@ -94,11 +97,22 @@ impl Key {
 }
 
 /// Whom a fired timer wakes: a task of this loop (cheapest: no waker), or
-/// any waker.
-#[derive(Debug)]
+/// any waker; or what it runs: the replay of a source's past, driven by the
+/// loop on behalf of the source's task (see [`Replay`]).
 pub(crate) enum Target {
     Task(usize),
     Waker(Waker),
+    Replay(usize, Rc<dyn Replay>),
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Task(index) => f.debug_tuple("Task").field(index).finish(),
+            Self::Waker(waker) => f.debug_tuple("Waker").field(waker).finish(),
+            Self::Replay(index, _) => f.debug_tuple("Replay").field(index).finish(),
+        }
+    }
 }
 
 /// A handle to a timer in the queue.
@@ -325,7 +339,8 @@ impl TimerQueue {
 
     /// Fires the timer with the smallest key, which [`peek`](Self::peek)
     /// has just returned (with no change to the queue since): returns its
-    /// key and whom to wake.
+    /// key and whom to wake. A replay's timer is removed at once: no
+    /// future is left to take it.
     ///
     /// # Panics
     ///
@@ -337,10 +352,16 @@ impl TimerQueue {
         let slot = &mut self.slots[entry.index as usize];
         debug_assert_eq!(slot.generation, entry.generation);
         self.fired_top = true;
-        match std::mem::replace(&mut slot.state, State::Fired) {
-            State::Pending(target) => (entry.key, target),
+        let target = match std::mem::replace(&mut slot.state, State::Fired) {
+            State::Pending(target) => target,
             _ => unreachable!("peek leaves a pending timer on top"),
+        };
+        if let Target::Replay(..) = target {
+            slot.state = State::Free;
+            slot.generation = slot.generation.wrapping_add(1);
+            self.free.push(entry.index);
         }
+        (entry.key, target)
     }
 
     /// A key at or below every pending key ([`Key::MAX`] if none is
@@ -357,6 +378,21 @@ impl TimerQueue {
             [_, Reverse(left), Reverse(right), ..] => left.key.min(right.key),
             [_, Reverse(only)] => only.key,
             _ => Key::MAX,
+        }
+    }
+
+    /// Whether `key` is above [`pending_floor`](Self::pending_floor): some
+    /// pending key (or stale entry) comes before it.
+    #[inline]
+    pub(crate) fn has_key_below(&self, key: Key) -> bool {
+        let heap = self.heap.as_slice();
+        if !self.fired_top {
+            return heap.first().is_some_and(|Reverse(top)| top.key < key);
+        }
+        match heap {
+            [_, Reverse(left), Reverse(right), ..] => left.key < key || right.key < key,
+            [_, Reverse(only)] => only.key < key,
+            _ => false,
         }
     }
 
@@ -390,7 +426,7 @@ mod tests {
         let order: Vec<_> = std::iter::from_fn(|| q.pop())
             .map(|(_, t)| match t {
                 Target::Task(i) => i,
-                Target::Waker(_) => 0,
+                Target::Waker(_) | Target::Replay(..) => 0,
             })
             .collect();
         assert_eq!(order, [4, 3, 2, 1]);
@@ -468,6 +504,8 @@ mod tests {
         assert!(q.pop().is_some());
         assert!(q.take_fired(a));
         assert_eq!(q.pending_floor(), key(20, Key::DATA, 0, 1));
+        assert!(!q.has_key_below(key(20, Key::DATA, 0, 1)));
+        assert!(q.has_key_below(key(20, Key::DATA, 0, 2)));
         // A removed timer's stale entry may hold the floor down.
         let b = q.insert(key(15, Key::DATA, 1, 3), Target::Task(3));
         q.remove(b);
@@ -479,6 +517,36 @@ mod tests {
     /// Random inserts, removals and pops against a sorted model: the queue
     /// fires exactly the model's smallest key every time, and its floor is
     /// never above it.
+    struct NoReplay;
+
+    impl Replay for NoReplay {
+        fn drive(self: Rc<Self>, _: &crate::time::Core, _: usize) -> bool {
+            unreachable!("not driven here")
+        }
+    }
+
+    #[test]
+    fn a_fired_replay_frees_its_slot_at_once() {
+        let mut q = TimerQueue::default();
+        let replay = Rc::new(NoReplay);
+        let id = q.insert(key(1, Key::DATA, 0, 1), Target::Replay(7, replay.clone()));
+        q.insert(key(2, Key::DATA, 1, 1), Target::Task(1));
+        assert_eq!(Rc::strong_count(&replay), 2);
+        let (k, target) = q.pop().expect("queued");
+        assert_eq!(k, key(1, Key::DATA, 0, 1));
+        assert!(matches!(target, Target::Replay(7, _)));
+        drop(target);
+        assert_eq!(Rc::strong_count(&replay), 1, "the queue holds no copy");
+        assert!(!q.take_fired(id), "nothing left to take");
+        assert_eq!(q.len(), 1);
+        // Its slot is the next one used, under a new generation.
+        let again = q.insert(key(3, Key::DATA, 0, 2), Target::Replay(7, replay));
+        assert_eq!(again.index, id.index);
+        assert_ne!(again, id);
+        assert!(q.remove(id).is_none());
+        assert_eq!(q.peek(), Some(key(2, Key::DATA, 1, 1)));
+    }
+
     #[test]
     fn matches_a_sorted_model() {
         let mut rng = 0x2545_f491_4f6c_dd1d_u64;
@@ -502,7 +570,11 @@ mod tests {
                 }
                 4 => {
                     let least = model.keys().next().copied().unwrap_or(Key::MAX);
-                    assert!(q.pending_floor() <= least);
+                    let floor = q.pending_floor();
+                    assert!(floor <= least);
+                    for probe in [k, floor, least] {
+                        assert_eq!(q.has_key_below(probe), probe > floor, "{probe:?}");
+                    }
                 }
                 5 | 6 if !ids.is_empty() => {
                     let (k, id) = ids.swap_remove(next(ids.len() as u64) as usize);
