@@ -1108,3 +1108,139 @@ fn a_waiting_replay_is_dropped_with_its_stream() {
         );
     }
 }
+
+/// Whatever its handler, a stream that aborts itself on its last past
+/// event goes no further: an async handler's stream does not go live
+/// either, as a plain one's does not.
+#[test]
+fn an_async_stream_aborted_on_its_last_past_event_does_not_go_live() {
+    let el = sim();
+    let seen = log::<String>();
+    let handle = Rc::new(RefCell::new(None::<timecast::JoinHandle<()>>));
+    let (h, s, s2) = (handle.clone(), seen.clone(), seen.clone());
+    let task = el.spawn(
+        process_stream(move |_: Timestamp, i: i64| {
+            s.borrow_mut().push(format!("a{i}"));
+            if i == 2 {
+                h.borrow().as_ref().expect("spawned").abort();
+            }
+            async {}
+        })
+        .past((0..3).map(|i| (t(2 * i), i)))
+        .on_live_start(move || s2.borrow_mut().push("a live".into())),
+    );
+    *handle.borrow_mut() = Some(task);
+    el.run().unwrap();
+    assert_eq!(*seen.borrow(), ["a0", "a1", "a2"]);
+}
+
+/// A stream whose `ProcessStream` its task drops (here when another
+/// stream's handler says so) while its replay waits for its turn handles
+/// no later event; the others go on in order.
+#[test]
+fn an_interleaved_stream_dropped_by_its_task_between_events_handles_no_later_event() {
+    let el = sim();
+    let seen = log::<String>();
+    let stop = Rc::new(Cell::new(false));
+    let waker = Rc::new(RefCell::new(None::<std::task::Waker>));
+    let s = seen.clone();
+    let (st, w) = (stop.clone(), waker.clone());
+    el.spawn(async move {
+        let stream =
+            process_stream(move |_: Timestamp, i: i64| s.borrow_mut().push(format!("a{i}")))
+                .past((0..5).map(|i| (t(2 * i), i)));
+        let stopped = std::future::poll_fn(|cx| {
+            if st.get() {
+                return Poll::Ready(());
+            }
+            *w.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        });
+        futures::pin_mut!(stream, stopped);
+        futures::future::select(stream, stopped).await;
+    });
+    let s = seen.clone();
+    el.spawn(
+        process_stream(move |_: Timestamp, i: i64| {
+            s.borrow_mut().push(format!("b{i}"));
+            if i == 1 {
+                stop.set(true);
+                waker.borrow_mut().take().expect("waits").wake();
+            }
+        })
+        .past((0..5).map(|i| (t(2 * i + 1), i))),
+    );
+    el.run().unwrap();
+    assert_eq!(*seen.borrow(), ["a0", "b0", "a1", "b1", "b2", "b3", "b4"]);
+    assert_eq!(el.events_dispatched(), 7);
+}
+
+/// A past iterator that panics when the loop drives its replay (its
+/// stream interleaved with another) is the user's task error, reported
+/// at once; the other stream goes on when the loop runs again.
+#[test]
+fn an_interleaved_past_iterator_that_panics_is_the_users_task_error() {
+    let el = sim();
+    let seen = log::<String>();
+    let s = seen.clone();
+    let a = el.spawn_named(
+        "a",
+        process_stream(move |_: Timestamp, i: i64| s.borrow_mut().push(format!("a{i}"))).past(
+            (0..5).map(|i| {
+                assert!(i != 3, "a's past breaks");
+                (t(2 * i), i)
+            }),
+        ),
+    );
+    let s = seen.clone();
+    el.spawn(
+        process_stream(move |_: Timestamp, i: i64| s.borrow_mut().push(format!("b{i}")))
+            .past((0..5).map(|i| (t(2 * i + 1), i))),
+    );
+    let err = el.run().unwrap_err();
+    assert_eq!((err.task(), err.message()), ("a", "a's past breaks"));
+    assert_eq!(el.now(), t(4), "pulled after a2, at its time");
+    el.run().unwrap();
+    assert_eq!(
+        *seen.borrow(),
+        ["a0", "b0", "a1", "b1", "a2", "b2", "b3", "b4"]
+    );
+    let a = poll_once(pin!(a)).expect("resolved").unwrap_err();
+    assert_eq!(a.panic_message(), Some("a's past breaks"));
+}
+
+/// A handler that aborts another stream whose replay waits in the queue
+/// (at the same time as a timer) drops that replay: the stream handles no
+/// later event, and the timer still comes after the data at its time.
+#[test]
+fn a_handler_aborting_another_interleaved_stream_drops_its_waiting_replay() {
+    let el = sim();
+    let seen = log::<String>();
+    let held = Rc::new(());
+    let (s, h) = (seen.clone(), held.clone());
+    let a = el.spawn(
+        process_stream(move |_: Timestamp, i: i64| {
+            let _ = &h;
+            s.borrow_mut().push(format!("a{i}"));
+        })
+        .past((0..5).map(|i| (t(2 * i), i))),
+    );
+    let s = seen.clone();
+    el.spawn(async move {
+        sleep_until(t(4)).await;
+        s.borrow_mut().push("timer@4".into());
+    });
+    let s = seen.clone();
+    el.spawn(
+        process_stream(move |_: Timestamp, i: i64| {
+            s.borrow_mut().push(format!("b{i}"));
+            if i == 1 {
+                a.abort();
+            }
+        })
+        .past((0..3).map(|i| (t(2 * i + 1), i))),
+    );
+    el.run().unwrap();
+    assert_eq!(*seen.borrow(), ["a0", "b0", "a1", "b1", "timer@4", "b2"]);
+    assert_eq!(Rc::strong_count(&held), 1, "a's handler is dropped");
+}

@@ -738,6 +738,12 @@ where
             handler.call(time, value).await;
         }
     }
+    if core.is_aborting() {
+        // The handler of its last past event aborted the task, which is
+        // cancelled when this poll returns: it goes no further, whatever
+        // its handler (a plain one's replay stops the same way).
+        std::future::pending::<()>().await;
+    }
     open.close();
     let mut key = |time| {
         seq += 1;

@@ -514,9 +514,7 @@ mod tests {
         assert_eq!(q.pending_floor(), key(20, Key::DATA, 0, 1));
     }
 
-    /// Random inserts, removals and pops against a sorted model: the queue
-    /// fires exactly the model's smallest key every time, and its floor is
-    /// never above it.
+    /// A replay never driven: only its place in the queue matters.
     struct NoReplay;
 
     impl Replay for NoReplay {
@@ -547,6 +545,9 @@ mod tests {
         assert_eq!(q.peek(), Some(key(2, Key::DATA, 1, 1)));
     }
 
+    /// Random inserts, removals and pops against a sorted model: the queue
+    /// fires exactly the model's smallest key every time, and its floor is
+    /// never above it.
     #[test]
     fn matches_a_sorted_model() {
         let mut rng = 0x2545_f491_4f6c_dd1d_u64;
