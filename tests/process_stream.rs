@@ -1035,25 +1035,39 @@ fn an_interleaved_past_that_runs_out_goes_live_in_the_same_turn() {
 }
 
 /// A stream that aborts itself on its last past event goes no further:
-/// its `on_live_start` does not run, whether its task or the loop drives
-/// that event.
+/// its `on_live_start` does not run, whatever its handler (plain or async)
+/// and whether its task or the loop drives that event.
 #[test]
 fn a_stream_aborted_on_its_last_past_event_does_not_go_live() {
-    for interleaved in [false, true] {
+    for (plain, interleaved) in [(true, false), (true, true), (false, false)] {
         let el = sim();
         let seen = log::<String>();
         let handle = Rc::new(RefCell::new(None::<timecast::JoinHandle<()>>));
         let (h, s, s2) = (handle.clone(), seen.clone(), seen.clone());
-        let task = el.spawn(
-            process_stream(move |_: Timestamp, i: i64| {
-                s.borrow_mut().push(format!("a{i}"));
-                if i == 2 {
-                    h.borrow().as_ref().expect("spawned").abort();
-                }
-            })
-            .past((0..3).map(|i| (t(2 * i), i)))
-            .on_live_start(move || s2.borrow_mut().push("a live".into())),
-        );
+        let on_event = move |i: i64| {
+            s.borrow_mut().push(format!("a{i}"));
+            if i == 2 {
+                h.borrow().as_ref().expect("spawned").abort();
+            }
+        };
+        let past = (0..3).map(|i| (t(2 * i), i));
+        let on_live = move || s2.borrow_mut().push("a live".into());
+        let task = if plain {
+            el.spawn(
+                process_stream(move |_: Timestamp, i: i64| on_event(i))
+                    .past(past)
+                    .on_live_start(on_live),
+            )
+        } else {
+            el.spawn(
+                process_stream(move |_: Timestamp, i: i64| {
+                    on_event(i);
+                    async {}
+                })
+                .past(past)
+                .on_live_start(on_live),
+            )
+        };
         *handle.borrow_mut() = Some(task);
         if interleaved {
             el.spawn(
@@ -1061,77 +1075,9 @@ fn a_stream_aborted_on_its_last_past_event_does_not_go_live() {
             );
         }
         el.run().unwrap();
-        assert_eq!(
-            *seen.borrow(),
-            ["a0", "a1", "a2"],
-            "interleaved: {interleaved}"
-        );
+        let case = format!("plain: {plain}, interleaved: {interleaved}");
+        assert_eq!(*seen.borrow(), ["a0", "a1", "a2"], "{case}");
     }
-}
-
-/// What a replay waiting for its turn holds (the handler and the rest of
-/// the past) is dropped as soon as its stream is: on an abort from
-/// another task, and when the loop is dropped mid-replay.
-#[test]
-fn a_waiting_replay_is_dropped_with_its_stream() {
-    for drop_the_loop in [false, true] {
-        let el = sim();
-        let held = Rc::new(());
-        let (h, p) = (held.clone(), held.clone());
-        let a = el.spawn(
-            process_stream(move |_: Timestamp, _: i64| {
-                let _ = &h;
-            })
-            .past((0..100).map(move |i| {
-                let _ = &p;
-                (t(2 * i), i)
-            })),
-        );
-        el.spawn(
-            process_stream(|_: Timestamp, _: i64| {}).past((0..100).map(|i| (t(2 * i + 1), i))),
-        );
-        el.block_on(async { sleep_until(t(11)).await });
-        assert_eq!(el.events_dispatched(), 12);
-        assert_eq!(Rc::strong_count(&held), 3, "the handler and the past");
-        if drop_the_loop {
-            drop(el);
-        } else {
-            a.abort();
-            assert_eq!(el.events_dispatched(), 12);
-            el.run().unwrap();
-            assert_eq!(el.events_dispatched(), 12 + 94);
-        }
-        assert_eq!(
-            Rc::strong_count(&held),
-            1,
-            "dropped the loop: {drop_the_loop}"
-        );
-    }
-}
-
-/// Whatever its handler, a stream that aborts itself on its last past
-/// event goes no further: an async handler's stream does not go live
-/// either, as a plain one's does not.
-#[test]
-fn an_async_stream_aborted_on_its_last_past_event_does_not_go_live() {
-    let el = sim();
-    let seen = log::<String>();
-    let handle = Rc::new(RefCell::new(None::<timecast::JoinHandle<()>>));
-    let (h, s, s2) = (handle.clone(), seen.clone(), seen.clone());
-    let task = el.spawn(
-        process_stream(move |_: Timestamp, i: i64| {
-            s.borrow_mut().push(format!("a{i}"));
-            if i == 2 {
-                h.borrow().as_ref().expect("spawned").abort();
-            }
-            async {}
-        })
-        .past((0..3).map(|i| (t(2 * i), i)))
-        .on_live_start(move || s2.borrow_mut().push("a live".into())),
-    );
-    *handle.borrow_mut() = Some(task);
-    el.run().unwrap();
-    assert_eq!(*seen.borrow(), ["a0", "a1", "a2"]);
 }
 
 /// A stream whose `ProcessStream` its task drops (here when another

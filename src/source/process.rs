@@ -637,14 +637,7 @@ where
             };
         }
         let core = self.core;
-        let task = core
-            .current
-            .get()
-            .expect("a past is replayed in a task of the loop");
-        debug_assert!(
-            core.is_task_waker(task, cx.waker()),
-            "a past is replayed at the top of its own task"
-        );
+        let task = core.source_task(cx, "a past is replayed");
         // Over, unless the task aborted itself meanwhile: it is cancelled
         // when this poll returns, and goes no further.
         if self.replay.clone().drive(core, task) && !core.is_aborting() {

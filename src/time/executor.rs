@@ -974,6 +974,26 @@ impl Core {
         label
     }
 
+    /// The task being polled, in which a source's future is polled with
+    /// `cx`: the task of its own that a source runs in, so `cx` holds that
+    /// task's waker (checked in debug builds). `what` says which future,
+    /// for the panic message.
+    ///
+    /// # Panics
+    ///
+    /// If no task of this loop is being polled.
+    #[inline]
+    pub(crate) fn source_task(&self, cx: &Context<'_>, what: &str) -> usize {
+        let Some(task) = self.current.get() else {
+            panic!("{what} outside a task of the loop");
+        };
+        debug_assert!(
+            self.is_task_waker(task, cx.waker()),
+            "{what} at the top of a task of its own"
+        );
+        task
+    }
+
     /// Whether `waker` is task `index`'s own waker (and not, say, a
     /// combinator's that polls the future on the task's behalf).
     pub(crate) fn is_task_waker(&self, index: usize, waker: &Waker) -> bool {

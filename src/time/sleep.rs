@@ -170,14 +170,7 @@ impl Future for SourceEvent<'_> {
         let core = self.core;
         match self.timer {
             None => {
-                let index = core
-                    .current
-                    .get()
-                    .expect("a source event is awaited in a task of the loop");
-                debug_assert!(
-                    core.is_task_waker(index, cx.waker()),
-                    "a source event is awaited at the top of its own task"
-                );
+                let index = core.source_task(cx, "a source event is awaited");
                 match core.arm_inline(self.key, index) {
                     None => Poll::Ready(()),
                     Some(id) => {
