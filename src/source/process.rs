@@ -220,7 +220,10 @@ struct Config<T, H, P, L> {
 /// Dropping it stops the source where it is: the event being handled (if
 /// its handler awaits) is abandoned, and the rest of the past and the live
 /// stream are dropped unread. It is not a stream to resume: to stop at a
-/// point in time and go on later, stop the input, not this future.
+/// point in time and go on later, stop the input, not this future. The same
+/// holds when the handler itself aborts the task that awaits it: no later
+/// event is handled, and a stream stopped on its last past event does not
+/// go live (`on_live_start` does not run).
 ///
 /// # Panics
 ///
