@@ -641,9 +641,7 @@ where
         }
         let core = self.core;
         let task = core.source_task(cx, "a past is replayed");
-        // Over, unless the task aborted itself meanwhile: it is cancelled
-        // when this poll returns, and goes no further.
-        if self.replay.clone().drive(core, task) && !core.is_aborting() {
+        if self.replay.clone().drive(core, task) {
             Poll::Ready(())
         } else {
             Poll::Pending
@@ -737,7 +735,8 @@ where
     if core.is_aborting() {
         // The handler of its last past event aborted the task, which is
         // cancelled when this poll returns: it goes no further, whatever
-        // its handler (a plain one's replay stops the same way).
+        // its handler (when the loop drives a plain one's replay,
+        // `Core::run_replay` does not poll the task on).
         std::future::pending::<()>().await;
     }
     open.close();
