@@ -10,9 +10,11 @@
 //! go through one mutex; a batched put writes as many values as fit under
 //! one lock and moves the tail once, past them all. Consumers take values
 //! without it: each slot counts the consumers yet to take its value, the
-//! last one moves the value out, and the others clone it. Nobody clones,
-//! wakes or drops a waker, or clones or drops a value, while holding the
-//! mutex.
+//! last one moves the value out, and the others clone it. A consumer
+//! loads the tail only once it has taken every value below the last tail
+//! it loaded (`Cursor::ready`): while it catches up, it touches nothing
+//! the producers write but the slots it takes. Nobody clones, wakes or
+//! drops a waker, or clones or drops a value, while holding the mutex.
 //!
 //! # The put without the lock
 //!
@@ -225,6 +227,12 @@ pub(crate) struct Cursor<T> {
     /// at least that many values) or the last tail seen; `u64::MAX` for the
     /// last ring.
     sure: u64,
+    /// Below this sequence number, values are published and in `ring`: the
+    /// lesser of `sure` and the last tail this consumer loaded (with
+    /// Acquire). A receive below it loads nothing the producers write to
+    /// (the tail). In a rendezvous stream, whose tail may move back, it is
+    /// never above `pos`: every receive there takes the careful path.
+    ready: u64,
 }
 
 impl<T> Clone for Cursor<T> {
@@ -563,6 +571,7 @@ impl<T> Shared<T> {
             index,
             ring: at_hand,
             sure,
+            ready: pos,
         }
     }
 
@@ -957,10 +966,28 @@ impl<T> Shared<T> {
         Some(value)
     }
 
-    /// Takes the next value for the consumer at `cursor`, without the mutex. The `bool` tells whether it freed a slot a
-    /// producer waits for: the caller must then wake the producers.
+    /// Takes the next value for the consumer at `cursor`, without the
+    /// mutex. The `bool` tells whether it freed a slot a producer waits
+    /// for: the caller must then wake the producers.
     #[inline(always)]
     pub(crate) fn try_take(&self, cursor: &mut Cursor<T>) -> Result<(T, bool), TryRecvError>
+    where
+        T: Clone,
+    {
+        if cursor.pos < cursor.ready {
+            // Published, in the ring at hand, in a buffered stream.
+            let ring = cursor.ring;
+            let slot = ring.slot(cursor.pos);
+            return Ok(self.take(slot, cursor));
+        }
+        self.try_take_loaded(cursor)
+    }
+
+    /// [`try_take`](Self::try_take) past the values known ready: loads the
+    /// tail, moves on to a newer ring if need be, and in a rendezvous
+    /// stream claims the value against a withdrawal.
+    #[inline(always)]
+    fn try_take_loaded(&self, cursor: &mut Cursor<T>) -> Result<(T, bool), TryRecvError>
     where
         T: Clone,
     {
@@ -997,49 +1024,68 @@ impl<T> Shared<T> {
                         continue;
                     }
                 }
-            }
-            let value = if slot.remaining.load(Ordering::Acquire) & COUNT == LAST {
-                // SAFETY: this consumer is the only one yet to take the value
-                // (the others decremented `remaining` after cloning, with
-                // Release), so nobody else reads it; it is moved out once, and
-                // the slot freed right after.
-                let value = slot.value.with(|ptr| unsafe { (*ptr).assume_init_read() });
-                cursor.pos += 1;
-                wake |= slot.remaining.swap(0, Ordering::AcqRel) & WAITING != 0;
-                value
             } else {
-                // SAFETY: `remaining` counts this consumer, so the value stays
-                // initialized until it decrements below; others may clone it
-                // at the same time, which `Shared: Sync` allows for `T: Sync`.
-                let value = slot
-                    .value
-                    .with(|ptr| unsafe { (*ptr).assume_init_ref().clone() });
-                // Only once the clone returned does this consumer move past
-                // the value: if `T::clone` panics, it stays at the value,
-                // still counted, and its next receive clones it again (or
-                // its drop releases it). Nothing is skipped or leaked.
-                cursor.pos += 1;
-                // Recorded before the decrement (Release) that a consumer
-                // leaving under the mutex synchronizes with: the value was
-                // received, so it is not held for the next consumer.
-                slot.delivery.store(DELIVERED, Ordering::Relaxed);
-                if slot.remaining.fetch_sub(1, Ordering::AcqRel) & COUNT == LAST {
-                    // The others finished while this one cloned. The slot
-                    // is freed even if `T::drop` panics.
-                    let free = FreeOnUnwind { shared: self, slot };
-                    // SAFETY: every other consumer is done with the value
-                    // (their decrements came first, with Release), and the
-                    // count of 1 left keeps the slot from being reused until
-                    // it is stored 0 after the drop.
-                    slot.value
-                        .with_mut(|ptr| unsafe { (*ptr).assume_init_drop() });
-                    std::mem::forget(free);
-                    wake |= slot.remaining.swap(0, Ordering::AcqRel) & WAITING != 0;
-                }
-                value
-            };
-            return Ok((value, wake));
+                // Every value below the tail just loaded is published, and
+                // stays for this consumer until it takes it: the tail of a
+                // buffered stream never moves back. (A rendezvous stream
+                // keeps `ready` at most `pos`: its values must be claimed
+                // against a withdrawal.)
+                cursor.ready = tail.min(cursor.sure);
+            }
+            let (value, freed) = self.take(slot, cursor);
+            return Ok((value, wake | freed));
         }
+    }
+
+    /// Takes the value in `slot`, the slot of `cursor.pos`, which this
+    /// consumer may take (published, and received if the stream is a
+    /// rendezvous), and moves the cursor past it. The `bool` tells whether
+    /// it freed a slot a producer waits for.
+    #[inline(always)]
+    fn take(&self, slot: &Slot<T>, cursor: &mut Cursor<T>) -> (T, bool)
+    where
+        T: Clone,
+    {
+        if slot.remaining.load(Ordering::Acquire) & COUNT == LAST {
+            // SAFETY: this consumer is the only one yet to take the value
+            // (the others decremented `remaining` after cloning, with
+            // Release), so nobody else reads it; it is moved out once, and
+            // the slot freed right after.
+            let value = slot.value.with(|ptr| unsafe { (*ptr).assume_init_read() });
+            cursor.pos += 1;
+            let wake = slot.remaining.swap(0, Ordering::AcqRel) & WAITING != 0;
+            return (value, wake);
+        }
+        // SAFETY: `remaining` counts this consumer, so the value stays
+        // initialized until it decrements below; others may clone it at the
+        // same time, which `Shared: Sync` allows for `T: Sync`.
+        let value = slot
+            .value
+            .with(|ptr| unsafe { (*ptr).assume_init_ref().clone() });
+        // Only once the clone returned does this consumer move past the
+        // value: if `T::clone` panics, it stays at the value, still
+        // counted, and its next receive clones it again (or its drop
+        // releases it). Nothing is skipped or leaked.
+        cursor.pos += 1;
+        // Recorded before the decrement (Release) that a consumer leaving
+        // under the mutex synchronizes with: the value was received, so it
+        // is not held for the next consumer.
+        slot.delivery.store(DELIVERED, Ordering::Relaxed);
+        let mut wake = false;
+        if slot.remaining.fetch_sub(1, Ordering::AcqRel) & COUNT == LAST {
+            // The others finished while this one cloned. The slot is freed
+            // even if `T::drop` panics.
+            let free = FreeOnUnwind { shared: self, slot };
+            // SAFETY: every other consumer is done with the value (their
+            // decrements came first, with Release), and the count of 1 left
+            // keeps the slot from being reused until it is stored 0 after
+            // the drop.
+            slot.value
+                .with_mut(|ptr| unsafe { (*ptr).assume_init_drop() });
+            std::mem::forget(free);
+            wake = slot.remaining.swap(0, Ordering::AcqRel) & WAITING != 0;
+        }
+        (value, wake)
     }
 
     /// Rendezvous: marks the slot as received. Returns [`DELIVERED`], or the
