@@ -27,6 +27,12 @@
 //!   channels do it on one thread: `max(capacity, 1)` values made, then
 //!   each consumer in turn takes them all, so the allocator frees and
 //!   serves them in bursts. It shows what that order adds to the floor.
+//! - `sync-floor` (`single` rows of capacity ≥ 1 only): `held-floor` plus
+//!   the least synchronization any lossless broadcast with backpressure
+//!   and several producers does (see [`bench_sync_floor`]): one
+//!   compare-and-swap per message, one atomic read-modify-write per
+//!   consumer per message, no futures. It is the floor for a channel's own
+//!   cost.
 //!
 //! The matrix: executors `single` (the producer and every consumer joined
 //! on one thread by `futures::executor::block_on`) and `threads` (a tokio
@@ -378,6 +384,73 @@ fn bench_held_floor<T: Payload>(
     });
 }
 
+/// [`bench_held_floor`] plus the least synchronization a lossless
+/// broadcast with backpressure and several producers does per message, on
+/// a ring of `max(capacity, 1)` slots: the producer claims each slot with
+/// one compare-and-swap and publishes it with a release store of the
+/// tail; each consumer loads the tail, then releases the slot with one
+/// atomic read-modify-write on its count, and the last one moves the value
+/// out. The read-modify-write is the least a consumer can do: freeing room
+/// must also tell whether a producer waits for it, and a store followed by
+/// a load of another location would need a full fence, which costs as
+/// much. No futures, no wake-ups, no waits: no channel of this kind can
+/// beat it.
+fn bench_sync_floor<T: Payload>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    capacity: usize,
+    consumers: usize,
+) {
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+    let burst = capacity.max(1);
+    let len = burst.next_power_of_two();
+    let mask = len as u64 - 1;
+    group.bench_function("sync-floor", |b| {
+        b.iter_custom(|iters| {
+            let mut values: Vec<Option<T>> = (0..len).map(|_| None).collect();
+            let counts: Vec<AtomicUsize> = (0..len).map(|_| AtomicUsize::new(0)).collect();
+            let claim = AtomicU64::new(0);
+            let tail = AtomicU64::new(0);
+            let mut positions = vec![0u64; consumers];
+            let start = Instant::now();
+            for _ in 0..iters {
+                let mut i = 0;
+                while i < MESSAGES {
+                    let end = MESSAGES.min(i + burst as u64);
+                    while i < end {
+                        let seq = claim.load(Ordering::Acquire);
+                        claim
+                            .compare_exchange(seq, seq + 1, Ordering::AcqRel, Ordering::Relaxed)
+                            .expect("one producer");
+                        let slot = (seq & mask) as usize;
+                        values[slot] = Some(T::make(black_box(i)));
+                        counts[slot].store(consumers + 1, Ordering::Relaxed);
+                        tail.store(seq + 1, Ordering::Release);
+                        i += 1;
+                    }
+                    for pos in &mut positions {
+                        while *pos != tail.load(Ordering::Acquire) {
+                            let slot = (*pos & mask) as usize;
+                            *pos += 1;
+                            let count = &counts[slot];
+                            if count.load(Ordering::Acquire) == 2 {
+                                let value = values[slot].take();
+                                black_box(count.swap(0, Ordering::AcqRel));
+                                drop(black_box(value));
+                            } else {
+                                let value = values[slot].as_ref().cloned();
+                                black_box(count.fetch_sub(1, Ordering::AcqRel));
+                                drop(black_box(value));
+                            }
+                        }
+                    }
+                }
+            }
+            start.elapsed()
+        });
+    });
+}
+
 /// Benches every implementation, in every configuration, for payload `T`.
 fn bench_payload<T: Payload>(c: &mut Criterion, executor: &Executor) {
     for capacity in CAPACITIES {
@@ -402,6 +475,9 @@ fn bench_payload<T: Payload>(c: &mut Criterion, executor: &Executor) {
             if let Executor::Single = executor {
                 bench_clone_floor::<T>(&mut group, consumers);
                 bench_held_floor::<T>(&mut group, capacity, consumers);
+                if capacity > 0 {
+                    bench_sync_floor::<T>(&mut group, capacity, consumers);
+                }
             }
             group.finish();
         }
