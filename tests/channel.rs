@@ -2088,6 +2088,133 @@ fn the_whole_capacity_is_there_after_a_consumer_kept_up() {
 }
 
 // ---------------------------------------------------------------------------
+// Values a consumer knows ready (taken without loading the tail)
+// ---------------------------------------------------------------------------
+
+/// A consumer whose first receive loads a tail past the end of the ring it
+/// stands in (the first ring holds 32 values; at capacity 33 and 100 the
+/// buffer grows once and twice) takes the rest from the newer rings, in
+/// order, and so does a clone made right after that receive.
+#[test]
+fn a_consumer_that_loaded_a_tail_past_its_ring_takes_the_rest_from_the_newer_rings() {
+    for capacity in [33, 100] {
+        let n = capacity as u64;
+        let stream = AsyncStream::with_capacity(capacity);
+        let mut reader = stream.subscribe();
+        for v in 0..n {
+            stream.try_put(v).unwrap();
+        }
+        assert_eq!(reader.try_recv(), Ok(0));
+        let mut twin = reader.clone();
+        for v in 1..n {
+            assert_eq!(reader.try_recv(), Ok(v), "capacity {capacity}");
+            assert_eq!(twin.try_recv(), Ok(v), "capacity {capacity}, the clone");
+        }
+        assert_eq!(reader.try_recv(), Err(TryRecvError::Empty));
+        assert_eq!(twin.try_recv(), Err(TryRecvError::Empty));
+        // Once more, in the grown buffer.
+        for v in n..2 * n {
+            stream.try_put(v).unwrap();
+        }
+        for v in n..2 * n {
+            assert_eq!(reader.try_recv(), Ok(v), "capacity {capacity}");
+            assert_eq!(twin.try_recv(), Ok(v), "capacity {capacity}, the clone");
+        }
+        assert!(stream.is_empty());
+    }
+}
+
+/// Values the last consumer left, some in the first ring and some in the
+/// next one, go to the next consumer in order: it starts in the older ring
+/// and moves on at its end, though the tail is past it. The same from a
+/// value in the newer ring, with a clone made partway.
+#[test]
+fn values_held_across_a_ring_boundary_reach_the_next_consumer_in_order() {
+    let stream = AsyncStream::with_capacity(100);
+    let mut a = stream.subscribe();
+    // The first ring holds 0..32; 32.. start the next one.
+    for v in 0..40 {
+        stream.try_put(v).unwrap();
+    }
+    for v in 0..5 {
+        assert_eq!(a.try_recv(), Ok(v));
+    }
+    drop(a);
+    let mut b = stream.subscribe();
+    assert_eq!(b.len(), 35);
+    for v in 40..60 {
+        stream.try_put(v).unwrap();
+    }
+    for v in 5..35 {
+        assert_eq!(b.try_recv(), Ok(v));
+    }
+    drop(b);
+    let mut c = stream.subscribe();
+    assert_eq!(c.len(), 25);
+    for v in 35..45 {
+        assert_eq!(c.try_recv(), Ok(v));
+    }
+    let mut twin = c.clone();
+    for v in 45..60 {
+        assert_eq!(c.try_recv(), Ok(v));
+        assert_eq!(twin.try_recv(), Ok(v));
+    }
+    assert_eq!(c.try_recv(), Err(TryRecvError::Empty));
+    assert_eq!(twin.try_recv(), Err(TryRecvError::Empty));
+    assert!(stream.is_empty());
+}
+
+/// A `Clone` that panics on a value the consumer already knew ready (its
+/// previous receive loaded the tail past it): the consumer stays at the
+/// value and its next receive clones it again; dropped after another such
+/// panic, it releases the values it was at, which the other consumer then
+/// gets by move; the slots free, and every copy is dropped once.
+#[test]
+fn a_clone_that_panics_on_a_value_known_ready_leaves_the_consumer_at_it() {
+    let template = Fragile {
+        id: u64::MAX,
+        clones: Arc::new(AtomicUsize::new(0)),
+        // The clones of values 1 and 2 (the first tries) panic.
+        panic_on: Arc::new(std::sync::Mutex::new(vec![2, 4])),
+        alive: Arc::new(AtomicUsize::new(1)),
+    };
+    let stream = AsyncStream::with_capacity(8);
+    let mut a = stream.subscribe();
+    let mut b = stream.subscribe();
+    for id in 0..4 {
+        assert!(stream.try_put(Fragile::new(id, &template)).is_ok());
+    }
+    let try_recv = |consumer: &mut Consumer<Fragile>| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| consumer.try_recv()))
+            .map(|got| got.map(|v| v.id))
+    };
+    assert_eq!(try_recv(&mut a).ok(), Some(Ok(0)));
+    assert!(try_recv(&mut a).is_err(), "the clone of 1 panics");
+    assert_eq!(a.len(), 3);
+    assert_eq!(try_recv(&mut a).ok(), Some(Ok(1)));
+    assert!(try_recv(&mut a).is_err(), "the clone of 2 panics");
+    assert_eq!(a.len(), 2);
+    drop(a);
+    for id in 0..4 {
+        assert_eq!(try_recv(&mut b).ok(), Some(Ok(id)));
+    }
+    assert_eq!(b.try_recv().map(|v| v.id), Err(TryRecvError::Empty));
+    assert_eq!(stream.len(), 0);
+    for id in 0..8 {
+        assert!(
+            stream.try_put(Fragile::new(id, &template)).is_ok(),
+            "slot {id} is free"
+        );
+    }
+    drop((b, stream));
+    assert_eq!(
+        template.alive.load(SeqCst),
+        1,
+        "a copy leaked or was dropped twice"
+    );
+}
+
+// ---------------------------------------------------------------------------
 // Threads (also run under Miri, with fewer values)
 // ---------------------------------------------------------------------------
 

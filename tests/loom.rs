@@ -454,6 +454,31 @@ fn a_consumer_follows_the_buffer_as_it_grows() {
     });
 }
 
+/// A consumer takes two values after one load of the tail (the second
+/// without loading it) while a producer puts into a buffer that grows
+/// (under loom a stream starts with one slot, so capacity 3 has rings of
+/// 1, 2 and 4): the value it takes without loading the tail was written
+/// before it is read, and the producer's next value, in the ring the
+/// consumer stands in or a newer one, arrives after it, in order.
+#[test]
+fn a_consumer_takes_a_value_known_ready_while_the_buffer_grows() {
+    loom::model(|| {
+        let stream = AsyncStream::with_capacity(3);
+        let mut consumer = stream.subscribe();
+        // 0 in the first ring; 1 and 2 in the second.
+        for v in 0..3 {
+            stream.try_put(v).unwrap();
+        }
+        let producer = thread::spawn(move || {
+            // Fits once 0 is taken; starts the third ring if 1 is not.
+            block_on(stream.put(3)).unwrap();
+        });
+        let got: Vec<_> = std::iter::from_fn(|| block_on(consumer.recv())).collect();
+        assert_eq!(got, [0, 1, 2, 3]);
+        producer.join().unwrap();
+    });
+}
+
 /// A batched put across a buffer that grows (under loom a stream starts
 /// with one slot, so capacity 2 grows once) while a consumer on another
 /// thread receives: the put waits for room, is woken, and every value
