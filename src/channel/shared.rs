@@ -11,10 +11,11 @@
 //! one lock and moves the tail once, past them all. Consumers take values
 //! without it: each slot counts the consumers yet to take its value, the
 //! last one moves the value out, and the others clone it. A consumer
-//! loads the tail only once it has taken every value below the last tail
-//! it loaded (`Cursor::ready`): while it catches up, it touches nothing
-//! the producers write but the slots it takes. Nobody clones, wakes or
-//! drops a waker, or clones or drops a value, while holding the mutex.
+//! loads the tail again only once it has taken every value below the last
+//! tail it loaded, or reached the end of its ring (`Cursor::ready`): while
+//! it catches up, it touches nothing the producers write but the slots it
+//! takes. Nobody clones, wakes or drops a waker, or clones or drops a
+//! value, while holding the mutex.
 //!
 //! # The put without the lock
 //!
