@@ -29,7 +29,7 @@
 //!   serves them in bursts. It shows what that order adds to the floor.
 //! - `sync-floor` (`single` rows of capacity ≥ 1 only): `held-floor` plus
 //!   the least synchronization any lossless broadcast with backpressure
-//!   and several producers does (see [`bench_sync_floor`]): one
+//!   and several producers does (see [`run_sync_floor`]): one
 //!   compare-and-swap per message, one atomic read-modify-write per
 //!   consumer per message, no futures. It is the floor for a channel's own
 //!   cost.
@@ -39,6 +39,11 @@
 //! runtime with two worker threads, producer and consumers spawned as
 //! tasks); payloads `u64` and `string` (`format!("{i}")`, built by the
 //! producer); capacities 0, 64 and 1024; 1, 4 and 16 consumers.
+//!
+//! Each channel runs the producer and consumer loops its users write
+//! (`while let Some(v) = consumer.recv().await`, and its peers' own
+//! equivalents): a loop shared by all, calling each channel through one
+//! more `async fn`, would add a future per message that no user pays.
 //!
 //! The timed region runs the producer and consumers to completion, dropping
 //! every value and the channel; building the channel and subscribing are
@@ -59,6 +64,21 @@
 //! ```text
 //! cargo bench --bench fanout
 //! cargo bench --bench fanout -- fanout/single/u64/cap1024
+//! ```
+//!
+//! With `--paired` (under a minute on a quiet host; a filter may follow),
+//! criterion is left out: the one-thread rows of capacity ≥ 1 run their
+//! implementations in turn, round after round, and the bench prints each
+//! row's median time and its ratios to timecast, the medians of the ratios
+//! within each round (see [`paired`]). One more row runs there,
+//! `timecast-try`: the same stream driven without futures ([`run_try`]).
+//! This host's speed changes over time, and criterion, which times one
+//! implementation after another, can meet two speeds in one group; the
+//! ratios of one round cannot.
+//!
+//! ```text
+//! cargo bench --bench fanout -- --paired
+//! cargo bench --bench fanout -- --paired u64/cap1024/c1/
 //! ```
 
 use std::fmt::Debug;
@@ -100,7 +120,10 @@ impl Payload for String {
 }
 
 /// A broadcast channel under test: one sender, many receivers, closed when
-/// the sender is dropped.
+/// the sender is dropped. The producer and consumer loops are the ones its
+/// users write, one per channel: a shared generic loop would wrap each
+/// send and receive in one more future, whose cost (a few nanoseconds a
+/// message) every channel would pay and that no user does.
 trait Channel<T: Payload>: 'static {
     const NAME: &'static str;
     type Tx: Send + Sync + 'static;
@@ -114,23 +137,16 @@ trait Channel<T: Payload>: 'static {
     /// Builds a channel of `capacity` with `consumers` receivers.
     fn open(capacity: usize, consumers: usize) -> (Self::Tx, Vec<Self::Rx>);
 
-    fn send(tx: &Self::Tx, value: T) -> impl Future<Output = ()> + Send;
-
-    /// Sends every value of `values`, in order: one `send` each, unless
-    /// the channel has a batched send.
-    fn send_all(
-        tx: &Self::Tx,
+    /// Sends every value of `values`, in order, then closes the channel
+    /// by dropping `tx`.
+    fn produce(
+        tx: Self::Tx,
         values: impl Iterator<Item = T> + Send,
-    ) -> impl Future<Output = ()> + Send {
-        async move {
-            for value in values {
-                Self::send(tx, value).await;
-            }
-        }
-    }
+    ) -> impl Future<Output = ()> + Send;
 
-    /// The next value, or `None` once the channel is closed and drained.
-    fn recv(rx: &mut Self::Rx) -> impl Future<Output = Option<T>> + Send;
+    /// Receives until the channel is closed and drained; returns how many
+    /// values came.
+    fn consume(rx: Self::Rx) -> impl Future<Output = u64> + Send;
 }
 
 struct Timecast;
@@ -146,12 +162,19 @@ impl<T: Payload> Channel<T> for Timecast {
         (stream, rxs)
     }
 
-    async fn send(tx: &Self::Tx, value: T) {
-        tx.put(value).await.expect("stream closed while sending");
+    async fn produce(tx: Self::Tx, values: impl Iterator<Item = T> + Send) {
+        for value in values {
+            tx.put(value).await.expect("stream closed while sending");
+        }
     }
 
-    async fn recv(rx: &mut Self::Rx) -> Option<T> {
-        rx.recv().await
+    async fn consume(mut rx: Self::Rx) -> u64 {
+        let mut received = 0;
+        while let Some(value) = rx.recv().await {
+            black_box(value);
+            received += 1;
+        }
+        received
     }
 }
 
@@ -166,18 +189,14 @@ impl<T: Payload> Channel<T> for TimecastPutAll {
         <Timecast as Channel<T>>::open(capacity, consumers)
     }
 
-    async fn send(tx: &Self::Tx, value: T) {
-        <Timecast as Channel<T>>::send(tx, value).await;
-    }
-
-    async fn send_all(tx: &Self::Tx, values: impl Iterator<Item = T> + Send) {
+    async fn produce(tx: Self::Tx, values: impl Iterator<Item = T> + Send) {
         if tx.put_all(values).await.is_err() {
             panic!("stream closed while sending");
         }
     }
 
-    async fn recv(rx: &mut Self::Rx) -> Option<T> {
-        <Timecast as Channel<T>>::recv(rx).await
+    fn consume(rx: Self::Rx) -> impl Future<Output = u64> + Send {
+        <Timecast as Channel<T>>::consume(rx)
     }
 }
 
@@ -197,16 +216,24 @@ impl<T: Payload> Channel<T> for TokioBroadcast {
         (tx, rxs)
     }
 
-    async fn send(tx: &Self::Tx, value: T) {
-        tx.send(value).expect("no receiver");
+    async fn produce(tx: Self::Tx, values: impl Iterator<Item = T> + Send) {
+        for value in values {
+            tx.send(value).expect("no receiver");
+        }
     }
 
-    async fn recv(rx: &mut Self::Rx) -> Option<T> {
+    async fn consume(mut rx: Self::Rx) -> u64 {
         use tokio::sync::broadcast::error::RecvError;
-        match rx.recv().await {
-            Ok(value) => Some(value),
-            Err(RecvError::Closed) => None,
-            Err(RecvError::Lagged(n)) => panic!("tokio broadcast lost {n} messages"),
+        let mut received = 0;
+        loop {
+            match rx.recv().await {
+                Ok(value) => {
+                    black_box(value);
+                    received += 1;
+                }
+                Err(RecvError::Closed) => return received,
+                Err(RecvError::Lagged(n)) => panic!("tokio broadcast lost {n} messages"),
+            }
         }
     }
 }
@@ -235,33 +262,31 @@ impl<T: Payload> Channel<T> for AsyncBroadcast {
         (tx, rxs)
     }
 
-    async fn send(tx: &Self::Tx, value: T) {
-        tx.broadcast_direct(value).await.expect("channel closed");
+    async fn produce(tx: Self::Tx, values: impl Iterator<Item = T> + Send) {
+        for value in values {
+            tx.broadcast_direct(value).await.expect("channel closed");
+        }
     }
 
-    async fn recv(rx: &mut Self::Rx) -> Option<T> {
+    async fn consume(mut rx: Self::Rx) -> u64 {
         use async_broadcast::RecvError;
-        match rx.recv_direct().await {
-            Ok(value) => Some(value),
-            Err(RecvError::Closed) => None,
-            Err(RecvError::Overflowed(n)) => panic!("async-broadcast lost {n} messages"),
+        let mut received = 0;
+        loop {
+            match rx.recv_direct().await {
+                Ok(value) => {
+                    black_box(value);
+                    received += 1;
+                }
+                Err(RecvError::Closed) => return received,
+                Err(RecvError::Overflowed(n)) => panic!("async-broadcast lost {n} messages"),
+            }
         }
     }
 }
 
 /// Puts `MESSAGES` values, then closes the channel by dropping `tx`.
-async fn produce<T: Payload, C: Channel<T>>(tx: C::Tx) {
-    C::send_all(&tx, (0..MESSAGES).map(T::make)).await;
-}
-
-/// Receives until the channel closes; returns how many values came.
-async fn consume<T: Payload, C: Channel<T>>(mut rx: C::Rx) -> u64 {
-    let mut received = 0;
-    while let Some(value) = C::recv(&mut rx).await {
-        black_box(value);
-        received += 1;
-    }
-    received
+fn produce<T: Payload, C: Channel<T>>(tx: C::Tx) -> impl Future<Output = ()> + Send {
+    C::produce(tx, (0..MESSAGES).map(T::make))
 }
 
 /// Where the producer and consumers run.
@@ -285,13 +310,13 @@ impl Executor {
     fn run<T: Payload, C: Channel<T>>(&self, tx: C::Tx, rxs: Vec<C::Rx>) -> Vec<u64> {
         match self {
             Executor::Single => {
-                let consumers = join_all(rxs.into_iter().map(consume::<T, C>));
+                let consumers = join_all(rxs.into_iter().map(C::consume));
                 futures::executor::block_on(join(produce::<T, C>(tx), consumers)).1
             }
             Executor::Threads(runtime) => runtime.block_on(async {
                 let consumers: Vec<_> = rxs
                     .into_iter()
-                    .map(|rx| tokio::spawn(consume::<T, C>(rx)))
+                    .map(|rx| tokio::spawn(C::consume(rx)))
                     .collect();
                 tokio::spawn(produce::<T, C>(tx))
                     .await
@@ -306,6 +331,48 @@ impl Executor {
     }
 }
 
+/// Runs channel `C` once in one configuration: opens it (untimed), then
+/// times the producer and consumers to completion.
+fn run_channel<T: Payload, C: Channel<T>>(
+    executor: &Executor,
+    capacity: usize,
+    consumers: usize,
+) -> Duration {
+    let (tx, rxs) = C::open(capacity, consumers);
+    let start = Instant::now();
+    let received = executor.run::<T, C>(tx, rxs);
+    let elapsed = start.elapsed();
+    assert_eq!(received, vec![MESSAGES; consumers], "a value was lost");
+    elapsed
+}
+
+/// timecast without futures, for `--paired`: the producer `try_put`s
+/// until the stream is full, then each consumer `try_recv`s until it is
+/// empty, in turn, on one thread. The gap between this row and `timecast`
+/// is what the futures and wake-ups cost.
+fn run_try<T: Payload>(capacity: usize, consumers: usize) -> Duration {
+    let stream = timecast::AsyncStream::<T>::with_capacity(capacity);
+    let mut rxs: Vec<_> = (0..consumers).map(|_| stream.subscribe()).collect();
+    let mut received = vec![0; consumers];
+    let start = Instant::now();
+    let mut i = 0;
+    while i < MESSAGES {
+        while i < MESSAGES && stream.try_put(T::make(black_box(i))).is_ok() {
+            i += 1;
+        }
+        for (rx, received) in rxs.iter_mut().zip(&mut received) {
+            while let Ok(value) = rx.try_recv() {
+                black_box(value);
+                *received += 1;
+            }
+        }
+    }
+    drop((stream, rxs));
+    let elapsed = start.elapsed();
+    assert_eq!(received, vec![MESSAGES; consumers], "a value was lost");
+    elapsed
+}
+
 /// Benches channel `C` in one configuration.
 fn bench_channel<T: Payload, C: Channel<T>>(
     group: &mut BenchmarkGroup<'_, WallTime>,
@@ -315,139 +382,113 @@ fn bench_channel<T: Payload, C: Channel<T>>(
 ) {
     group.bench_function(C::id(capacity), |b| {
         b.iter_custom(|iters| {
-            let mut elapsed = Duration::ZERO;
-            for _ in 0..iters {
-                let (tx, rxs) = C::open(capacity, consumers);
-                let start = Instant::now();
-                let received = executor.run::<T, C>(tx, rxs);
-                elapsed += start.elapsed();
-                assert_eq!(received, vec![MESSAGES; consumers], "a value was lost");
-            }
-            elapsed
+            (0..iters)
+                .map(|_| run_channel::<T, C>(executor, capacity, consumers))
+                .sum()
         });
     });
 }
 
-/// Benches the payload's own cost, with no channel: per message, one value
-/// built, `consumers - 1` clones, `consumers` drops.
-fn bench_clone_floor<T: Payload>(group: &mut BenchmarkGroup<'_, WallTime>, consumers: usize) {
-    group.bench_function("clone-floor", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                for i in 0..MESSAGES {
-                    let value = T::make(black_box(i));
-                    for _ in 1..consumers {
-                        drop(black_box(value.clone()));
-                    }
-                    drop(black_box(value));
-                }
-            }
-            start.elapsed()
-        });
-    });
+/// The payload's own cost, with no channel, for `MESSAGES` values: per
+/// message, one value built, `consumers - 1` clones, `consumers` drops.
+fn run_clone_floor<T: Payload>(consumers: usize) -> Duration {
+    let start = Instant::now();
+    for i in 0..MESSAGES {
+        let value = T::make(black_box(i));
+        for _ in 1..consumers {
+            drop(black_box(value.clone()));
+        }
+        drop(black_box(value));
+    }
+    start.elapsed()
 }
 
-/// The work of [`bench_clone_floor`] in the order a channel of `capacity`
+/// The work of [`run_clone_floor`] in the order a channel of `capacity`
 /// does it on one thread: the producer makes `max(capacity, 1)` values,
 /// then each consumer in turn takes them all, every one but the last
 /// cloning and dropping each, the last dropping the values themselves. The
 /// allocator then frees and serves values in bursts, not one at a time.
-fn bench_held_floor<T: Payload>(
-    group: &mut BenchmarkGroup<'_, WallTime>,
-    capacity: usize,
-    consumers: usize,
-) {
+fn run_held_floor<T: Payload>(capacity: usize, consumers: usize) -> Duration {
     let burst = capacity.max(1);
-    group.bench_function("held-floor", |b| {
-        b.iter_custom(|iters| {
-            let mut buffered = Vec::with_capacity(burst);
-            let start = Instant::now();
-            for _ in 0..iters {
-                let mut i = 0;
-                while i < MESSAGES {
-                    let end = MESSAGES.min(i + burst as u64);
-                    buffered.extend((i..end).map(|i| T::make(black_box(i))));
-                    i = end;
-                    for _ in 1..consumers {
-                        for value in &buffered {
-                            drop(black_box(value.clone()));
-                        }
-                    }
-                    for value in buffered.drain(..) {
-                        drop(black_box(value));
-                    }
-                }
+    let mut buffered = Vec::with_capacity(burst);
+    let start = Instant::now();
+    let mut i = 0;
+    while i < MESSAGES {
+        let end = MESSAGES.min(i + burst as u64);
+        buffered.extend((i..end).map(|i| T::make(black_box(i))));
+        i = end;
+        for _ in 1..consumers {
+            for value in &buffered {
+                drop(black_box(value.clone()));
             }
-            start.elapsed()
-        });
-    });
+        }
+        for value in buffered.drain(..) {
+            drop(black_box(value));
+        }
+    }
+    start.elapsed()
 }
 
-/// [`bench_held_floor`] plus the least synchronization a lossless
-/// broadcast with backpressure and several producers does per message, on
-/// a ring of `max(capacity, 1)` slots: the producer claims each slot with
-/// one compare-and-swap and publishes it with a release store of the
-/// tail; each consumer loads the tail, then releases the slot with one
-/// atomic read-modify-write on its count, and the last one moves the value
-/// out. The read-modify-write is the least a consumer can do: freeing room
-/// must also tell whether a producer waits for it, and a store followed by
-/// a load of another location would need a full fence, which costs as
-/// much. No futures, no wake-ups, no waits: no channel of this kind can
-/// beat it.
-fn bench_sync_floor<T: Payload>(
-    group: &mut BenchmarkGroup<'_, WallTime>,
-    capacity: usize,
-    consumers: usize,
-) {
+/// [`run_held_floor`] plus the least synchronization a lossless broadcast
+/// with backpressure and several producers does per message, on a ring of
+/// `max(capacity, 1)` slots: the producer claims each slot with one
+/// compare-and-swap and publishes it with a release store of the tail;
+/// each consumer loads the tail, then releases the slot with one atomic
+/// read-modify-write on its count, and the last one moves the value out.
+/// The read-modify-write is the least a consumer can do: freeing room must
+/// also tell whether a producer waits for it, and a store followed by a
+/// load of another location would need a full fence, which costs as much.
+/// No futures, no wake-ups, no waits: no channel of this kind can beat it.
+fn run_sync_floor<T: Payload>(capacity: usize, consumers: usize) -> Duration {
     use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
     let burst = capacity.max(1);
     let len = burst.next_power_of_two();
     let mask = len as u64 - 1;
-    group.bench_function("sync-floor", |b| {
-        b.iter_custom(|iters| {
-            let mut values: Vec<Option<T>> = (0..len).map(|_| None).collect();
-            let counts: Vec<AtomicUsize> = (0..len).map(|_| AtomicUsize::new(0)).collect();
-            let claim = AtomicU64::new(0);
-            let tail = AtomicU64::new(0);
-            let mut positions = vec![0u64; consumers];
-            let start = Instant::now();
-            for _ in 0..iters {
-                let mut i = 0;
-                while i < MESSAGES {
-                    let end = MESSAGES.min(i + burst as u64);
-                    while i < end {
-                        let seq = claim.load(Ordering::Acquire);
-                        claim
-                            .compare_exchange(seq, seq + 1, Ordering::AcqRel, Ordering::Relaxed)
-                            .expect("one producer");
-                        let slot = (seq & mask) as usize;
-                        values[slot] = Some(T::make(black_box(i)));
-                        counts[slot].store(consumers + 1, Ordering::Relaxed);
-                        tail.store(seq + 1, Ordering::Release);
-                        i += 1;
-                    }
-                    for pos in &mut positions {
-                        while *pos != tail.load(Ordering::Acquire) {
-                            let slot = (*pos & mask) as usize;
-                            *pos += 1;
-                            let count = &counts[slot];
-                            if count.load(Ordering::Acquire) == 2 {
-                                let value = values[slot].take();
-                                black_box(count.swap(0, Ordering::AcqRel));
-                                drop(black_box(value));
-                            } else {
-                                let value = values[slot].as_ref().cloned();
-                                black_box(count.fetch_sub(1, Ordering::AcqRel));
-                                drop(black_box(value));
-                            }
-                        }
-                    }
+    let mut values: Vec<Option<T>> = (0..len).map(|_| None).collect();
+    let counts: Vec<AtomicUsize> = (0..len).map(|_| AtomicUsize::new(0)).collect();
+    let claim = AtomicU64::new(0);
+    let tail = AtomicU64::new(0);
+    let mut positions = vec![0u64; consumers];
+    let start = Instant::now();
+    let mut i = 0;
+    while i < MESSAGES {
+        let end = MESSAGES.min(i + burst as u64);
+        while i < end {
+            let seq = claim.load(Ordering::Acquire);
+            claim
+                .compare_exchange(seq, seq + 1, Ordering::AcqRel, Ordering::Relaxed)
+                .expect("one producer");
+            let slot = (seq & mask) as usize;
+            values[slot] = Some(T::make(black_box(i)));
+            counts[slot].store(consumers + 1, Ordering::Relaxed);
+            tail.store(seq + 1, Ordering::Release);
+            i += 1;
+        }
+        for pos in &mut positions {
+            while *pos != tail.load(Ordering::Acquire) {
+                let slot = (*pos & mask) as usize;
+                *pos += 1;
+                let count = &counts[slot];
+                if count.load(Ordering::Acquire) == 2 {
+                    let value = values[slot].take();
+                    black_box(count.swap(0, Ordering::AcqRel));
+                    drop(black_box(value));
+                } else {
+                    let value = values[slot].as_ref().cloned();
+                    black_box(count.fetch_sub(1, Ordering::AcqRel));
+                    drop(black_box(value));
                 }
             }
-            start.elapsed()
-        });
+        }
+    }
+    start.elapsed()
+}
+
+/// Benches a floor: `run` times one pass over `MESSAGES` values.
+fn bench_floor(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, run: impl Fn() -> Duration) {
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| run()).sum())
     });
 }
 
@@ -473,10 +514,16 @@ fn bench_payload<T: Payload>(c: &mut Criterion, executor: &Executor) {
             bench_channel::<T, TokioBroadcast>(&mut group, executor, capacity, consumers);
             bench_channel::<T, AsyncBroadcast>(&mut group, executor, capacity, consumers);
             if let Executor::Single = executor {
-                bench_clone_floor::<T>(&mut group, consumers);
-                bench_held_floor::<T>(&mut group, capacity, consumers);
+                bench_floor(&mut group, "clone-floor", || {
+                    run_clone_floor::<T>(consumers)
+                });
+                bench_floor(&mut group, "held-floor", || {
+                    run_held_floor::<T>(capacity, consumers)
+                });
                 if capacity > 0 {
-                    bench_sync_floor::<T>(&mut group, capacity, consumers);
+                    bench_floor(&mut group, "sync-floor", || {
+                        run_sync_floor::<T>(capacity, consumers)
+                    });
                 }
             }
             group.finish();
@@ -714,7 +761,114 @@ fn fanout(c: &mut Criterion) {
     }
 }
 
+/// Rounds of `--paired`, after the warm-up ones; odd, for a median.
+const PAIRED_ROUNDS: usize = 51;
+const PAIRED_WARM_UP: usize = 5;
+/// Passes of each implementation per round.
+const PAIRED_PASSES: u32 = 3;
+
+/// `--paired`: the one-thread rows of capacity ≥ 1, each implementation
+/// run in turn in every round (the order rotating), so that all of them
+/// meet the host in the same state. Criterion times one implementation
+/// after another, seconds apart; on a host whose speed changes over time,
+/// the rows of one group may then meet different speeds. Here each round
+/// gives its own ratios, and the medians of those are printed.
+fn paired(filter: Option<&str>) {
+    println!(
+        "{PAIRED_ROUNDS} rounds of {PAIRED_PASSES} passes each; ns per message per consumer \
+         (median of rounds); each row's time over timecast's and timecast's over the row's, \
+         medians of the rounds' ratios [quartiles]"
+    );
+    paired_payload::<u64>(filter);
+    paired_payload::<String>(filter);
+}
+
+fn paired_payload<T: Payload>(filter: Option<&str>) {
+    let executor = Executor::Single;
+    for capacity in [64, 1024] {
+        for consumers in CONSUMERS {
+            let name = format!("fanout/single/{}/cap{capacity}/c{consumers}", T::NAME);
+            // With a slash after the name, so that a filter ending in one
+            // (`c1/`) tells `c1` from `c16`.
+            if filter.is_some_and(|filter| !format!("{name}/").contains(filter)) {
+                continue;
+            }
+            type Run<'a> = Box<dyn Fn() -> Duration + 'a>;
+            let rows: [(&str, Run<'_>); 7] = [
+                (
+                    "timecast",
+                    Box::new(|| run_channel::<T, Timecast>(&executor, capacity, consumers)),
+                ),
+                (
+                    "timecast-try",
+                    Box::new(|| run_try::<T>(capacity, consumers)),
+                ),
+                (
+                    "timecast-put-all",
+                    Box::new(|| run_channel::<T, TimecastPutAll>(&executor, capacity, consumers)),
+                ),
+                (
+                    "tokio-broadcast",
+                    Box::new(|| run_channel::<T, TokioBroadcast>(&executor, capacity, consumers)),
+                ),
+                (
+                    "async-broadcast",
+                    Box::new(|| run_channel::<T, AsyncBroadcast>(&executor, capacity, consumers)),
+                ),
+                (
+                    "held-floor",
+                    Box::new(|| run_held_floor::<T>(capacity, consumers)),
+                ),
+                (
+                    "sync-floor",
+                    Box::new(|| run_sync_floor::<T>(capacity, consumers)),
+                ),
+            ];
+            // times[row][round], ns per message per consumer.
+            let mut times = vec![Vec::with_capacity(PAIRED_ROUNDS); rows.len()];
+            for round in 0..PAIRED_WARM_UP + PAIRED_ROUNDS {
+                for k in 0..rows.len() {
+                    let row = (round + k) % rows.len();
+                    let elapsed: Duration = (0..PAIRED_PASSES).map(|_| rows[row].1()).sum();
+                    if round >= PAIRED_WARM_UP {
+                        let messages =
+                            (MESSAGES * consumers as u64 * u64::from(PAIRED_PASSES)) as f64;
+                        times[row].push(elapsed.as_nanos() as f64 / messages);
+                    }
+                }
+            }
+            println!("\n{name}");
+            for (row, (id, _)) in rows.iter().enumerate() {
+                let over: Vec<f64> = (0..PAIRED_ROUNDS)
+                    .map(|r| times[row][r] / times[0][r])
+                    .collect();
+                let under: Vec<f64> = over.iter().map(|ratio| 1.0 / ratio).collect();
+                let (q1, median, q3) = quartiles(&over);
+                let (u1, under_median, u3) = quartiles(&under);
+                println!(
+                    "  {id:<17} {:>8.2} ns   {median:>5.2}× [{q1:.2}–{q3:.2}]   {under_median:>5.2}× [{u1:.2}–{u3:.2}]",
+                    quartiles(&times[row]).1,
+                );
+            }
+        }
+    }
+}
+
+/// The first quartile, median and third quartile of `values`.
+fn quartiles(values: &[f64]) -> (f64, f64, f64) {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+    (at(0.25), at(0.5), at(0.75))
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|arg| arg == "--paired") {
+        let filter = args.iter().find(|arg| !arg.starts_with('-'));
+        paired(filter.map(String::as_str));
+        return;
+    }
     let mut criterion = Criterion::default().configure_from_args();
     bench_put_side(&mut criterion);
     bench_rendezvous_threads(&mut criterion);

@@ -15,7 +15,8 @@
 //! # (second - first) / 100000 = instructions per message
 //! ```
 //!
-//! Workloads, each `<kind> <capacity> <consumers> <messages>`, all `u64` on
+//! Workloads, each `<kind> <capacity> <consumers> <messages> [string]`,
+//! `u64` unless `string` follows (`format!("{i}")`, as in `fanout`), on
 //! one thread (`futures::executor::block_on` over the producer joined with
 //! every consumer, as `fanout/single` does):
 //!
@@ -34,8 +35,25 @@ use futures::executor::block_on;
 use futures::future::{join, join_all};
 use timecast::{AsyncStream, Consumer, TryRecvError};
 
+/// A value the producer puts: the `i`-th.
+trait Payload: Clone + Send + Sync + 'static {
+    fn make(i: u64) -> Self;
+}
+
+impl Payload for u64 {
+    fn make(i: u64) -> Self {
+        i
+    }
+}
+
+impl Payload for String {
+    fn make(i: u64) -> Self {
+        format!("{i}")
+    }
+}
+
 /// Receives until the stream closes; returns how many values came.
-async fn consume(mut consumer: Consumer<u64>) -> u64 {
+async fn consume<T: Payload>(mut consumer: Consumer<T>) -> u64 {
     let mut received = 0;
     while let Some(value) = consumer.recv().await {
         black_box(value);
@@ -46,33 +64,33 @@ async fn consume(mut consumer: Consumer<u64>) -> u64 {
 
 /// Runs one workload; returns how many values each consumer received.
 #[inline(never)]
-fn run(kind: &str, capacity: usize, consumers: usize, messages: u64) -> Vec<u64> {
-    let stream = AsyncStream::with_capacity(capacity);
+fn run<T: Payload>(kind: &str, capacity: usize, consumers: usize, messages: u64) -> Vec<u64> {
+    let stream = AsyncStream::<T>::with_capacity(capacity);
     let rxs: Vec<_> = (0..consumers).map(|_| stream.subscribe()).collect();
     match kind {
         "put" => {
             let produce = async move {
                 for i in 0..messages {
-                    stream.put(black_box(i)).await.expect("open");
+                    stream.put(T::make(black_box(i))).await.expect("open");
                 }
             };
-            block_on(join(produce, join_all(rxs.into_iter().map(consume)))).1
+            block_on(join(produce, join_all(rxs.into_iter().map(consume::<T>)))).1
         }
         "put-all" => {
             let produce = async move {
                 stream
-                    .put_all((0..messages).map(black_box))
+                    .put_all((0..messages).map(|i| T::make(black_box(i))))
                     .await
                     .unwrap_or_else(|_| panic!("closed"));
             };
-            block_on(join(produce, join_all(rxs.into_iter().map(consume)))).1
+            block_on(join(produce, join_all(rxs.into_iter().map(consume::<T>)))).1
         }
         "try-put" => {
             let mut rxs = rxs;
             let mut received = vec![0; consumers];
             let mut i = 0;
             while i < messages {
-                while i < messages && stream.try_put(black_box(i)).is_ok() {
+                while i < messages && stream.try_put(T::make(black_box(i))).is_ok() {
                     i += 1;
                 }
                 for (rx, received) in rxs.iter_mut().zip(&mut received) {
@@ -103,7 +121,8 @@ fn main() {
                 if kind == "try-put" && capacity == 0 {
                     continue; // a rendezvous `try_put` waits for no one
                 }
-                assert_eq!(run(kind, capacity, 2, 1000), [1000, 1000]);
+                assert_eq!(run::<u64>(kind, capacity, 2, 1000), [1000, 1000]);
+                assert_eq!(run::<String>(kind, capacity, 2, 1000), [1000, 1000]);
             }
         }
         return;
@@ -111,6 +130,10 @@ fn main() {
     let capacity = args[1].parse().expect("capacity");
     let consumers = args[2].parse().expect("consumers");
     let messages = args[3].parse().expect("messages");
-    let received = run(&args[0], capacity, consumers, messages);
+    let received = match args.get(4).map(String::as_str) {
+        None | Some("u64") => run::<u64>(&args[0], capacity, consumers, messages),
+        Some("string") => run::<String>(&args[0], capacity, consumers, messages),
+        Some(other) => panic!("unknown payload {other}: u64 or string"),
+    };
     assert_eq!(received, vec![messages; consumers], "a value was lost");
 }

@@ -1839,6 +1839,50 @@ fn rendezvous_value_whose_consumers_left_goes_to_a_later_consumer() {
     assert_eq!(poll(&mut put, &waker), Poll::Ready(Ok(())));
 }
 
+/// A rendezvous put dropped after a consumer subscribed leaves a tombstone
+/// in its slot; the next put waits for that slot. The consumer that steps
+/// over the tombstone, freeing the slot, and finds nothing after it wakes
+/// that put: otherwise both would wait for each other for good.
+#[test]
+fn stepping_over_a_tombstone_wakes_the_put_waiting_for_its_slot() {
+    let stream = AsyncStream::new();
+    let mut a = stream.subscribe();
+    let (_, waker) = counting_waker();
+    let mut put = stream.put(1);
+    assert!(poll(&mut put, &waker).is_pending());
+    let mut late = stream.subscribe();
+    drop(put); // withdrawn, but `late` subscribed since: a tombstone
+
+    let (woken, put_waker) = counting_waker();
+    let mut next = stream.put(2);
+    assert!(
+        poll(&mut next, &put_waker).is_pending(),
+        "waits for the tombstone's slot, or for its consumers"
+    );
+    let before = woken.count();
+    let (_, recv_waker) = counting_waker();
+    let mut recv = a.recv();
+    assert!(
+        poll(&mut recv, &recv_waker).is_pending(),
+        "nothing after the tombstone yet"
+    );
+    drop(recv);
+    assert!(
+        woken.count() > before,
+        "the consumer freed the slot the put waits for, and did not wake it"
+    );
+    let mut recv = a.recv();
+    let (put_done, received) = run_until_stalled(&mut next, &mut recv);
+    assert_eq!(
+        (put_done, received),
+        (None, Some(Some(2))),
+        "(next put, a's recv) after stepping over the tombstone: the put \
+         still waits for `late`"
+    );
+    assert_eq!(late.try_recv(), Ok(2));
+    assert_eq!(poll(&mut next, &put_waker), Poll::Ready(Ok(())));
+}
+
 /// A value one consumer took while the other left is delivered: the put
 /// completes. A put cancelled after its consumers left gives its value up
 /// and frees its slot.

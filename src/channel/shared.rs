@@ -993,15 +993,15 @@ impl<T> Shared<T> {
         T: Clone,
     {
         let mut wake = false;
-        loop {
+        let error = loop {
             let tail = self.tail.load(Ordering::Acquire);
             if cursor.pos == tail {
                 if !self.closed.load(Ordering::Acquire)
                     || cursor.pos != self.tail.load(Ordering::Acquire)
                 {
-                    return Err(TryRecvError::Empty);
+                    break TryRecvError::Empty;
                 }
-                return Err(TryRecvError::Closed);
+                break TryRecvError::Closed;
             }
             if cursor.pos >= cursor.sure {
                 // Perhaps in a newer ring.
@@ -1014,7 +1014,7 @@ impl<T> Shared<T> {
                 match Self::claim(slot) {
                     DELIVERED => {}
                     // Being retracted: the tail is moving back to `pos`.
-                    RETRACTED => return Err(TryRecvError::Empty),
+                    RETRACTED => break TryRecvError::Empty,
                     _ => {
                         // A tombstone: step over it, freeing the slot if this
                         // was the last consumer to pass it.
@@ -1035,7 +1035,14 @@ impl<T> Shared<T> {
             }
             let (value, freed) = self.take(slot, cursor);
             return Ok((value, wake | freed));
+        };
+        // No value to return, but a tombstone stepped over may have freed
+        // a slot a producer waits for: it must be woken here, or it would
+        // wait for this consumer while this consumer waits for it.
+        if wake {
+            self.wake_producers();
         }
+        Err(error)
     }
 
     /// Takes the value in `slot`, the slot of `cursor.pos`, which this
@@ -1112,7 +1119,10 @@ impl<T> Shared<T> {
         }
     }
 
-    /// Wakes the producers after a consumer freed a slot one awaited.
+    /// Wakes the producers after a consumer freed a slot one awaited: once
+    /// per wait, not per value, and kept out of the receive's inlined path.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn wake_producers(&self) {
         let state = self.lock();
         self.release(state, Wake::PRODUCERS);
