@@ -80,7 +80,7 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | (none) | everything above; the core depends only on `futures-core`, `futures-util` and `parking_lot` |
-//! | `store` (default) | [`store`]: an embedded, persistent, ordered store in one directory (Slipstream's `Cache`): typed tables committed atomically together, usable as sinks, with a stream of updates; adds `fjall`, `serde`, `serde_json`, `postcard` |
+//! | `store` (default) | `store`: an embedded, persistent, ordered store in one directory (Slipstream's `Cache`): typed tables committed atomically together, usable as sinks, with a stream of updates; adds `fjall`, `serde`, `serde_json`, `postcard` |
 //! | `tracing` | failures of flows and poll sources reported to [`tracing`](https://docs.rs/tracing) |
 //! | `cron` | `source::cron`: cron schedules on the loop's clock (parsed by [`croner`](https://docs.rs/croner)) |
 //! | `kafka` | `kafka`: Kafka topics as sources and sinks behind the same [`topic::Topic`] trait as the embedded log; implies `store`; adds [`rdkafka`](https://docs.rs/rdkafka) with its bundled librdkafka |

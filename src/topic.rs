@@ -1,6 +1,20 @@
 //! [`Topic`]: what a pipeline reads from and writes to, whether the
-//! embedded log of [`store`](crate::store) (feature `store`) or a Kafka
-//! topic of [`kafka`](crate::kafka) (feature `kafka`), so that moving a
+#![cfg_attr(
+    feature = "store",
+    doc = "embedded log of [`store`](crate::store) (feature `store`) or a Kafka"
+)]
+#![cfg_attr(
+    not(feature = "store"),
+    doc = "embedded log of `store` (feature `store`) or a Kafka"
+)]
+#![cfg_attr(
+    feature = "kafka",
+    doc = "topic of [`kafka`](crate::kafka) (feature `kafka`), so that moving a"
+)]
+#![cfg_attr(
+    not(feature = "kafka"),
+    doc = "topic of `kafka` (feature `kafka`), so that moving a"
+)]
 //! pipeline between them changes the line that opens the topic, not the
 //! pipeline.
 //!
@@ -197,8 +211,22 @@ impl<T> Record<T> {
 }
 
 /// A topic with partitions and offsets: what a pipeline reads from and
-/// writes to, whether the embedded [`Log`](crate::store::Log) or a
-/// [`KafkaTopic`](crate::kafka::KafkaTopic), so that moving a pipeline
+#[cfg_attr(
+    feature = "store",
+    doc = "writes to, whether the embedded [`Log`](crate::store::Log) or a"
+)]
+#[cfg_attr(
+    not(feature = "store"),
+    doc = "writes to, whether the embedded `Log` (feature `store`) or a"
+)]
+#[cfg_attr(
+    feature = "kafka",
+    doc = "[`KafkaTopic`](crate::kafka::KafkaTopic), so that moving a pipeline"
+)]
+#[cfg_attr(
+    not(feature = "kafka"),
+    doc = "`KafkaTopic` (feature `kafka`), so that moving a pipeline"
+)]
 /// between them changes the line that opens the topic, not the pipeline.
 ///
 /// # Laws

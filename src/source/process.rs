@@ -363,7 +363,14 @@ impl<T, M, H, P, L> ProcessStream<T, M, H, P, L> {
     ///
     /// # Examples
     ///
-    /// A hand-made source; [`store::LogReader`](crate::store) is the usual one.
+    #[cfg_attr(
+        feature = "store",
+        doc = "A hand-made source; [`store::LogReader`](crate::store::LogReader) is the usual one."
+    )]
+    #[cfg_attr(
+        not(feature = "store"),
+        doc = "A hand-made source; `store::LogReader` (feature `store`) is the usual one."
+    )]
     ///
     /// ```
     /// use futures::stream::{self, Iter};
