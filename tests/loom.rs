@@ -12,7 +12,7 @@
 #![cfg(loom)]
 
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
@@ -801,5 +801,30 @@ fn put_all_waiting_for_room_races_an_unlocked_put() {
         let batch: Vec<_> = got.iter().copied().filter(|v| *v != 9).collect();
         assert_eq!(batch, [1, 2]);
         assert_eq!(consumer.try_recv(), Err(TryRecvError::Empty));
+    });
+}
+
+/// A rendezvous put dropped after a later subscribe leaves a tombstone;
+/// the next put waits for its slot while a consumer on another thread
+/// steps over it. Whichever comes first, no wake-up is lost: the consumer
+/// that frees the slot wakes the put waiting for it (even when it finds
+/// nothing after the tombstone), or the put finds the slot free.
+#[test]
+fn a_put_waiting_for_a_tombstones_slot_races_the_consumer_stepping_over_it() {
+    loom::model(|| {
+        let stream = AsyncStream::new();
+        let mut consumer = stream.subscribe();
+        let waker = Waker::from(Arc::new(Noop));
+        let mut put = stream.put(1);
+        assert!(Pin::new(&mut put)
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
+        let mut late = stream.subscribe();
+        drop(put); // withdrawn after `late` subscribed: a tombstone
+        let taker = thread::spawn(move || block_on(consumer.recv()));
+        let (put, received) = block_on(futures::future::join(stream.put(2), late.recv()));
+        assert_eq!(put, Ok(()));
+        assert_eq!(received, Some(2));
+        assert_eq!(taker.join().unwrap(), Some(2));
     });
 }
