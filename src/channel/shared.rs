@@ -1119,8 +1119,10 @@ impl<T> Shared<T> {
         }
     }
 
-    /// Wakes the producers after a consumer freed a slot one awaited: once
-    /// per wait, not per value, and kept out of the receive's inlined path.
+    /// Wakes the producers after a consumer freed a slot one awaited: in a
+    /// buffered stream once per wait, not per value (a rendezvous stream
+    /// wakes on every value), so it is kept out of the receive's inlined
+    /// path.
     #[cold]
     #[inline(never)]
     pub(crate) fn wake_producers(&self) {
