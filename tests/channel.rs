@@ -350,6 +350,54 @@ fn with_capacity_runs_exactly_n_ahead_of_the_slowest_consumer() {
     }
 }
 
+/// A put that finds every value taken knows the next `capacity` values
+/// fit and checks no slot for them: that bound must never let the stream
+/// run more than `capacity` ahead of its slowest consumer, whether the
+/// buffer is still growing (capacities above 32 start with a smaller ring),
+/// consumers take at different paces, or one subscribes in between. After
+/// each round of puts, the stream is full after exactly as many values as
+/// the slowest consumer left room for, and every value arrives in order.
+#[test]
+fn the_room_known_ahead_never_runs_past_the_slowest_consumer() {
+    for capacity in [1usize, 2, 5, 32, 33, 40, 100] {
+        let stream = AsyncStream::with_capacity(capacity);
+        let mut consumers = vec![(stream.subscribe(), 0u64), (stream.subscribe(), 0u64)];
+        let mut rng = Rng::new(capacity as u64);
+        let mut next = 0u64;
+        // Fewer rounds under Miri, which runs the slot protocol checked.
+        for round in 0..if cfg!(miri) { 30 } else { 200 } {
+            // Every consumer's position: the slowest bounds the room.
+            let slowest = consumers.iter().map(|(_, pos)| *pos).min().unwrap();
+            let room = capacity as u64 - (next - slowest);
+            for _ in 0..room {
+                assert_eq!(
+                    stream.try_put(next),
+                    Ok(()),
+                    "capacity {capacity}, round {round}"
+                );
+                next += 1;
+            }
+            assert_eq!(
+                stream.try_put(next),
+                Err(TryPutError::Full(next)),
+                "capacity {capacity}, round {round}: {room} values fit, one more did too"
+            );
+            for (consumer, pos) in &mut consumers {
+                let take = rng.below(capacity + 1) as u64;
+                for _ in 0..take.min(next - *pos) {
+                    assert_eq!(consumer.try_recv(), Ok(*pos), "capacity {capacity}");
+                    *pos += 1;
+                }
+            }
+            if round % 50 == 25 {
+                // A consumer subscribed now starts at the tail: it does not
+                // hold back the values before it.
+                consumers.push((stream.subscribe(), next));
+            }
+        }
+    }
+}
+
 /// Capacity 0 holds one value in flight at a time; `try_put` does not wait.
 #[test]
 fn rendezvous_try_put_accepts_one_value_in_flight() {

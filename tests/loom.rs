@@ -828,3 +828,52 @@ fn a_put_waiting_for_a_tombstones_slot_races_the_consumer_stepping_over_it() {
         assert_eq!(taker.join().unwrap(), Some(2));
     });
 }
+
+/// A put finds the value under the tail taken and stores the room known
+/// ahead; a put on another thread uses it, without looking at a slot, and
+/// writes the slot whose value a consumer on a third thread moved out. The
+/// bound must carry the consumer's release to that put (loom reports the
+/// slot's write racing the move otherwise), and no value is lost or
+/// written over: the consumer receives what was put, in order.
+#[test]
+fn a_put_within_the_room_known_ahead_writes_a_slot_another_thread_freed() {
+    loom::model(|| {
+        // Capacity 2: under loom, a ring of 1 slot, then the last of 2.
+        let stream = AsyncStream::with_capacity(2);
+        // Values 1 and 2 in the last ring, in slots 1 and 0.
+        let mut consumer = stream.subscribe();
+        stream.try_put(0).unwrap();
+        stream.try_put(1).unwrap();
+        assert_eq!(consumer.try_recv(), Ok(0));
+        stream.try_put(2).unwrap();
+        let taker = thread::spawn(move || {
+            assert_eq!(consumer.try_recv(), Ok(1));
+            assert_eq!(consumer.try_recv(), Ok(2));
+            consumer
+        });
+        // Whichever puts as 3 writes slot 1, where 1 was.
+        let other = stream.clone();
+        let producer = thread::spawn(move || other.try_put(4).is_ok());
+        let mine = stream.try_put(3).is_ok();
+        let theirs = producer.join().unwrap();
+        let mut consumer = taker.join().unwrap();
+        let mut got = Vec::new();
+        while let Ok(value) = consumer.try_recv() {
+            got.push(value);
+        }
+        let mut put: Vec<_> = [(mine, 3), (theirs, 4)]
+            .into_iter()
+            .filter_map(|(ok, value)| ok.then_some(value))
+            .collect();
+        put.sort_unstable();
+        let mut sorted = got.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, put, "received {got:?}");
+        assert_eq!(stream.len(), 0);
+        stream.try_put(5).unwrap();
+        stream.try_put(6).unwrap();
+        assert!(stream.try_put(7).is_err());
+        assert_eq!(consumer.try_recv(), Ok(5));
+        assert_eq!(consumer.try_recv(), Ok(6));
+    });
+}

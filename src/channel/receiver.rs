@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use futures_core::{FusedStream, Stream};
 
 use super::error::TryRecvError;
-use super::shared::{Cursor, Shared, Wake};
+use super::shared::{Cursor, Shared, Took, Wake};
 use crate::sync::Arc;
 
 /// Receives every value put into an [`AsyncStream`](crate::AsyncStream)
@@ -144,11 +144,11 @@ impl<T: Clone> Consumer<T> {
     /// ```
     #[inline(always)]
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
-        let (value, wake) = self.shared.try_take(&mut self.cursor)?;
-        if wake {
-            self.shared.wake_producers();
+        match self.shared.try_take(&mut self.cursor) {
+            Took::Value(value) => Ok(value),
+            Took::Empty => Err(TryRecvError::Empty),
+            Took::Closed => Err(TryRecvError::Closed),
         }
-        Ok(value)
     }
 
     /// Receives the next value; `None` once the stream is closed and this
@@ -226,10 +226,11 @@ impl<T: Clone> Consumer<T> {
     #[inline(always)]
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         // Values are taken (and cloned, and dropped) without the lock.
-        match self.try_recv() {
-            Ok(value) => Poll::Ready(Some(value)),
-            Err(TryRecvError::Closed) => self.terminate(),
-            Err(TryRecvError::Empty) => self.poll_wait(cx),
+        // (Not through `try_recv`: see `Took`.)
+        match self.shared.try_take(&mut self.cursor) {
+            Took::Value(value) => Poll::Ready(Some(value)),
+            Took::Closed => self.terminate(),
+            Took::Empty => self.poll_wait(cx),
         }
     }
 
@@ -248,10 +249,10 @@ impl<T: Clone> Consumer<T> {
             let state = self.shared.lock();
             if self.shared.has_next(&state, self.cursor.pos) {
                 drop(state);
-                match self.try_recv() {
-                    Ok(value) => return Poll::Ready(Some(value)),
-                    Err(TryRecvError::Closed) => return self.terminate(),
-                    Err(TryRecvError::Empty) => continue,
+                match self.shared.try_take(&mut self.cursor) {
+                    Took::Value(value) => return Poll::Ready(Some(value)),
+                    Took::Closed => return self.terminate(),
+                    Took::Empty => continue,
                 }
             }
             if self.shared.wait_in(

@@ -32,6 +32,18 @@
 //! claims only once the claim before it moved the tail, so at most one
 //! claim is in flight, and it is the sequence number just under `claim`.
 //!
+//! # Room known ahead
+//!
+//! Slots free in sequence order (see the invariants), so a producer that
+//! finds the value just under the tail taken knows that the next `limit`
+//! values all have room: it stores that bound in [`Shared::room`], and
+//! puts without the lock below it check no slot, until the buffer may be
+//! full again. The bound is a fact about values taken, which stay taken
+//! (the tail of a buffered stream never moves back), so it holds whoever
+//! stored it and whenever; it is set only once the last ring is the
+//! newest, and then the slot of every sequence number below it is in that
+//! ring. The claim that follows still decides which producer writes.
+//!
 //! # Invariants
 //!
 //! - `tail` is the sequence number the next value gets; it changes under
@@ -80,7 +92,7 @@ use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 use std::task::Waker;
 
-use super::error::{TryPutError, TryRecvError};
+use super::error::TryPutError;
 use crate::sync::{
     AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Mutex, MutexGuard, Ordering,
     UnsafeCell,
@@ -269,6 +281,14 @@ pub(crate) struct Shared<T> {
     /// dropped, for puts without the lock.
     consumers: AtomicUsize,
     newest: AtomicUsize,
+    /// A put without the lock as any sequence number below this one has
+    /// room, in the last ring (see "Room known ahead" above). 0 until a
+    /// producer finds room ahead in the last ring.
+    room: AtomicU64,
+    /// The first slot of the last ring (the one of `limit` slots or more),
+    /// null until it is allocated, and the mask of its length.
+    last_slots: AtomicPtr<Slot<T>>,
+    last_mask: usize,
     closed: AtomicBool,
     /// The capacity the stream was built with (0: rendezvous).
     pub(crate) capacity: usize,
@@ -361,6 +381,16 @@ impl Wake {
     };
 }
 
+/// What a receive without the lock found: a value, or why not. Only
+/// `Value` carries data (unlike `Result<T, TryRecvError>`, whose error
+/// sits beside the value's first word), so the value moves out of the slot
+/// and through the receive in whole words.
+pub(crate) enum Took<T> {
+    Value(T),
+    Empty,
+    Closed,
+}
+
 impl<T> Shared<T> {
     /// A stream of `capacity` (at most [`MAX_CAPACITY`]), with its first
     /// ring allocated.
@@ -377,6 +407,11 @@ impl<T> Shared<T> {
         rings[0].store(ring, Ordering::Relaxed);
         // SAFETY: just allocated, freed only with the stream.
         let ring = RingRef::new(unsafe { &*ring }, limit as u64);
+        let last_slots = AtomicPtr::new(if ring.last {
+            ring.slots.as_ptr()
+        } else {
+            std::ptr::null_mut()
+        });
         Self {
             state: Mutex::new(State {
                 epoch: 0,
@@ -397,6 +432,9 @@ impl<T> Shared<T> {
             claim: AtomicU64::new(SLOW),
             consumers: AtomicUsize::new(0),
             newest: AtomicUsize::new(0),
+            room: AtomicU64::new(0),
+            last_slots,
+            last_mask: largest - 1,
             closed: AtomicBool::new(false),
             capacity,
         }
@@ -462,20 +500,22 @@ impl<T> Shared<T> {
         if word & SLOW != 0 || self.tail.load(Ordering::Acquire) != tail {
             return Err(value);
         }
-        // Read before the claim, and checked by it: the newest ring, the
-        // room. Whatever would change them also changes `claim` (a put
-        // moves the tail, a guard sets `SLOW`), so the claim below fails.
-        // Acquire: the index may be newer than `word` (a later guard
-        // started a ring and moved the tail; the claim below then fails),
-        // and the ring it names must be seen allocated, not null.
-        let index = self.newest.load(Ordering::Acquire);
-        let ring = RingRef::new(self.ring(index), self.limit);
-        if !self.has_room(&ring, index, tail, tail)
-            || (!ring.last && ring.slot(tail).remaining.load(Ordering::Acquire) & COUNT != 0)
-        {
-            // Full, or this ring is and a new one must start: the lock.
-            return Err(value);
-        }
+        // Acquire, paired with the Release store in `find_room`: the slot
+        // the value goes to was freed before (see "Room known ahead").
+        let slot = if tail < self.room.load(Ordering::Acquire) {
+            // Acquire: stored before `room` was, so seen allocated.
+            let slots = self.last_slots.load(Ordering::Acquire);
+            // SAFETY: `room` is above 0, so the last ring is allocated and
+            // `slots` is its first slot; `last_mask` is its length less
+            // one, so the slot is in it. Rings live as long as the stream.
+            unsafe { &*slots.add(tail as usize & self.last_mask) }
+        } else {
+            match self.find_room(tail) {
+                Some(slot) => slot,
+                // Full, or this ring is and a new one must start: the lock.
+                None => return Err(value),
+            }
+        };
         if self
             .claim
             .compare_exchange(word, word + 2, Ordering::AcqRel, Ordering::Relaxed)
@@ -487,11 +527,10 @@ impl<T> Shared<T> {
         // the lock, which waits for this put to move the tail before it
         // changes the count, so this is the count the value is for.
         let consumers = self.consumers.load(Ordering::Relaxed);
-        let slot = ring.slot(tail);
         // SAFETY: the slot is free, as in `try_push`: the value `limit`
-        // back is taken (and every earlier one), and the Acquire load in
-        // `has_room` synchronizes with the consumer that freed it;
-        // in a smaller ring, the load above found it free. This producer
+        // back is taken (and every earlier one), and the Acquire loads in
+        // `has_room` (or of `room`) synchronize with the consumer that
+        // freed it; in a smaller ring, `find_room` found it free. This producer
         // holds the only claim, so no other producer writes slots now (a
         // guard waits for it to finish), and consumers do not read the slot
         // before the tail moves past it, below.
@@ -500,6 +539,37 @@ impl<T> Shared<T> {
         slot.delivery.store(FRESH, Ordering::Relaxed);
         self.tail.store(tail + 1, Ordering::Release);
         Ok(())
+    }
+
+    /// For a put without the lock as `tail` (the tail in the last claim
+    /// word), past the room known ahead: the slot its value goes to, if
+    /// there is room and it is in the newest ring; `None` if the put must
+    /// take the lock. Read before the claim, and checked by it: whatever
+    /// would change the newest ring or the room also changes `claim` (a put
+    /// moves the tail, a guard sets `SLOW`), so the claim then fails.
+    #[inline(never)]
+    fn find_room(&self, tail: u64) -> Option<&Slot<T>> {
+        // Acquire: the index may be newer than the claim word (a later
+        // guard started a ring and moved the tail; the claim then fails),
+        // and the ring it names must be seen allocated, not null.
+        let index = self.newest.load(Ordering::Acquire);
+        let ring = RingRef::new(self.ring(index), self.limit);
+        if !ring.last {
+            // A smaller ring: the slot `tail` maps to must be free too,
+            // or a new ring must start.
+            let slot = ring.slot(tail);
+            let free = self.has_room(&ring, index, tail, tail)
+                && slot.remaining.load(Ordering::Acquire) & COUNT == 0;
+            // SAFETY: a slot of one of this stream's rings, which live as
+            // long as the stream (`&self`).
+            return free.then(|| unsafe { &*(slot as *const Slot<T>) });
+        }
+        if !self.has_room_ahead(&ring, index, tail) {
+            return None;
+        }
+        let slot: *const Slot<T> = ring.slot(tail);
+        // SAFETY: as above.
+        Some(unsafe { &*slot })
     }
 
     /// The slot of `seq`, in ring `index` or an older one.
@@ -550,6 +620,11 @@ impl<T> Shared<T> {
         self.rings[state.newest].store(ring, Ordering::Release);
         old.end.store(seq, Ordering::Release);
         state.ring = RingRef::new(self.ring(state.newest), self.limit);
+        if state.ring.last {
+            // Release: a put that finds it through `room` sees the ring.
+            self.last_slots
+                .store(state.ring.slots.as_ptr(), Ordering::Release);
+        }
         state.ring
     }
 
@@ -742,7 +817,7 @@ impl<T> Shared<T> {
         }
         let seq = self.tail.load(Ordering::Relaxed);
         let mut ring = state.ring;
-        if state.consumers == 0 || !self.has_room(&ring, state.newest, seq, seq) {
+        if state.consumers == 0 || !self.has_room_ahead(&ring, state.newest, seq) {
             return Err(TryPutError::Full(value));
         }
         if !ring.last && ring.slot(seq).remaining.load(Ordering::Acquire) & COUNT != 0 {
@@ -851,6 +926,27 @@ impl<T> Shared<T> {
         };
         self.slot_holding(newest, index, tail, seq)
             .is_none_or(|slot| slot.remaining.load(Ordering::Acquire) & COUNT == 0)
+    }
+
+    /// [`has_room`](Self::has_room) for the value put as `tail` (the
+    /// tail), which also looks ahead: in the last ring of a buffered
+    /// stream, if the value just under the tail is taken, the next `limit`
+    /// values have room, and [`Shared::room`] says so (see "Room known
+    /// ahead" above).
+    #[inline(always)]
+    fn has_room_ahead(&self, newest: &RingRef<T>, index: usize, tail: u64) -> bool {
+        if newest.last && !self.is_rendezvous() {
+            let below = tail
+                .checked_sub(1)
+                .and_then(|seq| self.slot_holding(newest, index, tail, seq));
+            if below.is_some_and(|slot| slot.remaining.load(Ordering::Acquire) & COUNT == 0) {
+                // Release: a put that loads it (Acquire) sees the slots
+                // freed.
+                self.room.store(tail + self.limit, Ordering::Release);
+                return true;
+            }
+        }
+        self.has_room(newest, index, tail, tail)
     }
 
     /// The slot of `seq` (below `tail`), unless a later value reused it,
@@ -968,10 +1064,9 @@ impl<T> Shared<T> {
     }
 
     /// Takes the next value for the consumer at `cursor`, without the
-    /// mutex. The `bool` tells whether it freed a slot a producer waits
-    /// for: the caller must then wake the producers.
+    /// mutex, and wakes the producers if that freed a slot one waits for.
     #[inline(always)]
-    pub(crate) fn try_take(&self, cursor: &mut Cursor<T>) -> Result<(T, bool), TryRecvError>
+    pub(crate) fn try_take(&self, cursor: &mut Cursor<T>) -> Took<T>
     where
         T: Clone,
     {
@@ -979,7 +1074,7 @@ impl<T> Shared<T> {
             // Published, in the ring at hand, in a buffered stream.
             let ring = cursor.ring;
             let slot = ring.slot(cursor.pos);
-            return Ok(self.take(slot, cursor));
+            return Took::Value(self.take(slot, cursor));
         }
         self.try_take_loaded(cursor)
     }
@@ -988,7 +1083,7 @@ impl<T> Shared<T> {
     /// tail, moves on to a newer ring if need be, and in a rendezvous
     /// stream claims the value against a withdrawal.
     #[inline(always)]
-    fn try_take_loaded(&self, cursor: &mut Cursor<T>) -> Result<(T, bool), TryRecvError>
+    fn try_take_loaded(&self, cursor: &mut Cursor<T>) -> Took<T>
     where
         T: Clone,
     {
@@ -999,9 +1094,9 @@ impl<T> Shared<T> {
                 if !self.closed.load(Ordering::Acquire)
                     || cursor.pos != self.tail.load(Ordering::Acquire)
                 {
-                    break TryRecvError::Empty;
+                    break Took::Empty;
                 }
-                break TryRecvError::Closed;
+                break Took::Closed;
             }
             if cursor.pos >= cursor.sure {
                 // Perhaps in a newer ring.
@@ -1014,7 +1109,7 @@ impl<T> Shared<T> {
                 match Self::claim(slot) {
                     DELIVERED => {}
                     // Being retracted: the tail is moving back to `pos`.
-                    RETRACTED => break TryRecvError::Empty,
+                    RETRACTED => break Took::Empty,
                     _ => {
                         // A tombstone: step over it, freeing the slot if this
                         // was the last consumer to pass it.
@@ -1033,8 +1128,10 @@ impl<T> Shared<T> {
                 // against a withdrawal.)
                 cursor.ready = tail.min(cursor.sure);
             }
-            let (value, freed) = self.take(slot, cursor);
-            return Ok((value, wake | freed));
+            if wake {
+                self.wake_producers();
+            }
+            return Took::Value(self.take(slot, cursor));
         };
         // No value to return, but a tombstone stepped over may have freed
         // a slot a producer waits for: it must be woken here, or it would
@@ -1042,15 +1139,15 @@ impl<T> Shared<T> {
         if wake {
             self.wake_producers();
         }
-        Err(error)
+        error
     }
 
     /// Takes the value in `slot`, the slot of `cursor.pos`, which this
     /// consumer may take (published, and received if the stream is a
-    /// rendezvous), and moves the cursor past it. The `bool` tells whether
-    /// it freed a slot a producer waits for.
+    /// rendezvous), and moves the cursor past it; wakes the producers if
+    /// that freed a slot one waits for.
     #[inline(always)]
-    fn take(&self, slot: &Slot<T>, cursor: &mut Cursor<T>) -> (T, bool)
+    fn take(&self, slot: &Slot<T>, cursor: &mut Cursor<T>) -> T
     where
         T: Clone,
     {
@@ -1061,8 +1158,10 @@ impl<T> Shared<T> {
             // the slot freed right after.
             let value = slot.value.with(|ptr| unsafe { (*ptr).assume_init_read() });
             cursor.pos += 1;
-            let wake = slot.remaining.swap(0, Ordering::AcqRel) & WAITING != 0;
-            return (value, wake);
+            if slot.remaining.swap(0, Ordering::AcqRel) & WAITING != 0 {
+                self.wake_producers();
+            }
+            return value;
         }
         // SAFETY: `remaining` counts this consumer, so the value stays
         // initialized until it decrements below; others may clone it at the
@@ -1079,7 +1178,6 @@ impl<T> Shared<T> {
         // under the mutex synchronizes with: the value was received, so it
         // is not held for the next consumer.
         slot.delivery.store(DELIVERED, Ordering::Relaxed);
-        let mut wake = false;
         if slot.remaining.fetch_sub(1, Ordering::AcqRel) & COUNT == LAST {
             // The others finished while this one cloned. The slot is freed
             // even if `T::drop` panics.
@@ -1091,9 +1189,11 @@ impl<T> Shared<T> {
             slot.value
                 .with_mut(|ptr| unsafe { (*ptr).assume_init_drop() });
             std::mem::forget(free);
-            wake = slot.remaining.swap(0, Ordering::AcqRel) & WAITING != 0;
+            if slot.remaining.swap(0, Ordering::AcqRel) & WAITING != 0 {
+                self.wake_producers();
+            }
         }
-        (value, wake)
+        value
     }
 
     /// Rendezvous: marks the slot as received. Returns [`DELIVERED`], or the
