@@ -877,3 +877,45 @@ fn a_put_within_the_room_known_ahead_writes_a_slot_another_thread_freed() {
         assert_eq!(consumer.try_recv(), Ok(6));
     });
 }
+
+/// A batched put without the lock (one claim for the values of a batch,
+/// within the room known ahead) races a consumer subscribing and one
+/// taking. `put_all` puts one value first, then what fits, so here `[4]`
+/// and then `[5, 6]` in one claim. A subscribe waits for a batch in
+/// flight: the new consumer receives `[]`, `[5, 6]` or all three, never
+/// `[6]` alone; the first consumer receives all three, in order.
+#[test]
+fn an_unlocked_batch_races_a_subscribe_and_a_take() {
+    loom::model(|| {
+        // Capacity 3: under loom, rings of 1, 2 and 4 slots; three values
+        // buffered at once reach the last one. All taken, the next put
+        // finds the room known ahead.
+        let stream = AsyncStream::with_capacity(3);
+        let mut consumer = stream.subscribe();
+        for value in 0..3 {
+            stream.try_put(value).unwrap();
+        }
+        assert_eq!(consumer.try_recv(), Ok(0));
+        stream.try_put(3).unwrap();
+        for value in 1..4 {
+            assert_eq!(consumer.try_recv(), Ok(value));
+        }
+        let other = stream.clone();
+        let producer = thread::spawn(move || block_on(other.put_all([4, 5, 6])).unwrap());
+        let taker = thread::spawn(move || {
+            let first = block_on(consumer.recv());
+            (first, consumer)
+        });
+        let mut late = stream.subscribe();
+        producer.join().unwrap();
+        let (first, mut consumer) = taker.join().unwrap();
+        assert_eq!(first, Some(4));
+        assert_eq!(consumer.try_recv(), Ok(5));
+        assert_eq!(consumer.try_recv(), Ok(6));
+        let seen: Vec<i32> = std::iter::from_fn(|| late.try_recv().ok()).collect();
+        assert!(
+            [&[][..], &[5, 6], &[4, 5, 6]].contains(&&seen[..]),
+            "the late consumer saw {seen:?}"
+        );
+    });
+}

@@ -1040,6 +1040,17 @@ impl<T, I: Iterator<Item = T>> PutAll<'_, T, I> {
             if count == 0 {
                 return self.finish(Ok(()));
             }
+            // The common case takes no lock (see `try_push_batch_unlocked`);
+            // a put registered as a waiter takes it, to remove its waker.
+            if self.key.is_none()
+                && self
+                    .pulled
+                    .take_with(count, |next| shared.try_push_batch_unlocked(count, next))
+            {
+                self.put += count;
+                self.room = BATCH;
+                continue;
+            }
             let mut state = shared.lock();
             let room = shared.room(&state, count);
             if room > 0 {
@@ -1047,7 +1058,11 @@ impl<T, I: Iterator<Item = T>> PutAll<'_, T, I> {
                     .take_with(room, |next| shared.push_batch(&mut state, room, next));
                 self.put += room;
                 self.room = shared.room(&state, BATCH);
+                // Put: no longer a waiter, so the next batch may go
+                // without the lock. The waker is dropped after unlocking.
+                let old_waker = state.put_waiters.remove(&mut self.key);
                 shared.release(state, Wake::CONSUMERS);
+                drop(old_waker);
                 continue;
             }
             if state.closed {

@@ -541,6 +541,59 @@ impl<T> Shared<T> {
         Ok(())
     }
 
+    /// Puts `count` values (at least 1), taking each from `next`, without
+    /// the lock, if the stream is in the common case and the room known
+    /// ahead covers them all; returns whether it did (then `next` was
+    /// called `count` times, else never). One claim moves `claim` past
+    /// them all, and the tail moves once: a guard waits for the whole
+    /// batch, which runs no user code (`next` only moves values the caller
+    /// already holds).
+    #[inline(always)]
+    pub(crate) fn try_push_batch_unlocked(
+        &self,
+        count: usize,
+        next: &mut dyn FnMut() -> T,
+    ) -> bool {
+        debug_assert!(count > 0);
+        let word = self.claim.load(Ordering::Acquire);
+        let tail = word >> 1;
+        if word & SLOW != 0 || self.tail.load(Ordering::Acquire) != tail {
+            return false;
+        }
+        let end = tail + count as u64;
+        // Acquire, as in `try_push_unlocked`.
+        if end > self.room.load(Ordering::Acquire)
+            && (self.find_room(tail).is_none() || end > self.room.load(Ordering::Acquire))
+        {
+            return false;
+        }
+        if self
+            .claim
+            .compare_exchange(word, end << 1, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        // As in `try_push_unlocked`: the count the values are for.
+        let remaining = self.consumers.load(Ordering::Relaxed) + 1;
+        // Acquire: stored before `room` was, so seen allocated.
+        let slots = self.last_slots.load(Ordering::Acquire);
+        for seq in tail..end {
+            let value = next();
+            // SAFETY: as in `try_push_unlocked`, for each of the values:
+            // `room` is above `seq`, so the last ring is allocated, `slots`
+            // is its first slot and the slot is free; this producer holds
+            // the only claim, and consumers do not read the slot before the
+            // tail moves past it, below.
+            let slot = unsafe { &*slots.add(seq as usize & self.last_mask) };
+            slot.value.with_mut(|ptr| unsafe { (*ptr).write(value) });
+            slot.remaining.store(remaining, Ordering::Relaxed);
+            slot.delivery.store(FRESH, Ordering::Relaxed);
+        }
+        self.tail.store(end, Ordering::Release);
+        true
+    }
+
     /// For a put without the lock as `tail` (the tail in the last claim
     /// word), past the room known ahead: the slot its value goes to, if
     /// there is room and it is in the newest ring; `None` if the put must
