@@ -30,7 +30,10 @@
 //! put must take the lock (a rendezvous stream, a closed one, one without
 //! consumers, or one with a consumer waiting to be woken). A producer
 //! claims only once the claim before it moved the tail, so at most one
-//! claim is in flight, and it is the sequence number just under `claim`.
+//! claim is in flight, and it is the sequence numbers just under `claim`:
+//! one, or a batched put's values when the room known ahead (below)
+//! covers them all, claimed at once and published by one move of the
+//! tail past them.
 //!
 //! # Room known ahead
 //!
@@ -451,10 +454,11 @@ impl<T> Shared<T> {
         // A rendezvous stream keeps it set.
         if self.claim.load(Ordering::Relaxed) & SLOW == 0 {
             let claimed = self.claim.fetch_or(SLOW, Ordering::AcqRel) >> 1;
-            // A claim in flight is the sequence number just under
-            // `claimed`: its producer writes the slot, then moves the tail
-            // (Release). It runs no user code meanwhile, so this wait is
-            // short unless its thread is descheduled.
+            // A claim in flight is the sequence numbers just under
+            // `claimed` (one, or a batch): its producer writes the slots,
+            // then moves the tail to `claimed` (Release). It runs no user
+            // code meanwhile, so this wait is short unless its thread is
+            // descheduled.
             let mut spins = 0;
             while self.tail.load(Ordering::Acquire) != claimed {
                 crate::sync::spin_wait(&mut spins);
@@ -500,8 +504,10 @@ impl<T> Shared<T> {
         if word & SLOW != 0 || self.tail.load(Ordering::Acquire) != tail {
             return Err(value);
         }
-        // Acquire, paired with the Release store in `find_room`: the slot
-        // the value goes to was freed before (see "Room known ahead").
+        // Acquire, paired with the Release store in `has_room_ahead`: the
+        // slot the value goes to was freed before (see "Room known
+        // ahead"). The bound holds for any tail below it, and the claim
+        // below succeeds only if `tail` is the tail then.
         let slot = if tail < self.room.load(Ordering::Acquire) {
             // Acquire: stored before `room` was, so seen allocated.
             let slots = self.last_slots.load(Ordering::Acquire);
@@ -530,10 +536,10 @@ impl<T> Shared<T> {
         // SAFETY: the slot is free, as in `try_push`: the value `limit`
         // back is taken (and every earlier one), and the Acquire loads in
         // `has_room` (or of `room`) synchronize with the consumer that
-        // freed it; in a smaller ring, `find_room` found it free. This producer
-        // holds the only claim, so no other producer writes slots now (a
-        // guard waits for it to finish), and consumers do not read the slot
-        // before the tail moves past it, below.
+        // freed it; in a smaller ring, `find_room` found it free. This
+        // producer holds the only claim, so no other producer writes slots
+        // now (a guard waits for it to finish), and consumers do not read
+        // the slot before the tail moves past it, below.
         slot.value.with_mut(|ptr| unsafe { (*ptr).write(value) });
         slot.remaining.store(consumers + 1, Ordering::Relaxed);
         slot.delivery.store(FRESH, Ordering::Relaxed);
