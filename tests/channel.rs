@@ -2486,6 +2486,33 @@ fn put_all_pulls_only_what_fits() {
     assert_eq!(values, 5..10, "4 put, 1 held (dropped with the future)");
 }
 
+/// The same once the room known ahead is set (a value put and taken
+/// before): a batch put without the lock pulls no more than is known to
+/// fit, so on a close `put_all` hands back only the value it held, and
+/// the iterator keeps the rest.
+#[test]
+fn put_all_pulls_only_what_fits_after_a_batch_without_the_lock() {
+    for capacity in [2u64, 5, 40] {
+        let stream = AsyncStream::with_capacity(capacity as usize);
+        let mut consumer = stream.subscribe();
+        stream.try_put(0).unwrap();
+        assert_eq!(consumer.try_recv(), Ok(0));
+        let (_, waker) = counting_waker();
+        let mut values = 10..100u64;
+        let mut put = stream.put_all(values.by_ref());
+        assert!(poll(&mut put, &waker).is_pending());
+        assert_eq!(put.put_count() as u64, capacity, "capacity {capacity}");
+        assert!(stream.close());
+        assert_eq!(
+            poll(&mut put, &waker),
+            Poll::Ready(Err(Closed(vec![10 + capacity]))),
+            "capacity {capacity}"
+        );
+        drop(put);
+        assert_eq!(values.next(), Some(11 + capacity), "capacity {capacity}");
+    }
+}
+
 /// With no consumer, `put_all` waits for the first one, woken by its
 /// subscription, which then receives every value.
 #[test]

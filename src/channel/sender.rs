@@ -1042,14 +1042,16 @@ impl<T, I: Iterator<Item = T>> PutAll<'_, T, I> {
             }
             // The common case takes no lock (see `try_push_batch_unlocked`);
             // a put registered as a waiter takes it, to remove its waker.
-            if self.key.is_none()
-                && self
+            if self.key.is_none() {
+                let pushed = self
                     .pulled
-                    .take_with(count, |next| shared.try_push_batch_unlocked(count, next))
-            {
-                self.put += count;
-                self.room = BATCH;
-                continue;
+                    .take_with(count, |next| shared.try_push_batch_unlocked(count, next));
+                if let Some(room) = pushed {
+                    self.put += count;
+                    // Pull no more than is known to fit.
+                    self.room = room.min(BATCH as u64) as usize;
+                    continue;
+                }
             }
             let mut state = shared.lock();
             let room = shared.room(&state, count);

@@ -549,8 +549,9 @@ impl<T> Shared<T> {
 
     /// Puts `count` values (at least 1), taking each from `next`, without
     /// the lock, if the stream is in the common case and the room known
-    /// ahead covers them all; returns whether it did (then `next` was
-    /// called `count` times, else never). One claim moves `claim` past
+    /// ahead covers them all. Returns how many more values are known to
+    /// fit after them if it did (then `next` was called `count` times),
+    /// `None` if it did not (then never). One claim moves `claim` past
     /// them all, and the tail moves once: a guard waits for the whole
     /// batch, which runs no user code (`next` only moves values the caller
     /// already holds).
@@ -559,26 +560,29 @@ impl<T> Shared<T> {
         &self,
         count: usize,
         next: &mut dyn FnMut() -> T,
-    ) -> bool {
+    ) -> Option<u64> {
         debug_assert!(count > 0);
         let word = self.claim.load(Ordering::Acquire);
         let tail = word >> 1;
         if word & SLOW != 0 || self.tail.load(Ordering::Acquire) != tail {
-            return false;
+            return None;
         }
         let end = tail + count as u64;
         // Acquire, as in `try_push_unlocked`.
-        if end > self.room.load(Ordering::Acquire)
-            && (self.find_room(tail).is_none() || end > self.room.load(Ordering::Acquire))
-        {
-            return false;
+        let mut room = self.room.load(Ordering::Acquire);
+        if end > room {
+            self.find_room(tail)?;
+            room = self.room.load(Ordering::Acquire);
+            if end > room {
+                return None;
+            }
         }
         if self
             .claim
             .compare_exchange(word, end << 1, Ordering::AcqRel, Ordering::Relaxed)
             .is_err()
         {
-            return false;
+            return None;
         }
         // As in `try_push_unlocked`: the count the values are for.
         let remaining = self.consumers.load(Ordering::Relaxed) + 1;
@@ -597,7 +601,7 @@ impl<T> Shared<T> {
             slot.delivery.store(FRESH, Ordering::Relaxed);
         }
         self.tail.store(end, Ordering::Release);
-        true
+        Some(room - end)
     }
 
     /// For a put without the lock as `tail` (the tail in the last claim
