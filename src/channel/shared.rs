@@ -147,6 +147,24 @@ struct Slot<T> {
     delivery: AtomicU8,
 }
 
+impl<T> Slot<T> {
+    /// Writes `value` into this slot of a buffered stream, for
+    /// `remaining - 1` consumers. Consumers see it once the tail moves
+    /// past it (with Release).
+    ///
+    /// # Safety
+    ///
+    /// The slot is free, and nobody else accesses it until the tail moves
+    /// past it: the caller holds the mutex or the only claim.
+    #[inline(always)]
+    unsafe fn fill(&self, value: T, remaining: usize) {
+        // SAFETY: the caller's, above.
+        self.value.with_mut(|ptr| unsafe { (*ptr).write(value) });
+        self.remaining.store(remaining, Ordering::Relaxed);
+        self.delivery.store(FRESH, Ordering::Relaxed);
+    }
+}
+
 /// One ring of slots: the values of the sequence numbers from `start` to
 /// `end` (see the invariants above).
 struct Ring<T> {
@@ -493,17 +511,24 @@ impl<T> Shared<T> {
             .store(tail << 1 | u64::from(slow), Ordering::Release);
     }
 
+    /// The claim word, if a put may claim without the lock now: not
+    /// [`SLOW`], and the claim before it has moved the tail.
+    #[inline(always)]
+    fn open_claim(&self) -> Option<u64> {
+        let word = self.claim.load(Ordering::Acquire);
+        (word & SLOW == 0 && self.tail.load(Ordering::Acquire) == word >> 1).then_some(word)
+    }
+
     /// Puts `value` without the lock, if the stream is in the common case
     /// (see "The put without the lock" above) and has room; otherwise
     /// returns it, for the caller to put under the lock.
     #[inline(always)]
     pub(crate) fn try_push_unlocked(&self, value: T) -> Result<(), T> {
-        let word = self.claim.load(Ordering::Acquire);
-        let tail = word >> 1;
-        // `SLOW`, or the claim before is still in flight.
-        if word & SLOW != 0 || self.tail.load(Ordering::Acquire) != tail {
+        // `SLOW`, or the claim before is still in flight: the lock.
+        let Some(word) = self.open_claim() else {
             return Err(value);
-        }
+        };
+        let tail = word >> 1;
         // Acquire, paired with the Release store in `has_room_ahead`: the
         // slot the value goes to was freed before (see "Room known
         // ahead"). The bound holds for any tail below it, and the claim
@@ -540,9 +565,7 @@ impl<T> Shared<T> {
         // producer holds the only claim, so no other producer writes slots
         // now (a guard waits for it to finish), and consumers do not read
         // the slot before the tail moves past it, below.
-        slot.value.with_mut(|ptr| unsafe { (*ptr).write(value) });
-        slot.remaining.store(consumers + 1, Ordering::Relaxed);
-        slot.delivery.store(FRESH, Ordering::Relaxed);
+        unsafe { slot.fill(value, consumers + 1) };
         self.tail.store(tail + 1, Ordering::Release);
         Ok(())
     }
@@ -562,11 +585,8 @@ impl<T> Shared<T> {
         next: &mut dyn FnMut() -> T,
     ) -> Option<u64> {
         debug_assert!(count > 0);
-        let word = self.claim.load(Ordering::Acquire);
+        let word = self.open_claim()?;
         let tail = word >> 1;
-        if word & SLOW != 0 || self.tail.load(Ordering::Acquire) != tail {
-            return None;
-        }
         let end = tail + count as u64;
         // Acquire, as in `try_push_unlocked`.
         let mut room = self.room.load(Ordering::Acquire);
@@ -595,10 +615,7 @@ impl<T> Shared<T> {
             // is its first slot and the slot is free; this producer holds
             // the only claim, and consumers do not read the slot before the
             // tail moves past it, below.
-            let slot = unsafe { &*slots.add(seq as usize & self.last_mask) };
-            slot.value.with_mut(|ptr| unsafe { (*ptr).write(value) });
-            slot.remaining.store(remaining, Ordering::Relaxed);
-            slot.delivery.store(FRESH, Ordering::Relaxed);
+            unsafe { (*slots.add(seq as usize & self.last_mask)).fill(value, remaining) };
         }
         self.tail.store(end, Ordering::Release);
         Some(room - end)
@@ -971,9 +988,7 @@ impl<T> Shared<T> {
             // `has_room` synchronizes with the consumer that freed it), and
             // in a smaller ring the load above found it free. Consumers do
             // not read it before the tail moves past it, below.
-            slot.value.with_mut(|ptr| unsafe { (*ptr).write(value) });
-            slot.remaining.store(remaining, Ordering::Relaxed);
-            slot.delivery.store(FRESH, Ordering::Relaxed);
+            unsafe { slot.fill(value, remaining) };
         }
         self.tail.store(tail + count as u64, Ordering::Release);
     }
