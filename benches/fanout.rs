@@ -70,8 +70,9 @@
 //! criterion is left out: the one-thread rows of capacity ≥ 1 run their
 //! implementations in turn, round after round, and the bench prints each
 //! row's median time and its ratios to timecast, the medians of the ratios
-//! within each round (see [`paired`]). One more row runs there,
-//! `timecast-try`: the same stream driven without futures ([`run_try`]).
+//! within each round (see [`paired`]). Two more rows run there,
+//! `timecast-try`: the same stream driven without futures ([`run_try`]),
+//! and `timecast-try-task`: that loop in one task ([`run_try_in_task`]).
 //! This host's speed changes over time, and criterion, which times one
 //! implementation after another, can meet two speeds in one group; the
 //! ratios of one round cannot.
@@ -371,6 +372,50 @@ fn run_try<T: Payload>(capacity: usize, consumers: usize) -> Duration {
     let elapsed = start.elapsed();
     assert_eq!(received, vec![MESSAGES; consumers], "a value was lost");
     elapsed
+}
+
+/// [`run_try`]'s loop in one task, as a consumer that drains what is
+/// waiting without a future per value writes it: polled by
+/// `futures::executor::block_on`, yielding once per turn. The values
+/// move through the task's state and the inlined `try_recv`.
+fn run_try_in_task<T: Payload>(capacity: usize, consumers: usize) -> Duration {
+    let stream = timecast::AsyncStream::<T>::with_capacity(capacity);
+    let mut rxs: Vec<_> = (0..consumers).map(|_| stream.subscribe()).collect();
+    let mut received = vec![0; consumers];
+    let start = Instant::now();
+    futures::executor::block_on(async {
+        let mut i = 0;
+        while i < MESSAGES {
+            while i < MESSAGES && stream.try_put(T::make(black_box(i))).is_ok() {
+                i += 1;
+            }
+            for (rx, received) in rxs.iter_mut().zip(&mut received) {
+                while let Ok(value) = rx.try_recv() {
+                    black_box(value);
+                    *received += 1;
+                }
+            }
+            yield_now().await;
+        }
+    });
+    drop((stream, rxs));
+    let elapsed = start.elapsed();
+    assert_eq!(received, vec![MESSAGES; consumers], "a value was lost");
+    elapsed
+}
+
+/// Returns `Pending` once, waking itself: the task's turn ends.
+async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await;
 }
 
 /// Benches channel `C` in one configuration.
@@ -794,7 +839,7 @@ fn paired_payload<T: Payload>(filter: Option<&str>) {
                 continue;
             }
             type Run<'a> = Box<dyn Fn() -> Duration + 'a>;
-            let rows: [(&str, Run<'_>); 7] = [
+            let rows: [(&str, Run<'_>); 8] = [
                 (
                     "timecast",
                     Box::new(|| run_channel::<T, Timecast>(&executor, capacity, consumers)),
@@ -802,6 +847,10 @@ fn paired_payload<T: Payload>(filter: Option<&str>) {
                 (
                     "timecast-try",
                     Box::new(|| run_try::<T>(capacity, consumers)),
+                ),
+                (
+                    "timecast-try-task",
+                    Box::new(|| run_try_in_task::<T>(capacity, consumers)),
                 ),
                 (
                     "timecast-put-all",

@@ -153,6 +153,12 @@ impl<T> std::error::Error for TryPutError<T> {}
 /// assert_eq!(consumer.try_recv(), Err(TryRecvError::Closed));
 /// ```
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
+// A whole word, not a byte: in `Result<T, TryRecvError>` the error then
+// fills the word beside a value's niche, where a byte would leave the
+// compiler to write a value's second word in pieces and read it back
+// whole (a store-forwarding stall on every `String` received, when the
+// caller's loop inlines `try_recv`).
+#[repr(u64)]
 pub enum TryRecvError {
     /// No value is waiting for this consumer now.
     Empty,
