@@ -1190,3 +1190,67 @@ fn a_handler_aborting_another_interleaved_stream_drops_its_waiting_replay() {
     assert_eq!(*seen.borrow(), ["a0", "b0", "a1", "b1", "timer@4", "b2"]);
     assert_eq!(Rc::strong_count(&held), 1, "a's handler is dropped");
 }
+
+/// A task woken from another thread in the middle of a run of past events
+/// runs before any event the past yields once the wake-up is visible to the
+/// loop's thread is dispatched: the run ends at once, not when the past
+/// does.
+#[test]
+fn a_wake_up_from_another_thread_ends_a_run_of_past_events_at_once() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc, Mutex};
+
+    let el = sim();
+    let waker = Arc::new(Mutex::new(None::<std::task::Waker>));
+    let woken = Arc::new(AtomicBool::new(false));
+    let (go, wait_for_go) = mpsc::channel::<()>();
+    let thread = {
+        let (waker, woken) = (waker.clone(), woken.clone());
+        std::thread::spawn(move || {
+            wait_for_go.recv().expect("the handler says when");
+            waker.lock().unwrap().take().expect("the task waits").wake();
+            woken.store(true, Ordering::Release);
+        })
+    };
+    let ran = Rc::new(Cell::new(false));
+    let mut polled = false;
+    let (w, r) = (waker.clone(), ran.clone());
+    el.spawn(std::future::poll_fn(move |cx| {
+        if polled {
+            r.set(true);
+            return Poll::Ready(());
+        }
+        polled = true;
+        *w.lock().unwrap() = Some(cx.waker().clone());
+        Poll::Pending
+    }));
+    // Events after the one that sends `go`, each marked with whether the
+    // past saw the wake-up done when it yielded it; the past ends once the
+    // task ran (or, were the wake-up lost, a million events after it).
+    let (r, mut after) = (ran.clone(), 0u64);
+    let past = (0..).map_while(move |i: i64| {
+        let seen = woken.load(Ordering::Acquire);
+        after += u64::from(seen);
+        (!r.get() && after <= 1_000_000).then(|| (Timestamp::from_unix_nanos(i), seen))
+    });
+    let stale = Rc::new(Cell::new(0u64));
+    let (s, r, mut go) = (stale.clone(), ran.clone(), Some(go));
+    el.spawn(
+        process_stream(move |time: Timestamp, seen: bool| {
+            if let Some(go) = go.take_if(|_| time.unix_nanos() == 1_000) {
+                go.send(()).expect("the thread waits");
+            }
+            // (One yielded before the task ran may come after it.)
+            s.set(s.get() + u64::from(seen && !r.get()));
+        })
+        .past(past),
+    );
+    el.run().unwrap();
+    thread.join().unwrap();
+    assert!(ran.get(), "the woken task ran");
+    assert_eq!(
+        stale.get(),
+        0,
+        "events yielded after the wake-up was visible were dispatched before the woken task"
+    );
+}

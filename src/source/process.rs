@@ -559,7 +559,9 @@ where
         let event = next.and_then(|(time, value)| {
             *seq += 1;
             let key = Key::data(time, *rank, *seq);
-            if !(core.dispatch_fast(key) || core.dispatch_inline(key)) {
+            // Not `dispatch_fast` first: its window closed when this
+            // source's key was queued, and is seldom open again by now.
+            if !core.dispatch_inline(key) {
                 return Some((key, time, value));
             }
             drop(handler.call(time, value));
@@ -603,15 +605,21 @@ where
     H: EventHandler<T, M>,
     P: Iterator<Item = (Timestamp, T)>,
 {
+    let window = core.inline_window();
     let mut n = *seq;
     let next = loop {
         let Some((time, value)) = past.next() else {
             break None;
         };
         n += 1;
-        let key = Key::data(time, rank, n);
-        if !(core.dispatch_fast(key) || core.dispatch_inline(key)) {
-            break Some((key, time, value));
+        // `dispatch_fast`, with the window held here.
+        if window.covers(time) {
+            core.dispatch_event(time);
+        } else {
+            let key = Key::data(time, rank, n);
+            if !(core.dispatch_fast(key) || core.dispatch_inline(key)) {
+                break Some((key, time, value));
+            }
         }
         // A plain handler's future is `Ready`: calling it did all the work.
         drop(handler.call(time, value));

@@ -16,7 +16,7 @@ use super::clock::Pace;
 use super::join::{spawn_on, JoinError, JoinHandle, Outcome};
 use super::timers::{Key, Target, TimerId, TimerQueue};
 use super::Timestamp;
-use crate::sync::{std_fence, Arc, AtomicBool, Mutex, Ordering};
+use crate::sync::{std_fence, Arc, AtomicBool, AtomicI64, Mutex, Ordering};
 
 /// Why a run of an [`EventLoop`] stopped before its work was done: a task
 /// panicked, or (in [`simulated`](EventLoop::simulated) mode) the pending
@@ -218,18 +218,74 @@ struct Remote {
     /// Set while the loop waits: a wake-up must then wake `outer`.
     idle: AtomicBool,
     outer: Mutex<Option<Waker>>,
+    /// The inline window by time alone, closed by a wake-up from any thread.
+    window: InlineWindow,
 }
 
 impl Remote {
     fn push(&self, index: usize, generation: u32) {
         self.queue.lock().push((index, generation));
         self.pending.store(true, Ordering::SeqCst);
+        self.window.close_for_wake_up();
         if self.idle.load(Ordering::SeqCst) {
             // Clone, release the lock, then wake: never wake under a lock.
             let outer = self.outer.lock().clone();
             if let Some(waker) = outer {
                 waker.wake();
             }
+        }
+    }
+}
+
+/// The window of [`Core::dispatch_fast`] by time alone: every data key whose
+/// time is below it is below [`Core::inline_below`] and may be dispatched
+/// inline, unless a wake-up is pending, which closes it. A run of events
+/// then checks one word per event: no wake-up, nothing queued, still below
+/// every pending key.
+///
+/// The loop's thread opens and closes it; a wake-up, from any thread, closes
+/// it after setting `pending`. Opening stores the time and then reads
+/// `pending`; a wake-up stores `pending` and then reads the window, closing
+/// it if open. All four are sequentially consistent, so one of the two sees
+/// the other: either the loop sees the wake-up and closes the window, or
+/// the wake-up sees the window open and closes it after the loop opened it.
+pub(crate) struct InlineWindow(AtomicI64);
+
+impl InlineWindow {
+    /// Below every time: nothing is dispatched inline by time alone.
+    const CLOSED: i64 = i64::MIN;
+
+    fn new() -> Self {
+        Self(AtomicI64::new(Self::CLOSED))
+    }
+
+    /// Whether an event at `time` may be dispatched inline: one relaxed
+    /// load. (A wake-up from another thread is seen a little later, as it
+    /// would be by the loop's own check; from this thread, at once.)
+    #[inline(always)]
+    pub(crate) fn covers(&self, time: Timestamp) -> bool {
+        time.unix_nanos() < self.0.load(Ordering::Relaxed)
+    }
+
+    /// Opens the window below `time`, unless a wake-up is pending.
+    fn open(&self, time: Timestamp, pending: &AtomicBool) {
+        self.0.store(time.unix_nanos(), Ordering::SeqCst);
+        if pending.load(Ordering::SeqCst) {
+            self.close();
+        }
+    }
+
+    /// Closes the window (the loop's thread).
+    #[inline]
+    fn close(&self) {
+        self.0.store(Self::CLOSED, Ordering::Relaxed);
+    }
+
+    /// Closes the window after a wake-up set `pending` (any thread).
+    #[inline]
+    fn close_for_wake_up(&self) {
+        if self.0.load(Ordering::SeqCst) != Self::CLOSED {
+            self.0.store(Self::CLOSED, Ordering::SeqCst);
         }
     }
 }
@@ -431,6 +487,7 @@ impl Core {
                 pending: AtomicBool::new(false),
                 idle: AtomicBool::new(false),
                 outer: Mutex::new(None),
+                window: InlineWindow::new(),
             }),
             current: Cell::new(None),
             current_aborted: Cell::new(false),
@@ -544,7 +601,9 @@ impl Core {
         }
         self.dispatch(key);
         let floor = self.timers.borrow().pending_floor();
-        self.inline_below.set(floor.min(self.due_bound()));
+        let below = floor.min(self.due_bound());
+        self.inline_below.set(below);
+        self.remote.window.open(below.time, &self.remote.pending);
         true
     }
 
@@ -556,15 +615,18 @@ impl Core {
     /// contract as `dispatch_inline`.
     ///
     /// This is the whole per-event cost of a source whose events come in a
-    /// run with nothing else due between them: two comparisons and the
-    /// clock update.
+    /// run with nothing else due between them: one load and comparison (the
+    /// [`InlineWindow`]), the event count and the clock update.
     #[inline]
     pub(crate) fn dispatch_fast(&self, key: Key) -> bool {
-        debug_assert!(key.is_data(), "only a source's events are dispatched inline");
-        let below = self.inline_below.get();
-        // The times decide, but for a tie: one comparison in a replay.
-        let inside = key.time < below.time || (key.time == below.time && key < below);
-        if inside && !self.remote.pending.load(Ordering::Relaxed) {
+        debug_assert!(
+            key.is_data(),
+            "only a source's events are dispatched inline"
+        );
+        // The time decides, but for a tie with the bound.
+        if self.remote.window.covers(key.time)
+            || (key < self.inline_below.get() && !self.remote.pending.load(Ordering::Relaxed))
+        {
             self.dispatch_event(key.time);
             true
         } else {
@@ -572,11 +634,20 @@ impl Core {
         }
     }
 
+    /// The window of [`dispatch_fast`](Self::dispatch_fast) by time alone,
+    /// for a loop over a run of events to hold: an event it covers is
+    /// dispatched with [`dispatch_event`](Self::dispatch_event).
+    #[inline]
+    pub(crate) fn inline_window(&self) -> &InlineWindow {
+        &self.remote.window
+    }
+
     /// Ends the window of [`dispatch_fast`](Self::dispatch_fast): called
     /// whenever a key is queued, a task becomes ready, or a task ends.
     #[inline]
     pub(crate) fn invalidate_inline(&self) {
         self.inline_below.set(Key::MIN);
+        self.remote.window.close();
     }
 
     /// The smallest data key that is not due now: every key below it is.
@@ -629,7 +700,7 @@ impl Core {
 
     /// [`dispatch`](Self::dispatch) of a data key at `time`.
     #[inline]
-    fn dispatch_event(&self, time: Timestamp) {
+    pub(crate) fn dispatch_event(&self, time: Timestamp) {
         self.events_dispatched.set(self.events_dispatched.get() + 1);
         self.advance(time);
     }
