@@ -576,6 +576,8 @@ struct Entry {
 }
 
 impl Shared {
+    /// (Inline: [`Past`] asks once per event.)
+    #[inline]
     fn is_shutdown(&self) -> bool {
         self.shutdown.load(Ordering::Acquire)
     }

@@ -137,6 +137,7 @@ pub(crate) struct Counters {
 
 const NONE: u64 = u64::MAX;
 
+#[inline]
 fn encode(ts: Timestamp) -> u64 {
     // `Timestamp::from_unix_nanos(-1)` would read as unknown: one
     // nanosecond before the epoch is recorded as the epoch's.
