@@ -2755,10 +2755,10 @@ fn a_try_recv_error_fills_a_word_so_a_result_moves_in_whole_words() {
     // `Result<T, TryRecvError>` keeps the error in the word beside the
     // value's niche; a byte-sized error there makes the compiler write a
     // `String`'s pointer in pieces and read it back whole.
-    assert_eq!(std::mem::size_of::<TryRecvError>(), 8);
+    use std::mem::size_of;
+    assert_eq!(size_of::<TryRecvError>(), size_of::<usize>());
     assert_eq!(
-        std::mem::size_of::<Result<String, TryRecvError>>(),
-        std::mem::size_of::<String>()
+        size_of::<Result<String, TryRecvError>>(),
+        size_of::<String>()
     );
-    assert_eq!(std::mem::size_of::<Result<u64, TryRecvError>>(), 16);
 }

@@ -1254,3 +1254,185 @@ fn a_wake_up_from_another_thread_ends_a_run_of_past_events_at_once() {
         "events yielded after the wake-up was visible were dispatched before the woken task"
     );
 }
+
+// Key order with runs of events dispatched inline, against wake-ups,
+// spawns, timers and the ends of the time line.
+
+fn ns(n: i64) -> Timestamp {
+    Timestamp::from_unix_nanos(n)
+}
+
+/// A dispatch as logged by the tests below: (time in ns, class, rank,
+/// seq), class 0 for a source's event and 1 for a timer.
+type K = (i64, u8, u64, u64);
+
+fn check_increasing(log: &[K]) {
+    for w in log.windows(2) {
+        assert!(
+            w[0] < w[1],
+            "out of order: {:?} then {:?}\n{log:?}",
+            w[0],
+            w[1]
+        );
+    }
+}
+
+/// A xorshift generator: the same cases on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Events at the first and last representable times, and timers at the
+/// last, are dispatched in key order: the window of a run of events holds
+/// at the ends of the time line.
+#[test]
+fn events_and_timers_at_the_extreme_times_are_dispatched_in_key_order() {
+    let el = EventLoop::starting_at(Timestamp::UNIX_EPOCH).simulated();
+    let log: Rc<RefCell<Vec<K>>> = Rc::default();
+    let pasts: Vec<Vec<i64>> = vec![
+        vec![
+            i64::MIN,
+            i64::MIN,
+            i64::MIN + 1,
+            0,
+            i64::MAX - 1,
+            i64::MAX,
+            i64::MAX,
+        ],
+        vec![i64::MIN, i64::MAX - 1, i64::MAX],
+        vec![i64::MAX, i64::MAX],
+    ];
+    for (rank, past) in pasts.into_iter().enumerate() {
+        let l = log.clone();
+        let seq = Cell::new(0u64);
+        el.spawn(
+            process_stream(move |t: Timestamp, ()| {
+                seq.set(seq.get() + 1);
+                l.borrow_mut()
+                    .push((t.unix_nanos(), 0, rank as u64, seq.get()));
+            })
+            .past(past.into_iter().map(|t| (ns(t), ()))),
+        );
+    }
+    let l = log.clone();
+    el.spawn(async move {
+        for (i, t) in [i64::MAX - 1, i64::MAX].into_iter().enumerate() {
+            let l = l.clone();
+            timecast::call_at(ns(t), move || l.borrow_mut().push((t, 1, 0, i as u64)));
+        }
+    });
+    el.run().unwrap();
+    let log = log.borrow();
+    assert_eq!(log.len(), 14, "{log:?}");
+    check_increasing(&log);
+}
+
+/// Random merges of up to five pasts whose handlers wake parked tasks,
+/// spawn tasks and set timers: every event comes in key order, at its own
+/// time, after every task its predecessors woke or spawned has run.
+#[test]
+fn random_merges_keep_key_order_with_wake_ups_spawns_and_timers() {
+    for seed in 1..200u64 {
+        let mut rng = Rng(seed * 0x9E3779B97F4A7C15);
+        let el = EventLoop::starting_at(ns(0)).simulated();
+        let log: Rc<RefCell<Vec<K>>> = Rc::default();
+        let nsrc = 1 + rng.below(5);
+        let parked: Rc<RefCell<Vec<std::task::Waker>>> = Rc::default();
+        let owed = Rc::new(Cell::new(0u32));
+        // A few tasks that park and log when woken.
+        for _ in 0..3 {
+            let p = parked.clone();
+            let o = owed.clone();
+            el.spawn(async move {
+                loop {
+                    let mut first = true;
+                    std::future::poll_fn(|cx| {
+                        if first {
+                            first = false;
+                            p.borrow_mut().push(cx.waker().clone());
+                            Poll::Pending
+                        } else {
+                            Poll::Ready(())
+                        }
+                    })
+                    .await;
+                    o.set(o.get() - 1);
+                }
+            });
+        }
+        for rank in 0..nsrc {
+            let n = rng.below(60);
+            let mut t = rng.below(5) as i64;
+            let past: Vec<i64> = (0..n)
+                .map(|_| {
+                    t += rng.below(3) as i64;
+                    t
+                })
+                .collect();
+            let l = log.clone();
+            let p = parked.clone();
+            let o = owed.clone();
+            let seq = Cell::new(0u64);
+            let mut r = Rng(rng.next() | 1);
+            el.spawn(
+                process_stream(move |t: Timestamp, ()| {
+                    seq.set(seq.get() + 1);
+                    assert_eq!(now(), t);
+                    assert_eq!(
+                        o.get(),
+                        0,
+                        "a woken or spawned task had not run before this event"
+                    );
+                    l.borrow_mut().push((t.unix_nanos(), 0, rank, seq.get()));
+                    match r.below(10) {
+                        0 => {
+                            let w = p.borrow_mut().pop();
+                            if let Some(w) = w {
+                                o.set(o.get() + 1);
+                                w.wake();
+                            }
+                        }
+                        1 => {
+                            let l = l.clone();
+                            let at = t.unix_nanos() + r.below(4) as i64;
+                            // A timer's rank and seq are not known here.
+                            timecast::call_at(ns(at), move || {
+                                l.borrow_mut().push((at, 1, u64::MAX, u64::MAX));
+                            });
+                        }
+                        2 => {
+                            o.set(o.get() + 1);
+                            let o = o.clone();
+                            timecast::spawn(async move { o.set(o.get() - 1) });
+                        }
+                        _ => {}
+                    }
+                })
+                .past(past.into_iter().map(|t| (ns(t), ()))),
+            );
+        }
+        // Until only the parked tasks are left.
+        el.block_on(async { timecast::sleep(Duration::from_secs(1)).await });
+        let log = log.borrow();
+        // Events in key order; a timer after every event of its time.
+        for w in log.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            let ok = if a.1 == 1 && b.1 == 1 {
+                a.0 <= b.0
+            } else {
+                a < b || (a.1 == 1 && b.1 == 1)
+            };
+            assert!(ok, "seed {seed}: {a:?} then {b:?}\n{log:?}");
+        }
+    }
+}

@@ -158,7 +158,7 @@ impl<T> std::error::Error for TryPutError<T> {}
 // compiler to write a value's second word in pieces and read it back
 // whole (a store-forwarding stall on every `String` received, when the
 // caller's loop inlines `try_recv`).
-#[repr(u64)]
+#[repr(usize)]
 pub enum TryRecvError {
     /// No value is waiting for this consumer now.
     Empty,

@@ -249,6 +249,9 @@ impl Remote {
 /// it if open. All four are sequentially consistent, so one of the two sees
 /// the other: either the loop sees the wake-up and closes the window, or
 /// the wake-up sees the window open and closes it after the loop opened it.
+/// (loom cannot check this: it does not model sequentially consistent
+/// loads and stores. The loop's idle handshake with `pending` has the same
+/// shape.)
 pub(crate) struct InlineWindow(AtomicI64);
 
 impl InlineWindow {
@@ -281,11 +284,17 @@ impl InlineWindow {
         self.0.store(Self::CLOSED, Ordering::Relaxed);
     }
 
-    /// Closes the window after a wake-up set `pending` (any thread).
+    /// Closes the window after a wake-up set `pending` (any thread). Only
+    /// the window it saw open: if the loop has since closed and opened it
+    /// again, the opening saw `pending` (or the loop took the wake-up
+    /// first), and a run that may go on is not slowed down.
     #[inline]
     fn close_for_wake_up(&self) {
-        if self.0.load(Ordering::SeqCst) != Self::CLOSED {
-            self.0.store(Self::CLOSED, Ordering::SeqCst);
+        let seen = self.0.load(Ordering::SeqCst);
+        if seen != Self::CLOSED {
+            let _ =
+                self.0
+                    .compare_exchange(seen, Self::CLOSED, Ordering::SeqCst, Ordering::Relaxed);
         }
     }
 }
