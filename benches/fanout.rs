@@ -352,26 +352,12 @@ fn run_channel<T: Payload, C: Channel<T>>(
 /// empty, in turn, on one thread. The gap between this row and `timecast`
 /// is what the futures and wake-ups cost.
 fn run_try<T: Payload>(capacity: usize, consumers: usize) -> Duration {
-    let stream = timecast::AsyncStream::<T>::with_capacity(capacity);
-    let mut rxs: Vec<_> = (0..consumers).map(|_| stream.subscribe()).collect();
-    let mut received = vec![0; consumers];
-    let start = Instant::now();
-    let mut i = 0;
-    while i < MESSAGES {
-        while i < MESSAGES && stream.try_put(T::make(black_box(i))).is_ok() {
-            i += 1;
+    time_try_loop::<T>(capacity, consumers, |stream, rxs, received| {
+        let mut i = 0;
+        while i < MESSAGES {
+            try_turn(stream, rxs, received, &mut i);
         }
-        for (rx, received) in rxs.iter_mut().zip(&mut received) {
-            while let Ok(value) = rx.try_recv() {
-                black_box(value);
-                *received += 1;
-            }
-        }
-    }
-    drop((stream, rxs));
-    let elapsed = start.elapsed();
-    assert_eq!(received, vec![MESSAGES; consumers], "a value was lost");
-    elapsed
+    })
 }
 
 /// [`run_try`]'s loop in one task, as a consumer that drains what is
@@ -379,29 +365,56 @@ fn run_try<T: Payload>(capacity: usize, consumers: usize) -> Duration {
 /// `futures::executor::block_on`, yielding once per turn. The values
 /// move through the task's state and the inlined `try_recv`.
 fn run_try_in_task<T: Payload>(capacity: usize, consumers: usize) -> Duration {
+    time_try_loop::<T>(capacity, consumers, |stream, rxs, received| {
+        futures::executor::block_on(async {
+            let mut i = 0;
+            while i < MESSAGES {
+                try_turn(stream, rxs, received, &mut i);
+                yield_now().await;
+            }
+        });
+    })
+}
+
+/// Opens a stream of `capacity` with `consumers` consumers (untimed), then
+/// times `run`, which puts `MESSAGES` values with [`try_turn`] and counts
+/// what each consumer receives.
+fn time_try_loop<T: Payload>(
+    capacity: usize,
+    consumers: usize,
+    run: impl FnOnce(&timecast::AsyncStream<T>, &mut [timecast::Consumer<T>], &mut [u64]),
+) -> Duration {
     let stream = timecast::AsyncStream::<T>::with_capacity(capacity);
     let mut rxs: Vec<_> = (0..consumers).map(|_| stream.subscribe()).collect();
     let mut received = vec![0; consumers];
     let start = Instant::now();
-    futures::executor::block_on(async {
-        let mut i = 0;
-        while i < MESSAGES {
-            while i < MESSAGES && stream.try_put(T::make(black_box(i))).is_ok() {
-                i += 1;
-            }
-            for (rx, received) in rxs.iter_mut().zip(&mut received) {
-                while let Ok(value) = rx.try_recv() {
-                    black_box(value);
-                    *received += 1;
-                }
-            }
-            yield_now().await;
-        }
-    });
+    run(&stream, &mut rxs, &mut received);
     drop((stream, rxs));
     let elapsed = start.elapsed();
     assert_eq!(received, vec![MESSAGES; consumers], "a value was lost");
     elapsed
+}
+
+/// One turn of the loops without futures: `try_put`s from value `*i` on
+/// until the stream is full, then each consumer `try_recv`s until it is
+/// empty. Inlined, so that a task's loop holds the values as a caller's
+/// own code would.
+#[inline(always)]
+fn try_turn<T: Payload>(
+    stream: &timecast::AsyncStream<T>,
+    rxs: &mut [timecast::Consumer<T>],
+    received: &mut [u64],
+    i: &mut u64,
+) {
+    while *i < MESSAGES && stream.try_put(T::make(black_box(*i))).is_ok() {
+        *i += 1;
+    }
+    for (rx, received) in rxs.iter_mut().zip(received) {
+        while let Ok(value) = rx.try_recv() {
+            black_box(value);
+            *received += 1;
+        }
+    }
 }
 
 /// Returns `Pending` once, waking itself: the task's turn ends.
