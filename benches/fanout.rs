@@ -75,7 +75,10 @@
 //! and `timecast-try-task`: that loop in one task ([`run_try_in_task`]).
 //! This host's speed changes over time, and criterion, which times one
 //! implementation after another, can meet two speeds in one group; the
-//! ratios of one round cannot.
+//! ratios of one round cannot. Where the compiler places each loop moves
+//! a row by up to 15 % from one build to another (an unrelated change to
+//! this file is enough); to compare builds, align every loop:
+//! `RUSTFLAGS="-C llvm-args=-align-loops=64" CARGO_TARGET_DIR=target/aligned`.
 //!
 //! ```text
 //! cargo bench --bench fanout -- --paired
