@@ -1343,7 +1343,7 @@ fn events_and_timers_at_the_extreme_times_are_dispatched_in_key_order() {
 #[test]
 fn random_merges_keep_key_order_with_wake_ups_spawns_and_timers() {
     for seed in 1..200u64 {
-        let mut rng = Rng(seed * 0x9E3779B97F4A7C15);
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let el = EventLoop::starting_at(ns(0)).simulated();
         let log: Rc<RefCell<Vec<K>>> = Rc::default();
         let nsrc = 1 + rng.below(5);
