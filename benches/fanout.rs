@@ -70,9 +70,11 @@
 //! criterion is left out: the one-thread rows of capacity ≥ 1 run their
 //! implementations in turn, round after round, and the bench prints each
 //! row's median time and its ratios to timecast, the medians of the ratios
-//! within each round (see [`paired`]). Two more rows run there,
+//! within each round (see [`paired`]). Three more rows run there,
 //! `timecast-try`: the same stream driven without futures ([`run_try`]),
-//! and `timecast-try-task`: that loop in one task ([`run_try_in_task`]).
+//! `timecast-try-task`: that loop in one task ([`run_try_in_task`]), and
+//! `timecast-sink`: the producer forwards its values into
+//! [`timecast::AsyncStream::sink`] (`StreamExt::forward`).
 //! This host's speed changes over time, and criterion, which times one
 //! implementation after another, can meet two speeds in one group; the
 //! ratios of one round cannot. Where the compiler places each loop moves
@@ -195,6 +197,36 @@ impl<T: Payload> Channel<T> for TimecastPutAll {
 
     async fn produce(tx: Self::Tx, values: impl Iterator<Item = T> + Send) {
         if tx.put_all(values).await.is_err() {
+            panic!("stream closed while sending");
+        }
+    }
+
+    fn consume(rx: Self::Rx) -> impl Future<Output = u64> + Send {
+        <Timecast as Channel<T>>::consume(rx)
+    }
+}
+
+struct TimecastSink;
+
+impl<T: Payload> Channel<T> for TimecastSink {
+    const NAME: &'static str = "timecast-sink";
+    type Tx = timecast::AsyncStream<T>;
+    type Rx = timecast::Consumer<T>;
+
+    fn open(capacity: usize, consumers: usize) -> (Self::Tx, Vec<Self::Rx>) {
+        <Timecast as Channel<T>>::open(capacity, consumers)
+    }
+
+    async fn produce(tx: Self::Tx, values: impl Iterator<Item = T> + Send) {
+        use futures::StreamExt;
+        let sink = tx.sink();
+        drop(tx);
+        if futures::stream::iter(values)
+            .map(Ok)
+            .forward(sink)
+            .await
+            .is_err()
+        {
             panic!("stream closed while sending");
         }
     }
@@ -855,7 +887,7 @@ fn paired_payload<T: Payload>(filter: Option<&str>) {
                 continue;
             }
             type Run<'a> = Box<dyn Fn() -> Duration + 'a>;
-            let rows: [(&str, Run<'_>); 8] = [
+            let rows: [(&str, Run<'_>); 9] = [
                 (
                     "timecast",
                     Box::new(|| run_channel::<T, Timecast>(&executor, capacity, consumers)),
@@ -871,6 +903,10 @@ fn paired_payload<T: Payload>(filter: Option<&str>) {
                 (
                     "timecast-put-all",
                     Box::new(|| run_channel::<T, TimecastPutAll>(&executor, capacity, consumers)),
+                ),
+                (
+                    "timecast-sink",
+                    Box::new(|| run_channel::<T, TimecastSink>(&executor, capacity, consumers)),
                 ),
                 (
                     "tokio-broadcast",

@@ -936,6 +936,61 @@ fn sink_flush_waits_for_rendezvous() {
     assert_eq!(Pin::new(&mut sink).poll_flush(&mut cx), Poll::Ready(Ok(())));
 }
 
+/// `start_send` puts at once when the stream has room and no consumer
+/// waits; otherwise the value waits in the sink for `poll_ready` or
+/// `poll_flush`, which wake the consumers and the sink's task as a `put`
+/// does, and dropping the sink then cancels it.
+#[test]
+fn sink_start_send_puts_at_once_when_it_can() {
+    let stream = AsyncStream::with_capacity(2);
+    let mut consumer = stream.subscribe();
+    let mut sink = stream.sink();
+    let (woken, waker) = counting_waker();
+    let mut cx = Context::from_waker(&waker);
+
+    // Room, nobody waiting: in at once, before any flush.
+    assert_eq!(Pin::new(&mut sink).poll_ready(&mut cx), Poll::Ready(Ok(())));
+    Pin::new(&mut sink).start_send(1).unwrap();
+    assert_eq!(stream.len(), 1);
+    assert_eq!(consumer.try_recv(), Ok(1));
+
+    // A consumer waits: the value waits for `poll_flush`, which wakes it.
+    let (consumer_woken, consumer_waker) = counting_waker();
+    let mut consumer_cx = Context::from_waker(&consumer_waker);
+    assert!(consumer.poll_recv(&mut consumer_cx).is_pending());
+    assert_eq!(Pin::new(&mut sink).poll_ready(&mut cx), Poll::Ready(Ok(())));
+    Pin::new(&mut sink).start_send(2).unwrap();
+    assert_eq!(consumer_woken.count(), 0);
+    assert_eq!(Pin::new(&mut sink).poll_flush(&mut cx), Poll::Ready(Ok(())));
+    assert_eq!(consumer_woken.count(), 1);
+    assert_eq!(consumer.poll_recv(&mut consumer_cx), Poll::Ready(Some(2)));
+
+    // Full: `poll_ready` waits for room, and a take wakes it.
+    for value in [3, 4, 5] {
+        assert_eq!(Pin::new(&mut sink).poll_ready(&mut cx), Poll::Ready(Ok(())));
+        Pin::new(&mut sink).start_send(value).unwrap();
+    }
+    assert_eq!(stream.len(), 2);
+    assert!(Pin::new(&mut sink).poll_ready(&mut cx).is_pending());
+    let before = woken.count();
+    assert_eq!(consumer.try_recv(), Ok(3));
+    assert!(woken.count() > before);
+    assert_eq!(Pin::new(&mut sink).poll_ready(&mut cx), Poll::Ready(Ok(())));
+    assert_eq!(consumer.try_recv(), Ok(4));
+    assert_eq!(consumer.try_recv(), Ok(5));
+
+    // Dropped while full, the value waiting in the sink is put nowhere.
+    for value in [6, 7, 8] {
+        assert_eq!(Pin::new(&mut sink).poll_ready(&mut cx), Poll::Ready(Ok(())));
+        Pin::new(&mut sink).start_send(value).unwrap();
+    }
+    drop(sink);
+    stream.close();
+    assert_eq!(consumer.try_recv(), Ok(6));
+    assert_eq!(consumer.try_recv(), Ok(7));
+    assert_eq!(consumer.try_recv(), Err(TryRecvError::Closed));
+}
+
 /// A consumer is a `FusedStream`: terminated once it has yielded `None`,
 /// not before.
 #[test]

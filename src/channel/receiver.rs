@@ -69,7 +69,7 @@ impl<T> Consumer<T> {
     /// assert!(consumer.is_closed());
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.shared.lock().closed
+        self.shared.is_closed()
     }
 
     /// Number of values waiting for this consumer.

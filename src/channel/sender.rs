@@ -413,7 +413,7 @@ impl<T> AsyncStream<T> {
     /// assert!(stream.is_closed());
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.shared.lock().closed
+        self.shared.is_closed()
     }
 
     /// Number of consumers subscribed now.
@@ -1159,9 +1159,11 @@ impl<T, I> fmt::Debug for PutAll<'_, T, I> {
 
 /// A [`Sink`] into an [`AsyncStream`], from [`AsyncStream::sink`].
 ///
-/// `poll_ready` completes the previous put; `start_send` starts the next;
-/// `poll_flush` waits until the last value is put (for a rendezvous
-/// stream: taken by every consumer). `poll_close` flushes, then releases this
+/// `poll_ready` completes the previous put; `start_send` starts the next,
+/// and finishes it at once when the stream has room and nothing else waits
+/// (no lock is taken then, as for [`AsyncStream::try_put`]); `poll_flush`
+/// waits until the last value is put (for a rendezvous stream: taken by
+/// every consumer). `poll_close` flushes, then releases this
 /// producer handle: when it was the last one, the stream closes.
 ///
 /// # Errors
@@ -1174,6 +1176,7 @@ impl<T, I> fmt::Debug for PutAll<'_, T, I> {
 /// Dropping a `PutSink` (or a `send` future) while a value is being put
 /// cancels that put as dropping a [`Put`] does: the value is delivered to
 /// no one, unless some consumer of a rendezvous stream already received it.
+/// A value `start_send` put at once is put: nothing is pending then.
 ///
 /// # Examples
 ///
@@ -1228,10 +1231,15 @@ impl<T> Sink<T> for PutSink<T> {
         let this = self.get_mut();
         match &this.stream {
             None => Err(Closed(item)),
-            Some(stream) if stream.shared.lock().closed => Err(Closed(item)),
-            Some(_) => {
+            Some(stream) if stream.shared.is_closed() => Err(Closed(item)),
+            Some(stream) => {
                 debug_assert!(this.op.is_none(), "start_send without poll_ready");
-                this.op = Some(PutOp::new(item));
+                // In the common case the value goes in at once, without the
+                // lock, as `try_put`'s does; otherwise `poll_ready` or
+                // `poll_flush` puts it.
+                if let Err(item) = stream.shared.try_push_unlocked(item) {
+                    this.op = Some(PutOp::new(item));
+                }
                 Ok(())
             }
         }

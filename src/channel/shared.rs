@@ -846,6 +846,13 @@ impl<T> Shared<T> {
         true
     }
 
+    /// Whether the stream is closed, without the lock. Acquire, paired
+    /// with the Release store in [`close`](Self::close).
+    #[inline(always)]
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     /// The sequence number the next value will get.
     pub(crate) fn tail(&self) -> u64 {
         self.tail.load(Ordering::Acquire)
