@@ -51,13 +51,15 @@
 //! delivered to one consumer, so `time / (MESSAGES * consumers)` is the cost
 //! per message per consumer.
 //!
-//! Two more groups run first. `put/u64/cap1024/c<consumers>` times the
+//! Three more groups run first. `put/u64/cap1024/c<consumers>` times the
 //! producer's side alone (see [`bench_put_side`]): `put` against `put_all`
 //! and `try_put`, with tokio's `send` beside them.
 //! `rendezvous/threads/u64/c1` hands each message from one plain thread to
 //! another through a rendezvous, with blocking calls (see
-//! [`bench_rendezvous_threads`]): timecast against crossbeam-channel's and
-//! flume's `bounded(0)` and std's `sync_channel(0)`.
+//! [`bench_blocking_threads`]): timecast against crossbeam-channel's and
+//! flume's `bounded(0)` and std's `sync_channel(0)`;
+//! `blocking/threads/u64/cap1024/c1` does the same with room for 1024
+//! values.
 //!
 //! Run everything (about ten minutes), or filter by name:
 //!
@@ -702,26 +704,27 @@ fn bench_put_side(c: &mut Criterion) {
     }
 }
 
-/// A rendezvous channel's two ends, used from plain threads with blocking
+/// A bounded channel's two ends, used from plain threads with blocking
 /// calls.
-trait Rendezvous: Send + 'static {
+trait Blocking: Send + 'static {
     type Tx: Send + 'static;
     type Rx: Send + 'static;
 
-    fn open() -> (Self::Tx, Self::Rx);
+    /// A channel of `capacity` (0: a rendezvous).
+    fn open(capacity: usize) -> (Self::Tx, Self::Rx);
     fn send(tx: &Self::Tx, value: u64);
     /// The next value, or `None` once the sender is gone.
     fn recv(rx: &mut Self::Rx) -> Option<u64>;
 }
 
-struct TimecastRendezvous;
+struct TimecastBlocking;
 
-impl Rendezvous for TimecastRendezvous {
+impl Blocking for TimecastBlocking {
     type Tx = timecast::AsyncStream<u64>;
     type Rx = timecast::Consumer<u64>;
 
-    fn open() -> (Self::Tx, Self::Rx) {
-        let stream = timecast::AsyncStream::new();
+    fn open(capacity: usize) -> (Self::Tx, Self::Rx) {
+        let stream = timecast::AsyncStream::with_capacity(capacity);
         let consumer = stream.subscribe();
         (stream, consumer)
     }
@@ -735,14 +738,14 @@ impl Rendezvous for TimecastRendezvous {
     }
 }
 
-struct CrossbeamRendezvous;
+struct CrossbeamBlocking;
 
-impl Rendezvous for CrossbeamRendezvous {
+impl Blocking for CrossbeamBlocking {
     type Tx = crossbeam_channel::Sender<u64>;
     type Rx = crossbeam_channel::Receiver<u64>;
 
-    fn open() -> (Self::Tx, Self::Rx) {
-        crossbeam_channel::bounded(0)
+    fn open(capacity: usize) -> (Self::Tx, Self::Rx) {
+        crossbeam_channel::bounded(capacity)
     }
 
     fn send(tx: &Self::Tx, value: u64) {
@@ -754,14 +757,14 @@ impl Rendezvous for CrossbeamRendezvous {
     }
 }
 
-struct FlumeRendezvous;
+struct FlumeBlocking;
 
-impl Rendezvous for FlumeRendezvous {
+impl Blocking for FlumeBlocking {
     type Tx = flume::Sender<u64>;
     type Rx = flume::Receiver<u64>;
 
-    fn open() -> (Self::Tx, Self::Rx) {
-        flume::bounded(0)
+    fn open(capacity: usize) -> (Self::Tx, Self::Rx) {
+        flume::bounded(capacity)
     }
 
     fn send(tx: &Self::Tx, value: u64) {
@@ -773,14 +776,14 @@ impl Rendezvous for FlumeRendezvous {
     }
 }
 
-struct StdRendezvous;
+struct StdBlocking;
 
-impl Rendezvous for StdRendezvous {
+impl Blocking for StdBlocking {
     type Tx = std::sync::mpsc::SyncSender<u64>;
     type Rx = std::sync::mpsc::Receiver<u64>;
 
-    fn open() -> (Self::Tx, Self::Rx) {
-        std::sync::mpsc::sync_channel(0)
+    fn open(capacity: usize) -> (Self::Tx, Self::Rx) {
+        std::sync::mpsc::sync_channel(capacity)
     }
 
     fn send(tx: &Self::Tx, value: u64) {
@@ -792,15 +795,19 @@ impl Rendezvous for StdRendezvous {
     }
 }
 
-/// Benches rendezvous channel `R`: the calling thread sends `MESSAGES`
+/// Benches channel `R` of `capacity`: the calling thread sends `MESSAGES`
 /// values, a consumer thread receives them; the time includes spawning
 /// and joining that thread.
-fn bench_rendezvous<R: Rendezvous>(group: &mut BenchmarkGroup<'_, WallTime>, name: &str) {
+fn bench_blocking<R: Blocking>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    capacity: usize,
+) {
     group.bench_function(name, |b| {
         b.iter_custom(|iters| {
             let mut elapsed = Duration::ZERO;
             for _ in 0..iters {
-                let (tx, mut rx) = R::open();
+                let (tx, mut rx) = R::open(capacity);
                 let start = Instant::now();
                 let consumer = std::thread::spawn(move || {
                     let mut received = 0;
@@ -827,20 +834,27 @@ fn bench_rendezvous<R: Rendezvous>(group: &mut BenchmarkGroup<'_, WallTime>, nam
 /// plain threads, each message handed from the producer's thread to the
 /// consumer's, with blocking calls: timecast's `put_blocking` /
 /// `recv_blocking` beside crossbeam-channel's and flume's `bounded(0)` and
-/// std's `sync_channel(0)`.
-fn bench_rendezvous_threads(c: &mut Criterion) {
-    let mut group = c.benchmark_group("rendezvous/threads/u64/c1");
-    group
-        .throughput(Throughput::Elements(MESSAGES))
-        .sampling_mode(SamplingMode::Flat)
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
-    bench_rendezvous::<TimecastRendezvous>(&mut group, "timecast");
-    bench_rendezvous::<CrossbeamRendezvous>(&mut group, "crossbeam-channel");
-    bench_rendezvous::<FlumeRendezvous>(&mut group, "flume");
-    bench_rendezvous::<StdRendezvous>(&mut group, "std-sync-channel");
-    group.finish();
+/// std's `sync_channel(0)`. `blocking/threads/u64/cap1024/c1`: the same
+/// with room for 1024 values, where a call blocks only on a full or empty
+/// channel.
+fn bench_blocking_threads(c: &mut Criterion) {
+    for (group, capacity) in [
+        ("rendezvous/threads/u64/c1", 0),
+        ("blocking/threads/u64/cap1024/c1", 1024),
+    ] {
+        let mut group = c.benchmark_group(group);
+        group
+            .throughput(Throughput::Elements(MESSAGES))
+            .sampling_mode(SamplingMode::Flat)
+            .sample_size(10)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(3));
+        bench_blocking::<TimecastBlocking>(&mut group, "timecast", capacity);
+        bench_blocking::<CrossbeamBlocking>(&mut group, "crossbeam-channel", capacity);
+        bench_blocking::<FlumeBlocking>(&mut group, "flume", capacity);
+        bench_blocking::<StdBlocking>(&mut group, "std-sync-channel", capacity);
+        group.finish();
+    }
 }
 
 fn fanout(c: &mut Criterion) {
@@ -972,7 +986,7 @@ fn main() {
     }
     let mut criterion = Criterion::default().configure_from_args();
     bench_put_side(&mut criterion);
-    bench_rendezvous_threads(&mut criterion);
+    bench_blocking_threads(&mut criterion);
     fanout(&mut criterion);
     criterion.final_summary();
 }

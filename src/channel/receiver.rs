@@ -201,6 +201,11 @@ impl<T: Clone> Consumer<T> {
     /// assert_eq!(consumer.recv_blocking(), None);
     /// ```
     pub fn recv_blocking(&mut self) -> Option<T> {
+        // A value waiting is taken as `recv`'s first poll would take it,
+        // without setting up a waker to block on.
+        if let Took::Value(value) = self.shared.try_take(&mut self.cursor) {
+            return Some(value);
+        }
         crate::sync::block_on(self.recv())
     }
 

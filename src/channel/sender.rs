@@ -376,7 +376,12 @@ impl<T> AsyncStream<T> {
     /// # Ok::<_, timecast::Closed<i32>>(())
     /// ```
     pub fn put_blocking(&self, value: T) -> Result<(), Closed<T>> {
-        crate::sync::block_on(self.put(value))
+        // The common case puts as `put`'s first poll would, without setting
+        // up a waker to block on.
+        match self.shared.try_push_unlocked(value) {
+            Ok(()) => Ok(()),
+            Err(value) => crate::sync::block_on(self.put(value)),
+        }
     }
 
     /// Closes the stream. Later puts fail with the value handed back; pending
