@@ -154,24 +154,39 @@ const YIELD_ROUNDS: u32 = 4;
 
 /// Waits a moment for `parker` to be notified, without parking: across two
 /// threads a rendezvous is answered within microseconds, sooner than a
-/// parked thread wakes. Spins a few microseconds, then yields the CPU a few
-/// times, so that on a busy machine the thread it waits for gets to run.
+/// parked thread wakes.
 fn spin_until_notified(parker: &ThreadWaker) {
-    let notified = || parker.notified.load(std::sync::atomic::Ordering::Acquire);
+    spin_until(|| {
+        parker
+            .notified
+            .load(std::sync::atomic::Ordering::Acquire)
+            .then_some(())
+    });
+}
+
+/// Calls `ready` until it returns `Some`, for a moment, without parking:
+/// once at once, then between rounds of `pause` hints (a few microseconds
+/// in all), then between yields of the CPU, so that on a busy machine the
+/// thread it waits for gets to run. `None` if it never did.
+pub(crate) fn spin_until<R>(mut ready: impl FnMut() -> Option<R>) -> Option<R> {
+    if let Some(ready) = ready() {
+        return Some(ready);
+    }
     for round in 0..SPIN_ROUNDS {
         for _ in 0..1 << round {
             std::hint::spin_loop();
         }
-        if notified() {
-            return;
+        if let Some(ready) = ready() {
+            return Some(ready);
         }
     }
     for _ in 0..YIELD_ROUNDS {
         std::thread::yield_now();
-        if notified() {
-            return;
+        if let Some(ready) = ready() {
+            return Some(ready);
         }
     }
+    None
 }
 
 /// Runs `fut` to completion on the current thread, parking it while the

@@ -201,9 +201,15 @@ impl<T: Clone> Consumer<T> {
     /// assert_eq!(consumer.recv_blocking(), None);
     /// ```
     pub fn recv_blocking(&mut self) -> Option<T> {
-        // A value waiting is taken as `recv`'s first poll would take it,
-        // without setting up a waker to block on.
-        if let Took::Value(value) = self.shared.try_take(&mut self.cursor) {
+        // A value waiting, or arriving within a moment, is taken as
+        // `recv`'s first poll would take it, without a waker to block on
+        // (whose wake-up would send the producer to the lock).
+        let (shared, cursor) = (&self.shared, &mut self.cursor);
+        let took = crate::sync::spin_until(|| match shared.try_take(cursor) {
+            Took::Empty => None,
+            took => Some(took),
+        });
+        if let Some(Took::Value(value)) = took {
             return Some(value);
         }
         crate::sync::block_on(self.recv())

@@ -377,7 +377,10 @@ impl<T> AsyncStream<T> {
     /// ```
     pub fn put_blocking(&self, value: T) -> Result<(), Closed<T>> {
         // The common case puts as `put`'s first poll would, without setting
-        // up a waker to block on.
+        // up a waker to block on. (A full stream is not tried again in a
+        // spin, as `recv_blocking` does for an empty one: the retries load
+        // the slots the consumers are freeing, and slow them down more than
+        // parking costs.)
         match self.shared.try_push_unlocked(value) {
             Ok(()) => Ok(()),
             Err(value) => crate::sync::block_on(self.put(value)),
