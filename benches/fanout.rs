@@ -157,69 +157,52 @@ trait Channel<T: Payload>: 'static {
     fn consume(rx: Self::Rx) -> impl Future<Output = u64> + Send;
 }
 
-struct Timecast;
+/// timecast's stream, `open` and consumers' loop, with the producer's
+/// loop `P`: one `put` per value ([`PutEach`]), one `put_all`
+/// ([`PutAllAtOnce`]), or `forward` into the stream's sink ([`ViaSink`]).
+struct Timecast<P>(std::marker::PhantomData<P>);
 
-impl<T: Payload> Channel<T> for Timecast {
+/// How a timecast row's producer puts its values.
+trait Producer<T: Payload>: Send + Sync + 'static {
+    const NAME: &'static str;
+
+    /// Puts every value of `values`, in order, then drops `tx`.
+    fn produce(
+        tx: timecast::AsyncStream<T>,
+        values: impl Iterator<Item = T> + Send,
+    ) -> impl Future<Output = ()> + Send;
+}
+
+struct PutEach;
+
+impl<T: Payload> Producer<T> for PutEach {
     const NAME: &'static str = "timecast";
-    type Tx = timecast::AsyncStream<T>;
-    type Rx = timecast::Consumer<T>;
 
-    fn open(capacity: usize, consumers: usize) -> (Self::Tx, Vec<Self::Rx>) {
-        let stream = timecast::AsyncStream::with_capacity(capacity);
-        let rxs = (0..consumers).map(|_| stream.subscribe()).collect();
-        (stream, rxs)
-    }
-
-    async fn produce(tx: Self::Tx, values: impl Iterator<Item = T> + Send) {
+    async fn produce(tx: timecast::AsyncStream<T>, values: impl Iterator<Item = T> + Send) {
         for value in values {
             tx.put(value).await.expect("stream closed while sending");
         }
     }
-
-    async fn consume(mut rx: Self::Rx) -> u64 {
-        let mut received = 0;
-        while let Some(value) = rx.recv().await {
-            black_box(value);
-            received += 1;
-        }
-        received
-    }
 }
 
-struct TimecastPutAll;
+struct PutAllAtOnce;
 
-impl<T: Payload> Channel<T> for TimecastPutAll {
+impl<T: Payload> Producer<T> for PutAllAtOnce {
     const NAME: &'static str = "timecast-put-all";
-    type Tx = timecast::AsyncStream<T>;
-    type Rx = timecast::Consumer<T>;
 
-    fn open(capacity: usize, consumers: usize) -> (Self::Tx, Vec<Self::Rx>) {
-        <Timecast as Channel<T>>::open(capacity, consumers)
-    }
-
-    async fn produce(tx: Self::Tx, values: impl Iterator<Item = T> + Send) {
+    async fn produce(tx: timecast::AsyncStream<T>, values: impl Iterator<Item = T> + Send) {
         if tx.put_all(values).await.is_err() {
             panic!("stream closed while sending");
         }
     }
-
-    fn consume(rx: Self::Rx) -> impl Future<Output = u64> + Send {
-        <Timecast as Channel<T>>::consume(rx)
-    }
 }
 
-struct TimecastSink;
+struct ViaSink;
 
-impl<T: Payload> Channel<T> for TimecastSink {
+impl<T: Payload> Producer<T> for ViaSink {
     const NAME: &'static str = "timecast-sink";
-    type Tx = timecast::AsyncStream<T>;
-    type Rx = timecast::Consumer<T>;
 
-    fn open(capacity: usize, consumers: usize) -> (Self::Tx, Vec<Self::Rx>) {
-        <Timecast as Channel<T>>::open(capacity, consumers)
-    }
-
-    async fn produce(tx: Self::Tx, values: impl Iterator<Item = T> + Send) {
+    async fn produce(tx: timecast::AsyncStream<T>, values: impl Iterator<Item = T> + Send) {
         use futures::StreamExt;
         let sink = tx.sink();
         drop(tx);
@@ -232,9 +215,33 @@ impl<T: Payload> Channel<T> for TimecastSink {
             panic!("stream closed while sending");
         }
     }
+}
 
-    fn consume(rx: Self::Rx) -> impl Future<Output = u64> + Send {
-        <Timecast as Channel<T>>::consume(rx)
+impl<T: Payload, P: Producer<T>> Channel<T> for Timecast<P> {
+    const NAME: &'static str = P::NAME;
+    type Tx = timecast::AsyncStream<T>;
+    type Rx = timecast::Consumer<T>;
+
+    fn open(capacity: usize, consumers: usize) -> (Self::Tx, Vec<Self::Rx>) {
+        let stream = timecast::AsyncStream::with_capacity(capacity);
+        let rxs = (0..consumers).map(|_| stream.subscribe()).collect();
+        (stream, rxs)
+    }
+
+    fn produce(
+        tx: Self::Tx,
+        values: impl Iterator<Item = T> + Send,
+    ) -> impl Future<Output = ()> + Send {
+        P::produce(tx, values)
+    }
+
+    async fn consume(mut rx: Self::Rx) -> u64 {
+        let mut received = 0;
+        while let Some(value) = rx.recv().await {
+            black_box(value);
+            received += 1;
+        }
+        received
     }
 }
 
@@ -602,9 +609,11 @@ fn bench_payload<T: Payload>(c: &mut Criterion, executor: &Executor) {
                 .sample_size(10)
                 .warm_up_time(Duration::from_secs(1))
                 .measurement_time(Duration::from_secs(2));
-            bench_channel::<T, Timecast>(&mut group, executor, capacity, consumers);
+            bench_channel::<T, Timecast<PutEach>>(&mut group, executor, capacity, consumers);
             if capacity > 0 {
-                bench_channel::<T, TimecastPutAll>(&mut group, executor, capacity, consumers);
+                bench_channel::<T, Timecast<PutAllAtOnce>>(
+                    &mut group, executor, capacity, consumers,
+                );
             }
             bench_channel::<T, TokioBroadcast>(&mut group, executor, capacity, consumers);
             bench_channel::<T, AsyncBroadcast>(&mut group, executor, capacity, consumers);
@@ -904,7 +913,9 @@ fn paired_payload<T: Payload>(filter: Option<&str>) {
             let rows: [(&str, Run<'_>); 9] = [
                 (
                     "timecast",
-                    Box::new(|| run_channel::<T, Timecast>(&executor, capacity, consumers)),
+                    Box::new(|| {
+                        run_channel::<T, Timecast<PutEach>>(&executor, capacity, consumers)
+                    }),
                 ),
                 (
                     "timecast-try",
@@ -916,11 +927,15 @@ fn paired_payload<T: Payload>(filter: Option<&str>) {
                 ),
                 (
                     "timecast-put-all",
-                    Box::new(|| run_channel::<T, TimecastPutAll>(&executor, capacity, consumers)),
+                    Box::new(|| {
+                        run_channel::<T, Timecast<PutAllAtOnce>>(&executor, capacity, consumers)
+                    }),
                 ),
                 (
                     "timecast-sink",
-                    Box::new(|| run_channel::<T, TimecastSink>(&executor, capacity, consumers)),
+                    Box::new(|| {
+                        run_channel::<T, Timecast<ViaSink>>(&executor, capacity, consumers)
+                    }),
                 ),
                 (
                     "tokio-broadcast",
