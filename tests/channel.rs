@@ -991,6 +991,42 @@ fn sink_start_send_puts_at_once_when_it_can() {
     assert_eq!(consumer.try_recv(), Err(TryRecvError::Closed));
 }
 
+/// A `send` future hands its value to the sink (`start_send`) before it
+/// waits: dropped then, it leaves the value there, and the sink's next
+/// `poll_ready` puts it.
+#[test]
+fn a_send_future_dropped_after_start_send_leaves_its_value_in_the_sink() {
+    let stream = AsyncStream::with_capacity(1);
+    let mut consumer = stream.subscribe();
+    stream.try_put(0).unwrap();
+    let mut sink = stream.sink();
+    let (_, waker) = counting_waker();
+    let mut cx = Context::from_waker(&waker);
+    {
+        // Full: `start_send` keeps 1 in the sink; the flush waits.
+        let mut send = sink.send(1);
+        assert!(Pin::new(&mut send).poll(&mut cx).is_pending());
+    }
+    assert_eq!(consumer.try_recv(), Ok(0));
+    assert_eq!(Pin::new(&mut sink).poll_ready(&mut cx), Poll::Ready(Ok(())));
+    assert_eq!(consumer.try_recv(), Ok(1));
+}
+
+/// `recv_blocking` on a closed stream: every value, then `None`, and the
+/// consumer is terminated as after `recv().await`.
+#[test]
+fn recv_blocking_ends_a_closed_stream_and_terminates() {
+    let stream = AsyncStream::<u8>::with_capacity(2);
+    let mut consumer = stream.subscribe();
+    stream.try_put(1).unwrap();
+    drop(stream);
+    assert_eq!(consumer.recv_blocking(), Some(1));
+    assert!(!consumer.is_terminated());
+    assert_eq!(consumer.recv_blocking(), None);
+    assert!(consumer.is_terminated());
+    assert_eq!(consumer.recv_blocking(), None);
+}
+
 /// A consumer is a `FusedStream`: terminated once it has yielded `None`,
 /// not before.
 #[test]

@@ -209,10 +209,15 @@ impl<T: Clone> Consumer<T> {
             Took::Empty => None,
             took => Some(took),
         });
-        if let Some(Took::Value(value)) = took {
-            return Some(value);
+        match took {
+            Some(Took::Value(value)) => Some(value),
+            // Closed, and every value taken: the end, as `recv` ends.
+            Some(_) => {
+                self.terminated = true;
+                None
+            }
+            None => crate::sync::block_on(self.recv()),
         }
-        crate::sync::block_on(self.recv())
     }
 
     /// Polls for the next value: `Ready(Some(v))`, `Ready(None)` once the

@@ -1168,10 +1168,10 @@ impl<T, I> fmt::Debug for PutAll<'_, T, I> {
 /// A [`Sink`] into an [`AsyncStream`], from [`AsyncStream::sink`].
 ///
 /// `poll_ready` completes the previous put; `start_send` starts the next,
-/// and finishes it at once when the stream has room and nothing else waits
-/// (no lock is taken then, as for [`AsyncStream::try_put`]); `poll_flush`
-/// waits until the last value is put (for a rendezvous stream: taken by
-/// every consumer). `poll_close` flushes, then releases this
+/// and finishes it at once when a buffered stream is open, has consumers,
+/// none of them waiting, and has room (no lock is taken then, as for
+/// [`AsyncStream::try_put`]); `poll_flush` waits until the last value is
+/// put (for a rendezvous stream: taken by every consumer). `poll_close` flushes, then releases this
 /// producer handle: when it was the last one, the stream closes.
 ///
 /// # Errors
@@ -1181,10 +1181,14 @@ impl<T, I> fmt::Debug for PutAll<'_, T, I> {
 ///
 /// # Cancel safety
 ///
-/// Dropping a `PutSink` (or a `send` future) while a value is being put
-/// cancels that put as dropping a [`Put`] does: the value is delivered to
-/// no one, unless some consumer of a rendezvous stream already received it.
-/// A value `start_send` put at once is put: nothing is pending then.
+/// Dropping a `PutSink` while a value is being put cancels that put as
+/// dropping a [`Put`] does: the value is delivered to no one, unless some
+/// consumer of a rendezvous stream already received it. A value
+/// `start_send` put at once is put: nothing is pending then. A `send`
+/// future hands its value to the sink first: dropped before that, it drops
+/// the value; dropped after, it leaves the value in the sink, whose next
+/// `poll_ready`, `poll_flush` or `poll_close` puts it (or whose drop
+/// cancels it).
 ///
 /// # Examples
 ///
@@ -1244,10 +1248,16 @@ impl<T> Sink<T> for PutSink<T> {
                 debug_assert!(this.op.is_none(), "start_send without poll_ready");
                 // In the common case the value goes in at once, without the
                 // lock, as `try_put`'s does; otherwise `poll_ready` or
-                // `poll_flush` puts it.
-                if let Err(item) = stream.shared.try_push_unlocked(item) {
-                    this.op = Some(PutOp::new(item));
-                }
+                // `poll_flush` puts it. (Never ahead of a put still pending,
+                // should `start_send` come without `poll_ready`.)
+                let item = match &this.op {
+                    None => match stream.shared.try_push_unlocked(item) {
+                        Ok(()) => return Ok(()),
+                        Err(item) => item,
+                    },
+                    Some(_) => item,
+                };
+                this.op = Some(PutOp::new(item));
                 Ok(())
             }
         }
