@@ -184,8 +184,11 @@ impl<T: Clone> Consumer<T> {
     ///
     /// # Blocking
     ///
-    /// Parks the calling thread. Use it from plain threads, not from inside
-    /// an async task, where [`recv`](Self::recv) lets other tasks run.
+    /// Parks the calling thread while nothing is waiting, after looking
+    /// again for a moment (a few microseconds of spinning, then a few
+    /// yields): a value from another thread often arrives that soon. Use it
+    /// from plain threads, not from inside an async task, where
+    /// [`recv`](Self::recv) lets other tasks run.
     ///
     /// # Examples
     ///

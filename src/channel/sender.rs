@@ -362,8 +362,10 @@ impl<T> AsyncStream<T> {
     ///
     /// # Blocking
     ///
-    /// Parks the calling thread. Use it from plain threads, not from inside
-    /// an async task, where [`put`](Self::put) lets other tasks run.
+    /// Parks the calling thread for as long as [`put`](Self::put) would
+    /// wait (room, the first consumer, or for a rendezvous stream every
+    /// consumer's take), after a short spin for the wake-up. Use it from plain threads, not from inside an async
+    /// task, where [`put`](Self::put) lets other tasks run.
     ///
     /// # Examples
     ///
