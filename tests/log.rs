@@ -789,3 +789,98 @@ fn an_exactly_once_source_stopped_anywhere_resumes_with_nothing_lost_or_repeated
     }
     Ok(())
 }
+
+/// A reader stopped by a record it cannot decode stays at that record: a
+/// clean stop of an exactly-once consumer (`commit()`) does not commit
+/// past it, so the next run meets it again.
+#[test]
+fn a_clean_stop_after_a_decode_error_does_not_skip_the_record() -> Result {
+    let store = Store::temporary()?;
+    let input = store.log_with::<u32, _>("in", EvenOnly)?;
+    for v in [2, 4, 7, 8] {
+        input.append(secs(i64::from(v)), &v)?;
+    }
+    let mut records = input.group("g").consume().checkpoint_every(100);
+    let mut seen = Vec::new();
+    futures::executor::block_on(async {
+        while let Some(r) = records.next().await {
+            match r {
+                Ok(r) => seen.push(r.value),
+                Err(e) => {
+                    assert!(matches!(e, StoreError::LogDecode { offset: 2, .. }), "{e}");
+                    break;
+                }
+            }
+        }
+    });
+    records.commit()?;
+    assert_eq!(seen, [2, 4]);
+    assert_eq!(input.group("g").committed()?, Some(2));
+    Ok(())
+}
+
+/// A log created in a batch that a rollback discards keeps its types: a
+/// later run cannot open it with another value type.
+#[test]
+fn a_logs_types_survive_a_rollback_after_its_creation() -> Result {
+    let dir = scratch("log-types");
+    {
+        let store = Store::open(&dir)?;
+        store.set_commit_policy(CommitPolicy::manual());
+        let log = store.log::<u64>("out")?;
+        log.append(secs(1), &1)?;
+        store.rollback();
+        log.append(secs(2), &2)?;
+        store.commit()?;
+    }
+    let store = Store::open(&dir)?;
+    let wrong = store.log::<String>("out");
+    let refused = matches!(wrong, Err(StoreError::TableTypes { .. }));
+    drop(wrong);
+    assert_eq!(store.log::<u64>("out")?.end(), 1);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(refused, "a log of u64 was reopened as a log of String");
+    Ok(())
+}
+
+/// A tailing reader of appends not yet committed, while another thread
+/// appends and rolls back, again and again: a rollback between the
+/// reader's look at the log's end and its read of the records is no
+/// error (it was reported as `Trimmed`, with no retention set).
+#[test]
+fn a_rollback_during_a_read_is_not_an_error() -> Result {
+    let store = Store::temporary()?;
+    store.set_commit_policy(CommitPolicy::manual());
+    let log = store.log::<u64>("l")?;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = std::thread::spawn({
+        let (log, store, stop) = (log.clone(), store.clone(), stop.clone());
+        move || {
+            while !stop.load(Ordering::Relaxed) {
+                log.append(Timestamp::UNIX_EPOCH, &1).expect("an append");
+                store.rollback();
+            }
+        }
+    });
+    let mut reader = log.read(Offset::Start);
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    let mut failure = None;
+    while std::time::Instant::now() < deadline {
+        match poll(&mut reader, Waker::noop()) {
+            Poll::Ready(Some(Err(e))) => {
+                failure = Some(e.to_string());
+                break;
+            }
+            Poll::Ready(None) => {
+                failure = Some("the reader ended".into());
+                break;
+            }
+            _ => {}
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("the writer");
+    assert_eq!(failure, None, "a tailing reader failed under rollbacks");
+    Ok(())
+}

@@ -641,3 +641,110 @@ fn max_delay_commits_a_batch_begun_on_another_clock() -> Result {
     assert_eq!(pending, [0, 1, 2]);
     Ok(())
 }
+
+/// A key the database cannot hold (more than `MAX_KEY_LEN` bytes) is an
+/// error naming the table, written nowhere: the batch stays committable,
+/// and the store goes on working.
+#[test]
+fn an_oversized_key_is_refused_and_the_store_goes_on() -> Result {
+    let store = Store::temporary()?;
+    store.set_commit_policy(CommitPolicy::manual());
+    let t = store.table::<String, u8>("t")?;
+    t.put(&"ok".into(), &1)?;
+    let big = "x".repeat(timecast::store::MAX_KEY_LEN + 1);
+    match t.put(&big, &2) {
+        Err(StoreError::KeySize { table, len, .. }) => {
+            assert_eq!(table, "t");
+            assert!(len > timecast::store::MAX_KEY_LEN);
+        }
+        other => panic!("expected KeySize, got {other:?}"),
+    }
+    assert!(matches!(t.remove(&big), Err(StoreError::KeySize { .. })));
+    store.commit()?;
+    assert_eq!(t.get(&"ok".into())?, Some(1));
+    assert_eq!(t.get(&big)?, None);
+    Ok(())
+}
+
+/// A table name must be 1 to `MAX_KEY_LEN` bytes: others are an error,
+/// not a panic inside the database.
+#[test]
+fn a_table_name_that_is_empty_or_too_long_is_refused() -> Result {
+    let store = Store::temporary()?;
+    assert!(matches!(
+        store.table::<u8, u8>(""),
+        Err(StoreError::TableName { len: 0, .. })
+    ));
+    let long = "t".repeat(timecast::store::MAX_KEY_LEN + 1);
+    assert!(matches!(
+        store.table::<u8, u8>(&long),
+        Err(StoreError::TableName { .. })
+    ));
+    store.table::<u8, u8>("t")?.put(&1, &1)?;
+    Ok(())
+}
+
+/// A `u64` codec whose name holds a line break.
+struct Multiline;
+
+impl Codec<u64> for Multiline {
+    fn name(&self) -> String {
+        "le64\nv2".into()
+    }
+    fn encode(
+        &self,
+        value: &u64,
+        out: &mut Vec<u8>,
+    ) -> std::result::Result<(), timecast::store::codec::CodecError> {
+        out.extend_from_slice(&value.to_le_bytes());
+        Ok(())
+    }
+    fn decode(&self, bytes: &[u8]) -> std::result::Result<u64, timecast::store::codec::CodecError> {
+        Ok(u64::from_le_bytes(bytes.try_into()?))
+    }
+}
+
+/// A codec's name may hold line breaks: its table reopens with it.
+#[test]
+fn a_table_whose_codec_name_has_a_line_break_reopens() -> Result {
+    let dir = scratch("multiline");
+    {
+        let store = Store::open(&dir)?;
+        store
+            .table_with::<u8, u64, _>("t", Multiline)?
+            .put(&1, &7)?;
+    }
+    let store = Store::open(&dir)?;
+    let value = store.table_with::<u8, u64, _>("t", Multiline)?.get(&1)?;
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(value, Some(7));
+    Ok(())
+}
+
+/// Reads with a key longer than any the table holds do not fail: `get`
+/// finds nothing, and as bounds such keys order as they would.
+#[test]
+fn reads_with_an_oversized_key_find_what_orders_around_it() -> Result {
+    let store = Store::temporary()?;
+    let t = store.table::<String, u8>("t")?;
+    let max = timecast::store::MAX_KEY_LEN;
+    let longest = "b".repeat(max - 2); // 2 bytes of terminator
+    for (k, v) in [("a".to_string(), 1), (longest.clone(), 2), ("c".into(), 3)] {
+        t.put(&k, &v)?;
+    }
+    let big = "b".repeat(max + 10);
+    assert_eq!(t.get(&big)?, None);
+    assert_eq!(t.at_or_before(&big)?, Some((longest.clone(), 2)));
+    let below: Vec<u8> = t
+        .range(..big.clone())?
+        .map(|e| e.map(|(_, v)| v))
+        .collect::<std::result::Result<_, _>>()?;
+    assert_eq!(below, [1, 2]);
+    let above: Vec<u8> = t
+        .range(big..)?
+        .map(|e| e.map(|(_, v)| v))
+        .collect::<std::result::Result<_, _>>()?;
+    assert_eq!(above, [3]);
+    Ok(())
+}

@@ -747,8 +747,13 @@ where
     /// checks each dependency. A dependency without any heartbeat yet gets
     /// this state and marker as its checkpoint (Slipstream's first pulse).
     ///
-    /// Returns the largest downtime found, if a dependency is down. The
-    /// first pulse that finds a dependency down freezes its checkpoint
+    /// Returns the largest downtime found: `marker` less a dependency's
+    /// last heartbeat marker, for each dependency where that is more than
+    /// its downtime threshold (as Slipstream's default `downtime_check`).
+    /// A dependency marked down whose late heartbeats brought it back
+    /// within the threshold, but not yet past the dependent's marker, stays
+    /// down (and the dependent paused) and is not counted. The first
+    /// pulse that finds a dependency down freezes its checkpoint
     /// state at `state`, pauses the [`pausable`](Self::pausable) streams
     /// and runs the downtime callback.
     ///

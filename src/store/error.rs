@@ -168,6 +168,25 @@ pub enum StoreError {
         /// The checkpoint's dependencies.
         known: Vec<String>,
     },
+    /// A key that the database cannot hold: it encodes to no bytes (a
+    /// [`Key`](super::Key) type of your own) or to more than
+    /// [`MAX_KEY_LEN`](super::MAX_KEY_LEN); nothing was written.
+    KeySize {
+        /// The table.
+        table: String,
+        /// The key, as `Debug` prints it (cut short if long).
+        key: String,
+        /// The length of its encoding, in bytes.
+        len: usize,
+    },
+    /// A table name that is empty or longer than
+    /// [`MAX_KEY_LEN`](super::MAX_KEY_LEN) bytes.
+    TableName {
+        /// The name (cut short if long).
+        name: String,
+        /// Its length, in bytes.
+        len: usize,
+    },
     /// A stream that a table's values were sent on after the table is
     /// closed (for example a topic before the table in a pipeline's sinks).
     Closed,
@@ -200,7 +219,8 @@ impl fmt::Display for StoreError {
             Self::Io { path, op, .. } => write!(
                 f,
                 "{op} failed in the store at {}: check the disk (space, permissions); \
-                 writes not yet committed are lost, committed ones are kept",
+                 committed writes are kept, and writes not yet committed stay pending \
+                 for the next commit",
                 path.display()
             ),
             Self::TableTypes {
@@ -220,6 +240,19 @@ impl fmt::Display for StoreError {
             Self::Encode { table, key, .. } => write!(
                 f,
                 "cannot encode the value for key {key} in table {table:?}; nothing was written"
+            ),
+            Self::KeySize { table, key, len } => write!(
+                f,
+                "key {key} of table {table:?} encodes to {len} bytes, and the store holds \
+                 keys of 1 to {} bytes; nothing was written: use a shorter key (a hash of \
+                 it, say), or a key type that encodes to at least one byte",
+                super::MAX_KEY_LEN
+            ),
+            Self::TableName { name, len } => write!(
+                f,
+                "table name {name:?} is {len} bytes long, and a table's name must be 1 to \
+                 {} bytes: use another name",
+                super::MAX_KEY_LEN
             ),
             Self::CorruptKey { table, bytes } => write!(
                 f,

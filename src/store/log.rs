@@ -296,6 +296,23 @@ impl Shared {
         }
         state.rolled_back_to.push(state.next);
         self.rollbacks.fetch_add(1, Ordering::Release);
+        // The log was created in the batch just discarded: its handles
+        // still hold its types, so record them again (in the new batch), or
+        // a later open would find no types to check against. Should that
+        // fail, the next open of the log records them.
+        let recorded = meta.is_some() || state.types.0.is_empty() || {
+            let meta = Meta {
+                value: state.types.0.clone(),
+                codec: state.types.1.clone(),
+                start: state.start,
+                next: state.next,
+                max: state.max,
+            };
+            self.metas.put(&self.name, &meta).is_ok()
+        };
+        if !recorded {
+            state.types = Default::default();
+        }
     }
 
     /// Wakes the readers waiting for an append, with no lock held.
@@ -1180,7 +1197,8 @@ impl<T, C> Drop for LogReader<T, C> {
 
 impl<T, C: Codec<T>> LogReader<T, C> {
     /// The offset of the next record this reader yields (before any
-    /// `Offset::Time` skipping).
+    /// `Offset::Time` skipping). After a [`StoreError::LogDecode`] that
+    /// stopped it ([`DecodeErrors::Stop`]), the offset of that record.
     ///
     /// # Examples
     ///
@@ -1306,6 +1324,30 @@ impl<T, C: Codec<T>> LogReader<T, C> {
     /// Fills the buffer from the store, or registers `waker` at the end.
     /// `Ok(false)`: nothing to read yet.
     fn fill(&mut self, waker: &Waker) -> Result<bool, StoreError> {
+        // A read that finds nothing raced a trim or a rollback (by another
+        // thread, between the look under the lock and the read). After a
+        // rollback, look again: it is no error.
+        loop {
+            let rollbacks = self.log.shared.rollbacks.load(Ordering::Acquire);
+            if let Some(filled) = self.fill_once(waker)? {
+                return Ok(filled);
+            }
+            // Under the log's lock, which a rollback holds from before it
+            // discards the appends until it has counted itself.
+            let start = self.log.shared.state.lock().start;
+            if self.log.shared.rollbacks.load(Ordering::Acquire) == rollbacks {
+                return Err(StoreError::Trimmed {
+                    log: self.log.shared.name.clone(),
+                    offset: self.position,
+                    start,
+                });
+            }
+        }
+    }
+
+    /// One attempt of [`fill`](Self::fill): `None` if the read found no
+    /// record where the log's state said there were some.
+    fn fill_once(&mut self, waker: &Waker) -> Result<Option<bool>, StoreError> {
         let shared = &self.log.shared;
         let next = {
             let mut state = shared.state.lock();
@@ -1328,7 +1370,7 @@ impl<T, C: Codec<T>> LogReader<T, C> {
                 let old = state.waiting.insert(self.id, waker.clone());
                 drop(state);
                 drop(old);
-                return Ok(false);
+                return Ok(Some(false));
             }
             state.next
         };
@@ -1336,20 +1378,12 @@ impl<T, C: Codec<T>> LogReader<T, C> {
         for entry in shared.records.range(self.position..end)? {
             let (offset, entry) = entry?;
             if offset != self.position + self.buffered.len() as u64 {
-                // Trimmed while reading.
+                // Trimmed, or rolled back, while reading.
                 break;
             }
             self.buffered.push_back((offset, entry));
         }
-        if self.buffered.is_empty() {
-            let start = shared.state.lock().start;
-            return Err(StoreError::Trimmed {
-                log: shared.name.clone(),
-                offset: self.position,
-                start,
-            });
-        }
-        Ok(true)
+        Ok((!self.buffered.is_empty()).then_some(true))
     }
 }
 
@@ -1418,6 +1452,9 @@ impl<T, C: Codec<T>> Stream for LogReader<T, C> {
                 Err(source) => match this.policy {
                     DecodeErrors::Skip => this.skipped += 1,
                     DecodeErrors::Stop => {
+                        // Stopped at the record, not past it: a commit of
+                        // the position after this error does not skip it.
+                        this.position = offset;
                         this.stopped = true;
                         return Poll::Ready(Some(Err(StoreError::LogDecode {
                             log: this.log.shared.name.clone(),

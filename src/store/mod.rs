@@ -110,6 +110,11 @@ pub use log::{DecodeErrors, ExactlyOnce, Group, Log, LogReader, Retention, SeekH
 pub use replay::{LogLive, LogPast};
 pub use table::{Range, Table};
 
+/// The longest key a table holds, and the longest table name, in bytes
+/// (encoded: see [`Key`]). Longer ones are refused with
+/// [`StoreError::KeySize`] or [`StoreError::TableName`].
+pub const MAX_KEY_LEN: usize = u16::MAX as usize;
+
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
 use crate::time::Timestamp;
 
@@ -534,7 +539,8 @@ impl Store {
     ///
     /// [`StoreError::TableTypes`] if the table exists with other key, value
     /// or codec types (the store records them when it creates the table);
-    /// [`StoreError::Io`] if the database fails.
+    /// [`StoreError::TableName`] if `name` is empty or longer than
+    /// [`MAX_KEY_LEN`] bytes; [`StoreError::Io`] if the database fails.
     ///
     /// # Examples
     ///
@@ -580,6 +586,12 @@ impl Store {
         V: Send + Sync + 'static,
         C: Codec<V>,
     {
+        if name.is_empty() || name.len() > MAX_KEY_LEN {
+            return Err(StoreError::TableName {
+                name: name.chars().take(64).collect(),
+                len: name.len(),
+            });
+        }
         let requested = TableTypes {
             key: std::any::type_name::<K>().to_string(),
             value: std::any::type_name::<V>().to_string(),
@@ -618,7 +630,8 @@ impl Store {
         let keyspace_name = match record {
             Some(record) => {
                 let record = String::from_utf8_lossy(&record).into_owned();
-                let mut fields = record.split('\n').map(str::to_string);
+                // The codec's name, last, may hold line breaks.
+                let mut fields = record.splitn(4, '\n').map(str::to_string);
                 let keyspace_name = fields.next().unwrap_or_default();
                 let stored = TableTypes {
                     key: fields.next().unwrap_or_default(),
@@ -763,9 +776,10 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Io`] if the journal cannot be written; the pending
-    /// writes are then lost (the previous commits are kept), and the store
-    /// refuses later writes: reopen it.
+    /// [`StoreError::Io`] if the journal cannot be written; the previous
+    /// commits are kept, and the pending writes stay pending: the next
+    /// commit tries them again. If the disk stays at fault, fix it and
+    /// reopen the store (the writes still pending are then lost).
     ///
     /// # Examples
     ///

@@ -133,8 +133,10 @@ where
     ///
     /// # Errors
     ///
-    /// [`StoreError::Encode`] if the codec cannot encode `value` (nothing is
-    /// written); [`StoreError::Io`] if a commit made by the
+    /// [`StoreError::Encode`] if the codec cannot encode `value`, and
+    /// [`StoreError::KeySize`] if `key` encodes to no bytes or more than
+    /// [`MAX_KEY_LEN`](super::MAX_KEY_LEN) (nothing is written then);
+    /// [`StoreError::Io`] if a commit made by the
     /// [`CommitPolicy`](super::CommitPolicy) fails.
     ///
     /// # Examples
@@ -157,15 +159,37 @@ where
             key: format!("{key:?}"),
             source,
         })?;
-        self.store
-            .inner
-            .write(self.index, encode_key(key), Some(value))
+        let key = self.checked_key(key)?;
+        self.store.inner.write(self.index, key, Some(value))
+    }
+
+    /// `key`'s bytes, if the database can hold them (see
+    /// [`MAX_KEY_LEN`](super::MAX_KEY_LEN)): checked before the write, as
+    /// the database would refuse them only at the commit, with every
+    /// write of the batch.
+    fn checked_key(&self, key: &K) -> Result<fjall::Slice, StoreError> {
+        let bytes = encode_key(key);
+        if bytes.is_empty() || bytes.len() > super::MAX_KEY_LEN {
+            let mut shown = format!("{key:?}");
+            if shown.len() > 64 {
+                let cut = (0..=64).rev().find(|&i| shown.is_char_boundary(i));
+                shown.truncate(cut.unwrap_or(0));
+                shown.push('…');
+            }
+            return Err(StoreError::KeySize {
+                table: self.name.to_string(),
+                key: shown,
+                len: bytes.len(),
+            });
+        }
+        Ok(bytes)
     }
 
     /// Removes `key` and its value, if there.
     ///
     /// # Errors
     ///
+    /// [`StoreError::KeySize`] as for [`put`](Self::put);
     /// [`StoreError::Io`] if a commit made by the
     /// [`CommitPolicy`](super::CommitPolicy) fails.
     ///
@@ -180,7 +204,8 @@ where
     /// # Ok::<_, timecast::store::StoreError>(())
     /// ```
     pub fn remove(&self, key: &K) -> Result<(), StoreError> {
-        self.store.inner.write(self.index, encode_key(key), None)
+        let key = self.checked_key(key)?;
+        self.store.inner.write(self.index, key, None)
     }
 
     /// The value under `key`, pending writes included.
@@ -202,6 +227,9 @@ where
     /// ```
     pub fn get(&self, key: &K) -> Result<Option<V>, StoreError> {
         let k = encode_key(key);
+        if k.is_empty() || k.len() > super::MAX_KEY_LEN {
+            return Ok(None); // a key no table holds (see `put`)
+        }
         let pending = {
             let state = self.store.inner.state.lock();
             state.overlays[self.index]
@@ -325,7 +353,10 @@ where
             Bound::Excluded(k) => Bound::Excluded(key::encode(k)),
             Bound::Unbounded => Bound::Unbounded,
         };
-        let bounds = (bound(range.start_bound()), bound(range.end_bound()));
+        let bounds = (
+            lower_bound(bound(range.start_bound())),
+            upper_bound(bound(range.end_bound())),
+        );
         Ok(Range {
             table: self.clone(),
             inner: self.raw_range(bounds),
@@ -356,7 +387,13 @@ where
     /// # Ok::<_, timecast::store::StoreError>(())
     /// ```
     pub fn at_or_before(&self, key: &K) -> Result<Option<(K, V)>, StoreError> {
-        let k = encode_key(key);
+        let mut k = encode_key(key);
+        if k.is_empty() {
+            return Ok(None); // no stored key is at or before it
+        }
+        if k.len() > super::MAX_KEY_LEN {
+            k = fjall::Slice::from(&k[..super::MAX_KEY_LEN]); // as `upper_bound`
+        }
         let found = {
             let state = self.store.inner.state.lock();
             let pending = state.overlays[self.index]
@@ -422,6 +459,35 @@ fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     let r = f(&mut buf);
     SCRATCH.set(buf);
     r
+}
+
+/// A range's lower bound, for keys the database can hold (1 to
+/// `MAX_KEY_LEN` bytes): a longer key bounds them as its first `MAX_KEY_LEN`
+/// bytes excluded (a stored key above that prefix is above the key too),
+/// and an empty one not at all.
+fn lower_bound(bound: Bound<Vec<u8>>) -> Bound<Vec<u8>> {
+    match bound {
+        Bound::Included(k) | Bound::Excluded(k) if k.is_empty() => Bound::Unbounded,
+        Bound::Included(mut k) | Bound::Excluded(mut k) if k.len() > super::MAX_KEY_LEN => {
+            k.truncate(super::MAX_KEY_LEN);
+            Bound::Excluded(k)
+        }
+        bound => bound,
+    }
+}
+
+/// A range's upper bound, as [`lower_bound`]: a longer key bounds the
+/// stored keys as its first `MAX_KEY_LEN` bytes included, and an empty one
+/// leaves none (no stored key is below `[0]` but the empty one).
+fn upper_bound(bound: Bound<Vec<u8>>) -> Bound<Vec<u8>> {
+    match bound {
+        Bound::Included(k) | Bound::Excluded(k) if k.is_empty() => Bound::Excluded(vec![0]),
+        Bound::Included(mut k) | Bound::Excluded(mut k) if k.len() > super::MAX_KEY_LEN => {
+            k.truncate(super::MAX_KEY_LEN);
+            Bound::Included(k)
+        }
+        bound => bound,
+    }
 }
 
 /// A key's bytes: short keys are stored inline, without an allocation.
