@@ -128,6 +128,30 @@ fn backoff_resets_after_a_run_as_long_as_the_cap() {
     assert_eq!(*starts.borrow(), [0, 1, 3, 14, 16].map(secs));
 }
 
+/// The backoff doubles for every consecutive restart until it reaches its
+/// cap, past 32 steps too (a factor beyond `u32`).
+#[test]
+fn backoff_keeps_doubling_past_32_consecutive_restarts_up_to_the_cap() {
+    let p = Restart::always().backoff(Duration::from_nanos(1), Duration::from_secs(3600));
+    assert_eq!(p.delay(31), Duration::from_nanos(1 << 31));
+    // 2^40 ns (about 18 minutes) is below the 1 h cap.
+    assert_eq!(p.delay(40), Duration::from_nanos(1 << 40));
+    assert!(
+        p.delay(33) > p.delay(32),
+        "the backoff keeps growing until the cap"
+    );
+    assert_eq!(p.delay(60), Duration::from_secs(3600));
+    assert_eq!(p.delay(200), Duration::from_secs(3600));
+    assert_eq!(p.delay(u32::MAX), Duration::from_secs(3600));
+    // Past `u64` nanoseconds: 1 ms · 2^70 = 2^70 / 1000 s.
+    let p = Restart::always().backoff(Duration::from_millis(1), Duration::MAX);
+    assert_eq!(
+        p.delay(70),
+        Duration::new(((1u128 << 70) / 1000) as u64, 424_000_000)
+    );
+    assert_eq!(p.delay(100), Duration::MAX);
+}
+
 #[test]
 fn restart_limit_counts_restarts_within_the_period() {
     // At most 2 restarts within 10 s, failing at once, backoff 1 s: fails
@@ -166,6 +190,40 @@ fn restart_limit_counts_restarts_within_the_period() {
     let spaced = report.pipeline("spaced").unwrap();
     assert_eq!((spaced.state, spaced.restarts), (PipelineState::Done, 5));
     assert_eq!(report.failed().collect::<Vec<_>>(), ["tight"]);
+}
+
+/// `max_restarts(2).within(ZERO)` with a zero backoff: every end is at
+/// the same instant of the loop's clock, and the restarts decided at that
+/// instant count, so the third end is final (a zero period does not
+/// disable the limit). The escape hatch bounds a run that ignores it.
+#[test]
+fn a_zero_period_limits_the_restarts_at_one_instant() {
+    let builds = Rc::new(Cell::new(0u32));
+    let b = builds.clone();
+    let flow = Flow::new()
+        .pipeline("p", move || {
+            b.set(b.get() + 1);
+            let n = b.get();
+            async move {
+                if n > 1000 {
+                    return Ok(()); // escape hatch: the limit did not stop it
+                }
+                Err::<(), _>("down")
+            }
+        })
+        .restart(
+            Restart::on_failure()
+                .backoff(Duration::ZERO, Duration::ZERO)
+                .max_restarts(2)
+                .within(Duration::ZERO),
+        );
+    let el = sim();
+    let report = el.block_on(flow.run());
+    assert_eq!(builds.get(), 3, "2 restarts allowed");
+    let p = &report.pipelines[0];
+    assert_eq!((p.state, p.restarts), (PipelineState::Failed, 2));
+    assert!(p.errors[2].fatal && !p.errors[1].fatal);
+    assert_eq!(el.now(), secs(0));
 }
 
 #[test]
@@ -377,6 +435,36 @@ fn shutdown_ends_a_backoff_at_once_and_restarts_nothing() {
     assert!(report.shut_down);
 }
 
+/// `fatal` is the decision when the failure happened: a failure that starts
+/// a backoff is not fatal, in the errors stream as in the report, even when
+/// a shutdown then cancels the restart; the pipeline's final state, `Done`,
+/// tells that it was not restarted.
+#[test]
+fn a_failure_whose_restart_a_shutdown_cancels_stays_not_fatal_and_ends_done() {
+    let flow = Flow::new()
+        .pipeline("feed", || async {
+            sleep(Duration::from_secs(1)).await;
+            Err::<(), _>("connection refused")
+        })
+        .restart(Restart::on_failure().backoff(Duration::from_secs(10), Duration::from_secs(10)));
+    let handle = flow.handle();
+    let mut errors = handle.errors();
+    let el = sim();
+    el.spawn(async move {
+        sleep(Duration::from_secs(5)).await;
+        handle.shutdown();
+    });
+    let report = el.block_on(flow.run());
+    assert_eq!(el.now(), secs(5));
+    let feed = report.pipeline("feed").unwrap();
+    assert_eq!(
+        (feed.state, feed.restarts, feed.errors.len()),
+        (PipelineState::Done, 0, 1)
+    );
+    assert!(!feed.errors[0].fatal, "{:?}", feed.errors[0]);
+    assert_eq!(errors.try_recv().ok().as_ref(), Some(&feed.errors[0]));
+}
+
 #[test]
 fn a_pipeline_ignoring_shutdown_is_aborted_after_the_grace_period() {
     let dropped = Rc::new(Cell::new(false));
@@ -418,6 +506,53 @@ fn a_pipeline_ignoring_shutdown_is_aborted_after_the_grace_period() {
         report.pipeline("polite").unwrap().state,
         PipelineState::Done
     );
+}
+
+/// A subscriber of the errors stream that lags (1024 failures buffered; it
+/// starts reading at 100 s) makes the supervisor wait for it only until the
+/// shutdown: the shutdown at 1 s is seen, the grace period runs from it,
+/// and the failures that do not fit are dropped from the stream but kept
+/// in the report.
+#[test]
+fn a_lagging_errors_subscriber_holds_up_neither_shutdown_nor_its_grace_period() {
+    let flow = Flow::new()
+        .pipeline_with_context("noisy", |ctx| async move {
+            for i in 0..1100 {
+                ctx.report(format!("skipped record {i}"));
+            }
+            std::future::pending::<()>().await;
+            Ok::<_, String>(())
+        })
+        .shutdown_grace(Duration::from_secs(5));
+    let handle = flow.handle();
+    let mut errors = handle.errors();
+    let received = Rc::new(RefCell::new(Vec::new()));
+    let r = received.clone();
+    let el = sim();
+    el.spawn(async move {
+        sleep(Duration::from_secs(100)).await;
+        while let Some(e) = errors.next().await {
+            r.borrow_mut().push(e);
+        }
+    });
+    el.spawn(async move {
+        sleep(Duration::from_secs(1)).await;
+        handle.shutdown();
+    });
+    let report = el.block_on(flow.run());
+    assert_eq!(
+        el.now(),
+        secs(6),
+        "the grace period ran from the shutdown at 1 s"
+    );
+    let noisy = &report.pipelines[0];
+    assert_eq!(noisy.state, PipelineState::Failed);
+    // Every report, then the abort.
+    assert_eq!(noisy.errors.len(), 1101);
+    assert!(noisy.errors[1100].error.contains("shutdown grace period"));
+    // The stream kept what fitted, in order, then ended.
+    el.run().unwrap();
+    assert_eq!(received.borrow()[..], noisy.errors[..1024]);
 }
 
 #[test]
@@ -983,4 +1118,76 @@ fn a_panic_while_a_dropped_run_aborts_its_pipelines_is_contained() {
     assert_eq!(r.ok(), Some(true));
     assert!(dropped.get());
     assert_eq!(el.now(), secs(1));
+}
+
+/// Once its run is dropped, a flow's pipelines are aborted: the status no
+/// longer says `Running` or `Restarting`, but `Failed`, with a last error
+/// saying why (and the panic of a future that panicked when dropped).
+#[test]
+fn status_after_a_dropped_run_reports_its_unfinished_pipelines_failed() {
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("boom while dropped");
+        }
+    }
+    let flow = Flow::new()
+        .pipeline("forever", std::future::pending::<Result<(), String>>)
+        .pipeline("flaky", || async { Err::<(), _>("refused") })
+        .restart(Restart::on_failure().backoff(Duration::from_secs(60), Duration::from_secs(60)))
+        .pipeline("bomb", || async {
+            let _bomb = Bomb;
+            std::future::pending::<()>().await;
+            Ok::<_, String>(())
+        })
+        .pipeline("quick", || async { Ok::<_, String>(()) });
+    let handle = flow.handle();
+    let el = sim();
+    let h = handle.clone();
+    let r = el.try_block_on(async move {
+        let run = Box::pin(flow.run());
+        let timeout = Box::pin(sleep(Duration::from_secs(1)));
+        match futures::future::select(run, timeout).await {
+            futures::future::Either::Left(_) => panic!("the run cannot end"),
+            futures::future::Either::Right(((), run)) => {
+                let status = h.status();
+                let states: Vec<_> = status.pipelines.iter().map(|p| p.state).collect();
+                drop(run);
+                states
+            }
+        }
+    });
+    use PipelineState::{Done, Failed, Restarting, Running};
+    assert_eq!(r.ok(), Some(vec![Running, Restarting, Running, Done]));
+    let status = handle.status();
+    let summary: Vec<_> = status
+        .pipelines
+        .iter()
+        .filter(|p| p.name != "quick")
+        .map(|p| {
+            let e = p.last_error.as_ref().unwrap();
+            (p.name.as_str(), p.state, e.at, e.fatal, e.panicked)
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("forever", Failed, secs(1), true, false),
+            ("flaky", Failed, secs(1), true, false),
+            ("bomb", Failed, secs(1), true, true),
+        ],
+        "{status:?}"
+    );
+    for p in &status.pipelines[..3] {
+        let error = &p.last_error.as_ref().unwrap().error;
+        assert!(error.contains("run was dropped"), "{error}");
+    }
+    assert!(status.pipelines[2]
+        .last_error
+        .as_ref()
+        .unwrap()
+        .error
+        .ends_with("boom while dropped"));
+    let quick = &status.pipelines[3];
+    assert_eq!((quick.state, quick.last_error.as_ref()), (Done, None));
 }

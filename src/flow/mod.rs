@@ -87,7 +87,7 @@ use std::fmt;
 use std::future::{poll_fn, Future};
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -107,7 +107,8 @@ use restart::{Backoff, Decision};
 use status::Counters;
 
 /// How many failures [`FlowHandle::errors`] buffers for its slowest
-/// subscriber before the supervisor waits for it.
+/// subscriber before the supervisor waits for it (until a shutdown, after
+/// which what does not fit is dropped from the stream).
 const ERRORS_CAPACITY: usize = 1024;
 
 type PipelineFuture = Pin<Box<dyn Future<Output = Result<(), String>>>>;
@@ -396,6 +397,10 @@ impl Flow {
     /// pipeline's error, marked [`panicked`](PipelineError::panicked)).
     /// Without it, `run` waits for every pipeline however long it takes.
     ///
+    /// The grace period starts when the shutdown is asked, even while a
+    /// subscriber of [`errors`](FlowHandle::errors) lags: from the
+    /// shutdown on, the supervisor no longer waits for it.
+    ///
     /// # Examples
     ///
     /// ```
@@ -464,6 +469,10 @@ impl Flow {
     ///
     /// Dropping the future aborts the pipelines still running (their
     /// futures are dropped where they are) and ends the errors stream.
+    /// [`FlowHandle::status`] then reports every pipeline that had not
+    /// ended for good (running, or waiting out its backoff)
+    /// [`Failed`](PipelineState::Failed), with a last error saying that
+    /// its run was dropped.
     ///
     /// # Examples
     ///
@@ -784,10 +793,16 @@ impl FlowHandle {
     /// of the pipelines, and errors they
     /// [report](PipelineContext::report). It ends when `run` returns.
     ///
-    /// Lossless, as every [`AsyncStream`]: it buffers 1024 failures for
-    /// its slowest subscriber, then the supervisor waits for it (restarts
-    /// are then delayed, pipelines run on). Drop a subscriber you stop
-    /// reading.
+    /// Lossless until a shutdown, as every [`AsyncStream`]: it buffers
+    /// 1024 failures for its slowest subscriber, then the supervisor waits
+    /// for it (restarts and the failures that follow are then delayed,
+    /// pipelines run on). Drop a subscriber you stop reading.
+    ///
+    /// Once [`shutdown`](Self::shutdown) is asked, the supervisor no longer
+    /// waits: a failure that does not fit the buffer of a lagging
+    /// subscriber is dropped from the stream (the [`FlowReport`] still has
+    /// it, and the status its pipeline's last one), so that the shutdown
+    /// and its [grace period](Flow::shutdown_grace) are not held up.
     ///
     /// # Examples
     ///
@@ -1714,6 +1729,20 @@ impl Supervisor {
         }
     }
 
+    /// Stores `cx`'s waker for [`Shared::shutdown`] to wake, while a
+    /// handle may still ask for a shutdown; returns the waker it replaces,
+    /// to be dropped once the lock is released.
+    fn watch_shutdown(&self, state: &mut SharedState, cx: &Context<'_>) -> Option<Waker> {
+        // Read under the lock, as in `Shared::register`: the last
+        // handle's drop takes the waker stored here.
+        let may_shut_down = self.shared.may_shut_down();
+        match &state.supervisor {
+            _ if !may_shut_down => state.supervisor.take(),
+            Some(w) if w.will_wake(cx.waker()) => None,
+            _ => state.supervisor.replace(cx.waker().clone()),
+        }
+    }
+
     fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Event> {
         if !self.wake.borrow().is(&self.core, cx) {
             let wake = Wake::of(&self.core, cx);
@@ -1723,14 +1752,7 @@ impl Supervisor {
         }
         let (old, report) = {
             let mut state = self.shared.state.lock();
-            // Read under the lock, as in `Shared::register`: the last
-            // handle's drop takes the waker stored here.
-            let may_shut_down = self.shared.may_shut_down();
-            let old = match &state.supervisor {
-                _ if !may_shut_down => state.supervisor.take(),
-                Some(w) if w.will_wake(cx.waker()) => None,
-                _ => state.supervisor.replace(cx.waker().clone()),
-            };
+            let old = self.watch_shutdown(&mut state, cx);
             (old, state.reports.pop_front())
         };
         drop(old);
@@ -1796,6 +1818,12 @@ impl Supervisor {
                 self.publish(index, error).await;
             }
             Event::Ended(index, outcome) => self.ended(index, outcome).await,
+            // A shutdown asked (from another thread) after `poll_event`
+            // checked for it: the backoff ends as the shutdown ends it,
+            // and the factory is not called.
+            Event::Restart(index) if self.shared.is_shutdown() => {
+                self.set_state(index, PipelineState::Done);
+            }
             Event::Restart(index) => {
                 self.slots[index].restarts += 1;
                 self.start(index);
@@ -1922,8 +1950,25 @@ impl Supervisor {
         }
         match self.errors.try_put(error) {
             Ok(()) | Err(TryPutError::Closed(_)) => {}
+            // Once a shutdown is asked, a failure a lagging subscriber has
+            // no room for is dropped from the stream (it is in the report):
+            // the supervisor must see the shutdown and its grace period.
+            Err(TryPutError::Full(_)) if self.shared.is_shutdown() => {}
             Err(TryPutError::Full(error)) => {
-                let _ = self.errors.put(error).await;
+                let this = &*self;
+                let mut put = pin!(this.errors.put(error));
+                poll_fn(|cx| {
+                    let old = this.watch_shutdown(&mut this.shared.state.lock(), cx);
+                    drop(old);
+                    // Checked after the waker is stored: a shutdown asked
+                    // from now on wakes it.
+                    if this.shared.is_shutdown() {
+                        // Dropping the put withdraws the value.
+                        return Poll::Ready(());
+                    }
+                    put.as_mut().poll(cx).map(|_| ())
+                })
+                .await;
             }
         }
     }
@@ -1955,27 +2000,55 @@ impl Drop for Supervisor {
     /// A run dropped before it ended aborts its pipelines and ends the
     /// errors stream. A pipeline whose future panics when dropped does not
     /// stop the others from being aborted: the panic is contained (and
-    /// logged, with feature `tracing`).
+    /// logged, with feature `tracing`). Every pipeline not yet ended for
+    /// good, running or waiting out its backoff, is then
+    /// [`Failed`](PipelineState::Failed) in the status, its last error
+    /// saying that its run was dropped.
     fn drop(&mut self) {
         self.errors.close();
         let old = self.shared.state.lock().supervisor.take();
         drop(old);
         let old = self.wake.replace(Wake::Nobody);
         drop(old);
-        for slot in &mut self.slots {
+        // Panic messages of the futures dropped by the aborts, by slot.
+        let mut panics: Vec<Option<String>> = vec![None; self.slots.len()];
+        for (index, slot) in self.slots.iter_mut().enumerate() {
             if let Phase::Running(handle) = std::mem::replace(&mut slot.phase, Phase::Finished) {
+                // With no lock held: a dropped future may take it.
                 handle.abort();
-                #[cfg(feature = "tracing")]
                 if let Some(Err(e)) = handle.try_take() {
                     if e.is_panic() {
+                        let message = e.panic_message().unwrap_or("panicked");
+                        #[cfg(feature = "tracing")]
                         tracing::error!(
                             pipeline = %slot.spec.name,
-                            "pipeline panicked when its run was dropped: {}",
-                            e.panic_message().unwrap_or("panicked")
+                            "pipeline panicked when its run was dropped: {message}",
                         );
+                        panics[index] = Some(message.to_owned());
                     }
                 }
             }
+        }
+        let now = self.now();
+        let mut state = self.shared.state.lock();
+        for ((slot, entry), panic) in self.slots.iter().zip(&mut state.pipelines).zip(panics) {
+            if entry.state.is_finished() {
+                continue;
+            }
+            let aborted = "aborted: the flow's run was dropped before the pipeline ended";
+            entry.state = PipelineState::Failed;
+            entry.restarts = slot.restarts;
+            entry.last_error = Some(PipelineError {
+                pipeline: entry.name.clone(),
+                error: match &panic {
+                    Some(message) => format!("{aborted}; {message}"),
+                    None => aborted.to_owned(),
+                },
+                restarts: slot.restarts,
+                at: now,
+                panicked: panic.is_some(),
+                fatal: true,
+            });
         }
     }
 }

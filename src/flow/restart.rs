@@ -163,7 +163,10 @@ impl Restart {
 
     /// Counts the restarts of [`max_restarts`](Self::max_restarts) within
     /// the last `period` of the loop's time only (Erlang/OTP's period):
-    /// `max_restarts(5).within(60 s)` allows 5 restarts a minute.
+    /// `max_restarts(5).within(60 s)` allows 5 restarts a minute. A
+    /// restart decided exactly `period` before an end is out of it; those
+    /// decided at the end's own instant always count, so a zero period
+    /// limits the restarts at one instant (as a zero backoff makes them).
     ///
     /// # Examples
     ///
@@ -220,7 +223,9 @@ impl Restart {
     }
 
     /// The wait before a restart that follows `consecutive` earlier
-    /// restarts in a row: `min · 2^consecutive`, at most `max`.
+    /// restarts in a row: `min · 2^consecutive`, at most `max` (computed
+    /// without overflow for any `consecutive`: it doubles until it reaches
+    /// `max`).
     ///
     /// # Examples
     ///
@@ -232,12 +237,27 @@ impl Restart {
     /// assert_eq!(p.delay(0), Duration::from_millis(10));
     /// assert_eq!(p.delay(1), Duration::from_millis(20));
     /// assert_eq!(p.delay(u32::MAX), Duration::from_secs(1));
+    ///
+    /// // It keeps doubling past 32 steps, up to the cap.
+    /// let p = Restart::always().backoff(Duration::from_nanos(1), Duration::from_secs(3600));
+    /// assert_eq!(p.delay(40), Duration::from_nanos(1 << 40));
+    /// assert_eq!(p.delay(60), Duration::from_secs(3600));
     /// ```
     pub fn delay(&self, consecutive: u32) -> Duration {
-        let factor = 1u32.checked_shl(consecutive).unwrap_or(u32::MAX);
-        self.min
-            .checked_mul(factor)
-            .map_or(self.max, |d| d.min(self.max))
+        const NANOS_PER_SEC: u128 = 1_000_000_000;
+        // In nanoseconds, saturating: `min` is below 2^94 ns, so the
+        // product is exact until it passes any `max`.
+        let factor = 1u128.checked_shl(consecutive).unwrap_or(u128::MAX);
+        let nanos = self
+            .min
+            .as_nanos()
+            .saturating_mul(factor)
+            .min(self.max.as_nanos());
+        // At most `max`, so the seconds fit a `u64`.
+        Duration::new(
+            (nanos / NANOS_PER_SEC) as u64,
+            (nanos % NANOS_PER_SEC) as u32,
+        )
     }
 }
 
@@ -257,8 +277,9 @@ pub(crate) enum Decision {
 /// # Invariants
 ///
 /// `recent` holds the times of the restarts decided within the last
-/// period (all of them, with no period), oldest first; `consecutive` counts restarts since the delay was
-/// last reset.
+/// period, and at the latest end's instant (all of them, with no period),
+/// oldest first; `consecutive` counts restarts since the delay was last
+/// reset.
 #[derive(Debug)]
 pub(crate) struct Backoff {
     policy: Restart,
@@ -283,8 +304,15 @@ impl Backoff {
         }
         if let Some(n) = self.policy.limit {
             if let Some(period) = self.policy.period {
+                // The period is `(now - period, now]`, and always holds
+                // `now`: with a zero period, the restarts decided at this
+                // very instant still count.
                 let horizon = now.saturating_sub(period);
-                while self.recent.front().is_some_and(|&t| t <= horizon) {
+                while self
+                    .recent
+                    .front()
+                    .is_some_and(|&t| t <= horizon && t < now)
+                {
                     self.recent.pop_front();
                 }
             }
@@ -342,6 +370,26 @@ mod tests {
         // The restart at 0 s is out of the period at 10 s.
         assert!(matches!(
             b.decide(false, secs(10), secs(10)),
+            Decision::Restart(_)
+        ));
+    }
+
+    #[test]
+    fn a_zero_period_counts_the_restarts_at_the_same_instant() {
+        let policy = Restart::on_failure().max_restarts(2).within(Duration::ZERO);
+        let mut b = Backoff::new(policy);
+        assert!(matches!(
+            b.decide(false, secs(0), secs(0)),
+            Decision::Restart(_)
+        ));
+        assert!(matches!(
+            b.decide(false, secs(0), secs(0)),
+            Decision::Restart(_)
+        ));
+        assert_eq!(b.decide(false, secs(0), secs(0)), Decision::GiveUp);
+        // A later instant starts afresh.
+        assert!(matches!(
+            b.decide(false, secs(1), secs(1)),
             Decision::Restart(_)
         ));
     }

@@ -41,10 +41,15 @@ pub struct PipelineError {
     pub at: Timestamp,
     /// Whether the pipeline panicked.
     pub panicked: bool,
-    /// Whether the pipeline is not restarted after it: its policy forbids
-    /// it, its restart limit is reached, or the flow is shutting down.
-    /// `false` for an error it [reported](super::PipelineContext::report)
-    /// while running on, and for one followed by a restart.
+    /// Whether the supervisor decided, when the failure happened, not to
+    /// restart the pipeline after it: its policy forbids it, its restart
+    /// limit is reached, or the flow is shutting down. `false` for an
+    /// error it [reported](super::PipelineContext::report) while running
+    /// on, and for one that starts a backoff before a restart. The
+    /// decision is not revised later: a shutdown that cancels that
+    /// restart leaves it `false` (the error is already published), and
+    /// the pipeline's final state, [`Done`](PipelineState::Done), tells
+    /// that it was not restarted.
     pub fatal: bool,
 }
 
@@ -78,11 +83,13 @@ pub enum PipelineState {
     /// Ended and waiting out its backoff before it is rebuilt.
     Restarting,
     /// Ended for good: returned `Ok` and its policy does not restart it,
-    /// or it stopped on shutdown.
+    /// or it stopped on shutdown (returned `Ok`, or was waiting out its
+    /// backoff: the restart is cancelled).
     Done,
     /// Ended for good with an error or a panic: its policy does not
-    /// restart it, or its restart limit was reached, or it was aborted
-    /// after the shutdown grace period.
+    /// restart it, or its restart limit was reached, or it failed after
+    /// the shutdown, or it was aborted after the shutdown grace period or
+    /// because its [`run`](super::Flow::run) was dropped.
     Failed,
 }
 
