@@ -227,6 +227,19 @@ pub(super) struct LogState {
     next_reader: u64,
 }
 
+impl LogState {
+    /// The log's record: its types and bounds now.
+    fn meta(&self) -> Meta {
+        Meta {
+            value: self.types.0.clone(),
+            codec: self.types.1.clone(),
+            start: self.start,
+            next: self.next,
+            max: self.max,
+        }
+    }
+}
+
 impl Shared {
     fn open(store: &Store, name: &str) -> Result<Shared, StoreError> {
         let records =
@@ -301,14 +314,7 @@ impl Shared {
         // a later open would find no types to check against. Should that
         // fail, the next open of the log records them.
         let recorded = meta.is_some() || state.types.0.is_empty() || {
-            let meta = Meta {
-                value: state.types.0.clone(),
-                codec: state.types.1.clone(),
-                start: state.start,
-                next: state.next,
-                max: state.max,
-            };
-            self.metas.put(&self.name, &meta).is_ok()
+            self.metas.put(&self.name, &state.meta()).is_ok()
         };
         if !recorded {
             state.types = Default::default();
@@ -411,15 +417,7 @@ impl Store {
             }
             Some(_) => {}
             None => {
-                let state = shared.state.lock();
-                let meta = Meta {
-                    value: requested.0.clone(),
-                    codec: requested.1.clone(),
-                    start: state.start,
-                    next: state.next,
-                    max: state.max,
-                };
-                drop(state);
+                let meta = shared.state.lock().meta();
                 shared.metas.put(&name.to_string(), &meta)?;
             }
         }
@@ -619,14 +617,7 @@ impl<T, C: Codec<T>> Log<T, C> {
             }
         }
         if state.start != start {
-            let meta = Meta {
-                value: state.types.0.clone(),
-                codec: state.types.1.clone(),
-                start: state.start,
-                next: state.next,
-                max: state.max,
-            };
-            self.shared.metas.put(&self.shared.name, &meta)?;
+            self.shared.metas.put(&self.shared.name, &state.meta())?;
         }
         Ok(())
     }
