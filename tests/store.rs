@@ -5,12 +5,13 @@
 use std::cell::RefCell;
 use std::error::Error;
 use std::io::{BufRead, BufReader};
+use std::ops::Bound;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::time::Duration;
 
-use timecast::store::{codec::Codec, CommitPolicy, Json, Store, StoreError};
+use timecast::store::{codec::Codec, CommitPolicy, Json, Key, Store, StoreError, MAX_KEY_LEN};
 use timecast::{sleep, EventLoop, Timestamp};
 
 type Result<T = ()> = std::result::Result<T, Box<dyn Error>>;
@@ -651,11 +652,11 @@ fn an_oversized_key_is_refused_and_the_store_goes_on() -> Result {
     store.set_commit_policy(CommitPolicy::manual());
     let t = store.table::<String, u8>("t")?;
     t.put(&"ok".into(), &1)?;
-    let big = "x".repeat(timecast::store::MAX_KEY_LEN + 1);
+    let big = "x".repeat(MAX_KEY_LEN + 1);
     match t.put(&big, &2) {
         Err(StoreError::KeySize { table, len, .. }) => {
             assert_eq!(table, "t");
-            assert!(len > timecast::store::MAX_KEY_LEN);
+            assert!(len > MAX_KEY_LEN);
         }
         other => panic!("expected KeySize, got {other:?}"),
     }
@@ -675,7 +676,7 @@ fn a_table_name_that_is_empty_or_too_long_is_refused() -> Result {
         store.table::<u8, u8>(""),
         Err(StoreError::TableName { len: 0, .. })
     ));
-    let long = "t".repeat(timecast::store::MAX_KEY_LEN + 1);
+    let long = "t".repeat(MAX_KEY_LEN + 1);
     assert!(matches!(
         store.table::<u8, u8>(&long),
         Err(StoreError::TableName { .. })
@@ -722,29 +723,125 @@ fn a_table_whose_codec_name_has_a_line_break_reopens() -> Result {
     Ok(())
 }
 
-/// Reads with a key longer than any the table holds do not fail: `get`
-/// finds nothing, and as bounds such keys order as they would.
-#[test]
-fn reads_with_an_oversized_key_find_what_orders_around_it() -> Result {
-    let store = Store::temporary()?;
-    let t = store.table::<String, u8>("t")?;
-    let max = timecast::store::MAX_KEY_LEN;
-    let longest = "b".repeat(max - 2); // 2 bytes of terminator
-    for (k, v) in [("a".to_string(), 1), (longest.clone(), 2), ("c".into(), 3)] {
-        t.put(&k, &v)?;
+/// A key type of one's own that encodes to no bytes.
+#[derive(Debug, Clone, PartialEq)]
+struct Nothing;
+
+impl Key for Nothing {
+    fn encode_key(&self, _out: &mut Vec<u8>) {}
+    fn decode_key(_bytes: &mut &[u8]) -> Option<Self> {
+        Some(Nothing)
     }
-    let big = "b".repeat(max + 10);
-    assert_eq!(t.get(&big)?, None);
-    assert_eq!(t.at_or_before(&big)?, Some((longest.clone(), 2)));
-    let below: Vec<u8> = t
-        .range(..big.clone())?
+}
+
+/// A raw byte key, to put empty and long keys next to stored ones.
+#[derive(Debug, Clone, PartialEq)]
+struct Raw(Vec<u8>);
+
+impl Key for Raw {
+    fn encode_key(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.0);
+    }
+    fn decode_key(bytes: &mut &[u8]) -> Option<Self> {
+        let v = bytes.to_vec();
+        *bytes = &[];
+        Some(Raw(v))
+    }
+}
+
+fn raw_values<I: Iterator<Item = std::result::Result<(Raw, u8), StoreError>>>(
+    it: I,
+) -> Result<Vec<u8>> {
+    Ok(it
         .map(|e| e.map(|(_, v)| v))
-        .collect::<std::result::Result<_, _>>()?;
-    assert_eq!(below, [1, 2]);
-    let above: Vec<u8> = t
-        .range(big..)?
-        .map(|e| e.map(|(_, v)| v))
-        .collect::<std::result::Result<_, _>>()?;
-    assert_eq!(above, [3]);
+        .collect::<std::result::Result<_, _>>()?)
+}
+
+/// Every read with a key the store cannot hold (empty, or longer than
+/// `MAX_KEY_LEN`), over committed and pending writes: no panic, nothing
+/// found under it, and as a bound it orders as it would.
+#[test]
+fn reads_with_empty_and_oversized_keys_order_as_they_would() -> Result {
+    for manual in [false, true] {
+        let store = Store::temporary()?;
+        if manual {
+            store.set_commit_policy(CommitPolicy::manual());
+        }
+        let t = store.table::<Raw, u8>("t")?;
+        let max = vec![b'b'; MAX_KEY_LEN];
+        t.put(&Raw(vec![0]), &0)?;
+        t.put(&Raw(vec![b'a']), &1)?;
+        t.put(&Raw(max.clone()), &2)?;
+        t.put(&Raw(vec![b'c']), &3)?;
+        let empty = Raw(vec![]);
+        let big = Raw(vec![b'b'; MAX_KEY_LEN + 5]);
+        assert!(matches!(
+            t.put(&empty, &9),
+            Err(StoreError::KeySize { len: 0, .. })
+        ));
+        assert_eq!(t.get(&empty)?, None);
+        assert_eq!(t.at_or_before(&empty)?, None);
+        assert_eq!(t.at_or_before(&big)?.map(|(_, v)| v), Some(2));
+        assert_eq!(
+            raw_values(t.range(big.clone()..big.clone())?)?,
+            Vec::<u8>::new()
+        );
+        assert_eq!(
+            raw_values(t.range(big.clone()..=big.clone())?)?,
+            Vec::<u8>::new()
+        );
+        assert_eq!(
+            raw_values(t.range((Bound::Excluded(big.clone()), Bound::Excluded(big.clone())))?)?,
+            Vec::<u8>::new()
+        );
+        assert_eq!(raw_values(t.range(..empty.clone())?)?, Vec::<u8>::new());
+        assert_eq!(raw_values(t.range(..=empty.clone())?)?, Vec::<u8>::new());
+        assert_eq!(raw_values(t.range(empty.clone()..)?)?, [0, 1, 2, 3]);
+        assert_eq!(
+            raw_values(t.range((Bound::Excluded(empty.clone()), Bound::Unbounded))?)?,
+            [0, 1, 2, 3]
+        );
+        assert_eq!(
+            raw_values(t.range(Raw(vec![b'c'])..empty.clone())?)?,
+            Vec::<u8>::new()
+        );
+        assert_eq!(raw_values(t.range(empty.clone()..big.clone())?)?, [0, 1, 2]);
+        assert_eq!(raw_values(t.range(big.clone()..)?.rev())?, [3]);
+        assert_eq!(raw_values(t.range(Raw(max.clone())..big.clone())?)?, [2]);
+        assert_eq!(
+            raw_values(t.range(big.clone()..Raw(max.clone()))?)?,
+            Vec::<u8>::new()
+        );
+        // A store of keys that encode to nothing.
+        let n = store.table::<Nothing, u8>("n")?;
+        assert!(matches!(
+            n.put(&Nothing, &1),
+            Err(StoreError::KeySize { .. })
+        ));
+        assert!(matches!(
+            n.remove(&Nothing),
+            Err(StoreError::KeySize { .. })
+        ));
+        assert_eq!(n.get(&Nothing)?, None);
+        assert_eq!(n.range(Nothing..=Nothing)?.count(), 0);
+        store.commit()?;
+    }
+    Ok(())
+}
+
+/// A log's tables are named after it: a name that makes them too long is
+/// an error, not a panic; one just short enough works.
+#[test]
+fn a_log_name_too_long_for_its_tables_is_an_error() -> Result {
+    let store = Store::temporary()?;
+    for len in [MAX_KEY_LEN - 19, MAX_KEY_LEN] {
+        let name = "l".repeat(len);
+        assert!(
+            matches!(store.log::<u8>(&name), Err(StoreError::TableName { .. })),
+            "{len}"
+        );
+    }
+    let ok = "l".repeat(MAX_KEY_LEN - 20);
+    store.log::<u8>(&ok)?.append(Timestamp::UNIX_EPOCH, &1)?;
     Ok(())
 }

@@ -472,7 +472,9 @@ impl Flow {
     /// [`FlowHandle::status`] then reports every pipeline that had not
     /// ended for good (running, or waiting out its backoff)
     /// [`Failed`](PipelineState::Failed), with a last error saying that
-    /// its run was dropped.
+    /// its run was dropped. (A run dropped before its first poll started
+    /// nothing: the status keeps the state pipelines are added with,
+    /// `Running`.)
     ///
     /// # Examples
     ///

@@ -337,8 +337,10 @@ impl Store {
     /// # Errors
     ///
     /// [`StoreError::TableTypes`] (naming the log) if the log was created
-    /// with another value type or codec; [`StoreError::Io`] if the database
-    /// fails.
+    /// with another value type or codec; [`StoreError::TableName`] (naming
+    /// one of the log's tables) if `name` is longer than
+    /// [`MAX_KEY_LEN`](super::MAX_KEY_LEN) less 20 bytes;
+    /// [`StoreError::Io`] if the database fails.
     ///
     /// # Examples
     ///
@@ -417,7 +419,13 @@ impl Store {
             }
             Some(_) => {}
             None => {
-                let meta = shared.state.lock().meta();
+                // The types just requested: a rollback on another thread
+                // may have reset the state's since.
+                let meta = Meta {
+                    value: requested.0.clone(),
+                    codec: requested.1.clone(),
+                    ..shared.state.lock().meta()
+                };
                 shared.metas.put(&name.to_string(), &meta)?;
             }
         }

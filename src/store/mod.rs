@@ -812,6 +812,10 @@ impl Store {
     /// `read_uncommitted` consumers do; what such a reader yielded from the
     /// discarded appends is not taken back.)
     ///
+    /// A log opened since the last commit, and still open, is recorded
+    /// again (its value type and codec, so that a later open is checked
+    /// against them): that record is then the one write pending.
+    ///
     /// [`ExactlyOnce`] calls this when it is dropped with records yielded
     /// since its last checkpoint, so that a pipeline that stops on an error
     /// leaves no half-processed work behind to be committed without its
