@@ -364,8 +364,9 @@ impl<T> AsyncStream<T> {
     ///
     /// Parks the calling thread for as long as [`put`](Self::put) would
     /// wait (room, the first consumer, or for a rendezvous stream every
-    /// consumer's take), after a short spin for the wake-up. Use it from plain threads, not from inside an async
-    /// task, where [`put`](Self::put) lets other tasks run.
+    /// consumer's take), after a short spin for the wake-up. Use it from
+    /// plain threads, not from inside an async task, where
+    /// [`put`](Self::put) lets other tasks run.
     ///
     /// # Examples
     ///
@@ -1173,8 +1174,9 @@ impl<T, I> fmt::Debug for PutAll<'_, T, I> {
 /// and finishes it at once when a buffered stream is open, has consumers,
 /// none of them waiting, and has room (no lock is taken then, as for
 /// [`AsyncStream::try_put`]); `poll_flush` waits until the last value is
-/// put (for a rendezvous stream: taken by every consumer). `poll_close` flushes, then releases this
-/// producer handle: when it was the last one, the stream closes.
+/// put (for a rendezvous stream: taken by every consumer). `poll_close`
+/// flushes, then releases this producer handle: when it was the last one,
+/// the stream closes.
 ///
 /// # Errors
 ///

@@ -420,7 +420,7 @@ impl Store {
             Some(_) => {}
             None => {
                 // The types just requested: a rollback on another thread
-                // may have reset the state's since.
+                // may have reset the state's copy of them since.
                 let meta = Meta {
                     value: requested.0.clone(),
                     codec: requested.1.clone(),

@@ -169,7 +169,7 @@ where
     /// write of the batch.
     fn checked_key(&self, key: &K) -> Result<fjall::Slice, StoreError> {
         let bytes = encode_key(key);
-        if bytes.is_empty() || bytes.len() > super::MAX_KEY_LEN {
+        if !is_holdable(&bytes) {
             let mut shown = format!("{key:?}");
             if shown.len() > 64 {
                 let cut = (0..=64).rev().find(|&i| shown.is_char_boundary(i));
@@ -227,7 +227,7 @@ where
     /// ```
     pub fn get(&self, key: &K) -> Result<Option<V>, StoreError> {
         let k = encode_key(key);
-        if k.is_empty() || k.len() > super::MAX_KEY_LEN {
+        if !is_holdable(&k) {
             return Ok(None); // a key no table holds (see `put`)
         }
         let pending = {
@@ -459,6 +459,12 @@ fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     let r = f(&mut buf);
     SCRATCH.set(buf);
     r
+}
+
+/// Whether the database can hold a key of these bytes: 1 to
+/// [`MAX_KEY_LEN`](super::MAX_KEY_LEN) of them.
+fn is_holdable(key: &[u8]) -> bool {
+    (1..=super::MAX_KEY_LEN).contains(&key.len())
 }
 
 /// A range's lower bound, for keys the database can hold (1 to
