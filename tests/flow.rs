@@ -187,6 +187,16 @@ fn restart_limit_counts_restarts_within_the_period() {
         at_and_restarts(&tight.errors),
         [(0, 0), (1, 1), (2, 2)].map(|(t, r)| (secs(t), r))
     );
+    // The final failure says why it is final; the others are the error.
+    let texts: Vec<_> = tight.errors.iter().map(|e| e.error.as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            "down",
+            "down",
+            "down; not restarted: its restart limit of 2 restarts within 10s is reached"
+        ]
+    );
     let spaced = report.pipeline("spaced").unwrap();
     assert_eq!((spaced.state, spaced.restarts), (PipelineState::Done, 5));
     assert_eq!(report.failed().collect::<Vec<_>>(), ["tight"]);

@@ -1887,13 +1887,21 @@ impl Supervisor {
         } else {
             slot.backoff.decide(error.is_none(), slot.started, now)
         };
-        if decision == Decision::GiveUp && error.is_none() {
-            let n = slot.spec.policy.limit().unwrap_or_default();
-            error = Some(match slot.spec.policy.period() {
-                Some(period) => format!(
-                    "ended, and its restart limit of {n} restarts within {period:?} is reached"
-                ),
-                None => format!("ended, and its restart limit of {n} restarts is reached"),
+        // Given up under a policy that restarts after this end: the limit
+        // was reached, which the error says.
+        if decision == Decision::GiveUp
+            && !self.shut_down
+            && slot.spec.policy.restarts_after(error.is_none())
+        {
+            let policy = &slot.spec.policy;
+            let n = policy.limit().unwrap_or_default();
+            let limit = match policy.period() {
+                Some(period) => format!("its restart limit of {n} restarts within {period:?}"),
+                None => format!("its restart limit of {n} restarts"),
+            };
+            error = Some(match error {
+                None => format!("ended, and {limit} is reached"),
+                Some(e) => format!("{e}; not restarted: {limit} is reached"),
             });
         }
         let state = match decision {

@@ -33,7 +33,11 @@ use crate::time::Timestamp;
 pub struct PipelineError {
     /// The pipeline's name.
     pub pipeline: String,
-    /// The error's text (its `Display`), or the panic's message.
+    /// The error's text (its `Display`), or the panic's message. The
+    /// failure that reaches the restart limit says so after it
+    /// (`"…; not restarted: its restart limit of 3 restarts is reached"`);
+    /// a normal end that reaches it reads `"ended, and its restart limit
+    /// of 3 restarts is reached"`.
     pub error: String,
     /// How many times the pipeline had been restarted when this happened.
     pub restarts: u32,
