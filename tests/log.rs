@@ -399,6 +399,45 @@ impl Codec<u32> for EvenOnly {
     }
 }
 
+/// Encodes even numbers only.
+struct EncodesEvenOnly;
+
+impl Codec<u32> for EncodesEvenOnly {
+    fn name(&self) -> String {
+        "encodes-even-only".into()
+    }
+    fn encode(&self, value: &u32, out: &mut Vec<u8>) -> std::result::Result<(), CodecError> {
+        if value % 2 == 1 {
+            return Err(format!("odd value {value}").into());
+        }
+        out.extend_from_slice(&value.to_be_bytes());
+        Ok(())
+    }
+    fn decode(&self, bytes: &[u8]) -> std::result::Result<u32, CodecError> {
+        Ok(u32::from_be_bytes(bytes.try_into()?))
+    }
+}
+
+#[test]
+fn a_value_that_does_not_encode_names_the_log_and_appends_nothing() -> Result {
+    let store = Store::temporary()?;
+    let log = store.log_with::<u32, _>("numbers", EncodesEvenOnly)?;
+    assert_eq!(log.append(secs(1), &2)?, 0);
+    let err = log.append(secs(2), &3).expect_err("3 is odd");
+    assert!(matches!(&err, StoreError::LogEncode { log, .. } if log == "numbers"));
+    assert_eq!(
+        err.to_string(),
+        "cannot encode a value for log \"numbers\" with its codec; nothing was appended"
+    );
+    assert_eq!(
+        err.source().map(|e| e.to_string()),
+        Some("odd value 3".into())
+    );
+    // No offset was used.
+    assert_eq!(log.append(secs(3), &4)?, 1);
+    Ok(())
+}
+
 #[test]
 fn a_record_that_does_not_decode_names_log_and_offset_then_stops_or_is_skipped() -> Result {
     let store = Store::temporary()?;
@@ -479,10 +518,14 @@ fn the_log_is_a_topic() -> Result {
         Err(StoreError::Unsupported { log, .. }) => assert_eq!(log, "t"),
         other => panic!("expected Unsupported, got {other:?}"),
     }
-    assert!(matches!(
-        Topic::commit(&log, "g", Position::new(1, 0)),
-        Err(StoreError::CommitPastEnd { .. })
-    ));
+    let committed = log.group("g").committed()?;
+    let err = Topic::commit(&log, "g", Position::new(1, 0)).expect_err("partition 1");
+    assert!(matches!(&err, StoreError::Unsupported { log, .. } if log == "t"));
+    assert_eq!(
+        err.to_string(),
+        "log \"t\" does not support committing partition 1 (it has only partition 0)"
+    );
+    assert_eq!(log.group("g").committed()?, committed, "nothing committed");
     assert_eq!(log.end(), 2, "nothing appended by the refused publish");
     Ok(())
 }

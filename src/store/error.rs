@@ -137,6 +137,14 @@ pub enum StoreError {
         /// The codec's error.
         source: CodecError,
     },
+    /// A value could not be encoded with a log's codec; nothing was
+    /// appended.
+    LogEncode {
+        /// The log.
+        log: String,
+        /// The codec's error.
+        source: CodecError,
+    },
     /// A read asked for a record that the log's
     /// [`Retention`](super::Retention) already removed.
     Trimmed {
@@ -265,6 +273,10 @@ impl fmt::Display for StoreError {
                  log's codec and value type; skip it (DecodeErrors::Skip, or seek past it) \
                  or fix the codec"
             ),
+            Self::LogEncode { log, .. } => write!(
+                f,
+                "cannot encode a value for log {log:?} with its codec; nothing was appended"
+            ),
             Self::Trimmed { log, offset, start } => write!(
                 f,
                 "record {offset} of log {log:?} was removed by the log's retention (it \
@@ -313,6 +325,7 @@ impl Error for StoreError {
             Self::Open { source, .. } | Self::Io { source, .. } => Some(&**source),
             Self::Decode { source, .. }
             | Self::Encode { source, .. }
+            | Self::LogEncode { source, .. }
             | Self::LogDecode { source, .. } => Some(&**source),
             _ => None,
         }

@@ -560,8 +560,8 @@ impl<T, C: Codec<T>> Log<T, C> {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Encode`] if the codec cannot encode `value` (nothing
-    /// is appended, no offset is used); [`StoreError::Io`] if a commit made
+    /// [`StoreError::LogEncode`] if the codec cannot encode `value`
+    /// (nothing is appended, no offset is used); [`StoreError::Io`] if a commit made
     /// by the commit policy fails.
     ///
     /// # Examples
@@ -577,9 +577,8 @@ impl<T, C: Codec<T>> Log<T, C> {
         let mut bytes = Vec::new();
         self.codec
             .encode(value, &mut bytes)
-            .map_err(|source| StoreError::Encode {
-                table: self.shared.name.clone(),
-                key: "(appended record)".into(),
+            .map_err(|source| StoreError::LogEncode {
+                log: self.shared.name.clone(),
                 source,
             })?;
         let mut state = self.shared.state.lock();
@@ -1505,18 +1504,16 @@ impl<T, C: Codec<T>> Topic<T> for Log<T, C> {
         Ok(self.read(committed.map_or(Offset::Start, Offset::At)))
     }
 
-    /// Commits the group's offset; the log has only partition 0, and an
-    /// offset in another partition is past the end.
+    /// Commits the group's offset; the log has only partition 0, and a
+    /// position in another partition is [`StoreError::Unsupported`].
     fn commit(&self, group: &str, at: Position) -> Result<(), StoreError> {
         if at.partition != 0 {
-            return Err(StoreError::CommitPastEnd {
-                log: format!(
-                    "{} (partition {}; the log has only 0)",
-                    self.shared.name, at.partition
+            return Err(StoreError::Unsupported {
+                log: self.shared.name.clone(),
+                what: format!(
+                    "committing partition {} (it has only partition 0)",
+                    at.partition
                 ),
-                group: group.to_string(),
-                offset: at.offset,
-                end: 0,
             });
         }
         self.group(group).commit(at.offset)
