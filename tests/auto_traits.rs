@@ -136,6 +136,10 @@ fn store_handles_are_send_sync_unpin() {
     assert_all::<CommitPolicy>();
     assert_all::<StoreError>();
     assert_all::<TableTypes>();
+    // A paused stream moves across threads with the stream it wraps.
+    type Items = futures::stream::Iter<std::vec::IntoIter<u8>>;
+    assert_all::<timecast::store::Pausable<Items, u64>>();
+    assert_all::<timecast::store::TryPausable<Items, u64>>();
 }
 
 /// A flow's handle, its reports and its errors cross threads, so a flow

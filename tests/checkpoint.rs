@@ -276,3 +276,62 @@ fn a_checkpoint_in_a_store_continues_after_a_restart() -> Result {
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
+
+/// A checkpoint whose stored state cannot be read: `pausable` lets the
+/// items pass (the checkpoint's calls return the error), `try_pausable`
+/// yields the error, and again when polled again.
+#[test]
+fn an_unreadable_checkpoint_pauses_nothing_and_try_pausable_yields_the_error() -> Result {
+    use futures::FutureExt;
+
+    let store = Store::temporary()?;
+    let stored = Checkpoint::<u64>::new("c")
+        .dependency(Dependency::new("d"))
+        .store(&store);
+    run(stored.check_pulse(at(10, 0), 7))?;
+    // The same checkpoint, opened with another state type.
+    let c = Checkpoint::<String>::new("c")
+        .dependency(Dependency::new("d"))
+        .store(&store);
+    let is_table_types = |e: &StoreError| matches!(e, StoreError::TableTypes { .. });
+
+    let passed: Vec<_> = futures::executor::block_on(
+        c.pausable(futures::stream::iter([1, 2]))
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(passed, [1, 2]);
+    let err = run(c.check_pulse(at(10, 1), "s".into())).expect_err("unreadable");
+    assert!(is_table_types(&err), "{err:?}");
+
+    let mut s = c.try_pausable(futures::stream::iter([1, 2]));
+    for _ in 0..2 {
+        match s.next().now_or_never() {
+            Some(Some(Err(e))) => assert!(is_table_types(&e), "{e:?}"),
+            other => panic!("expected the error, got {other:?}"),
+        }
+    }
+    Ok(())
+}
+
+/// `try_pausable` pauses while a dependency is down and yields `Ok` items
+/// once it recovers.
+#[test]
+fn try_pausable_pauses_while_down_and_resumes_with_ok_items() -> Result {
+    use futures::FutureExt;
+
+    let c = Checkpoint::<usize>::new("c")
+        .dependency(Dependency::new("d").downtime_threshold(Duration::from_secs(60)));
+    let mut s = c.try_pausable(futures::stream::iter([1, 2]));
+    assert!(matches!(s.next().now_or_never(), Some(Some(Ok(1)))));
+    let dependent = c.clone();
+    run(async move {
+        dependent.heartbeat(at(10, 0), None).await?;
+        assert!(dependent.check_pulse(at(10, 2), 0).await?.is_some());
+        Ok::<_, StoreError>(())
+    })?;
+    assert!(s.next().now_or_never().is_none(), "paused");
+    run(c.heartbeat(at(10, 20), None))?;
+    assert!(matches!(s.next().now_or_never(), Some(Some(Ok(2)))));
+    assert!(matches!(s.next().now_or_never(), Some(None)));
+    Ok(())
+}

@@ -943,6 +943,13 @@ where
     /// is down, and resumes (woken, no polling) when the last one
     /// recovers.
     ///
+    /// If the checkpoint's stored state cannot be read (its store fails, or
+    /// holds it with another state type), the stream does not pause: its
+    /// items pass, and the checkpoint's own calls
+    /// ([`check_pulse`](Self::check_pulse), [`state`](Self::state)…)
+    /// return the error. [`try_pausable`](Self::try_pausable) yields it in
+    /// the stream instead.
+    ///
     /// # Examples
     ///
     /// ```
@@ -956,6 +963,28 @@ where
         Pausable {
             checkpoint: self.clone(),
             stream: Box::pin(stream),
+        }
+    }
+
+    /// As [`pausable`](Self::pausable), but a failure to read the
+    /// checkpoint's stored state comes out of the stream, as `Err`, in
+    /// place of an item; the stream's items come as `Ok`. An error does
+    /// not end the stream: polled again, it reads the store again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::TryStreamExt;
+    /// use timecast::store::{Checkpoint, Store, StoreError};
+    /// let store = Store::temporary()?;
+    /// let c = Checkpoint::<u8>::new("c").store(&store);
+    /// let mut s = c.try_pausable(futures::stream::iter([1, 2]));
+    /// assert_eq!(futures::executor::block_on(s.try_next())?, Some(1));
+    /// # Ok::<_, StoreError>(())
+    /// ```
+    pub fn try_pausable<St: Stream>(&self, stream: St) -> TryPausable<St, S> {
+        TryPausable {
+            inner: self.pausable(stream),
         }
     }
 }
@@ -994,15 +1023,71 @@ where
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<St::Item>> {
         let this = self.get_mut();
-        if this.checkpoint.load().is_ok() {
-            let mut s = this.checkpoint.state.lock();
-            if s.dependencies.iter().any(|d| d.is_down) {
-                if !s.paused.iter().any(|w| w.will_wake(cx.waker())) {
-                    s.paused.push(cx.waker().clone());
-                }
-                return Poll::Pending;
-            }
+        match this.poll_resumed(cx) {
+            Poll::Pending => Poll::Pending,
+            // Unread, the checkpoint does not pause (see `pausable`).
+            Poll::Ready(_) => this.stream.as_mut().poll_next(cx),
         }
-        this.stream.as_mut().poll_next(cx)
+    }
+}
+
+impl<St, S> Pausable<St, S>
+where
+    S: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    /// Ready when no dependency is down (or the checkpoint cannot be read);
+    /// otherwise pending, woken by the recovery.
+    fn poll_resumed(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), StoreError>> {
+        self.checkpoint.load()?;
+        let mut s = self.checkpoint.state.lock();
+        if s.dependencies.iter().any(|d| d.is_down) {
+            if !s.paused.iter().any(|w| w.will_wake(cx.waker())) {
+                s.paused.push(cx.waker().clone());
+            }
+            return Poll::Pending;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// A stream paused while a [`Checkpoint`]'s dependency is down, which
+/// yields the failures to read the checkpoint: see
+/// [`Checkpoint::try_pausable`].
+///
+/// # Examples
+///
+/// See [`Checkpoint::try_pausable`].
+///
+/// ```
+/// use timecast::store::{Checkpoint, TryPausable};
+/// let c = Checkpoint::<u8>::new("c");
+/// let _s: TryPausable<_, u8> = c.try_pausable(futures::stream::iter([1]));
+/// ```
+pub struct TryPausable<St, S> {
+    inner: Pausable<St, S>,
+}
+
+impl<St, S> fmt::Debug for TryPausable<St, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TryPausable")
+            .field("checkpoint", &self.inner.checkpoint.config.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<St, S> Stream for TryPausable<St, S>
+where
+    St: Stream,
+    S: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    type Item = Result<St::Item, StoreError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let inner = &mut self.get_mut().inner;
+        match inner.poll_resumed(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(Ok(())) => inner.stream.as_mut().poll_next(cx).map(|i| i.map(Ok)),
+        }
     }
 }

@@ -101,7 +101,7 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
 /// The topic abstraction, at its old paths: see [`crate::topic`].
 pub use crate::topic::{Offset, Position, Record, Topic};
-pub use checkpoint::{Checkpoint, Dependency, DependencyState, Heartbeat, Pausable};
+pub use checkpoint::{Checkpoint, Dependency, DependencyState, Heartbeat, Pausable, TryPausable};
 pub use codec::{Binary, Codec, Json};
 pub use durable::{CheckpointScope, Durable};
 pub use error::{StoreError, TableTypes};
