@@ -240,6 +240,24 @@ fn accumulate_yields_running_folds() {
     );
 }
 
+/// A panic of `accumulate_from`'s function ends the stream (its
+/// accumulator is gone) without reading more of the input.
+#[test]
+fn accumulate_from_ended_by_a_panic_reads_no_more_input() {
+    use futures::FutureExt;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    let read = Rc::new(Cell::new(0));
+    let counted = read.clone();
+    let input = stream::iter(1..=5).inspect(move |_| counted.set(counted.get() + 1));
+    let mut sums = input.accumulate_from(0, |a, b| if b == 2 { panic!("two") } else { a + b });
+    assert_eq!(sums.next().now_or_never(), Some(Some(1)));
+    assert!(catch_unwind(AssertUnwindSafe(|| sums.next().now_or_never())).is_err());
+    assert_eq!(read.get(), 2);
+    assert_eq!(sums.next().now_or_never(), Some(None));
+    assert_eq!(read.get(), 2, "the third value is left in the input");
+}
+
 #[test]
 fn accumulate_then_pairwise_as_in_the_cookbook() {
     let pipe = stream::iter(0..5).accumulate(|a, b| a + b).pairwise();

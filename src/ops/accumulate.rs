@@ -117,7 +117,8 @@ impl<S: Stream + fmt::Debug, F> fmt::Debug for Accumulate<S, F> {
 #[must_use = "streams do nothing unless polled"]
 pub struct AccumulateFrom<S, A, F> {
     stream: S,
-    /// `None` only while `f` runs (if it panics, the stream ends).
+    /// `None` only while `f` runs (if it panics, the stream ends, and
+    /// reads no more of its input).
     acc: Option<A>,
     f: F,
 }
@@ -157,6 +158,10 @@ where
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<A>> {
         let this = self.get_mut();
+        // Ended by a panic of `f`: the input is left unread.
+        if this.acc.is_none() {
+            return Poll::Ready(None);
+        }
         let Some(item) = ready!(Pin::new(&mut this.stream).poll_next(cx)) else {
             return Poll::Ready(None);
         };
