@@ -1534,3 +1534,34 @@ fn task_errors_are_send_sync_unpin_and_handles_unpin() {
     );
     assert!(boxed.to_string().contains("stuck"));
 }
+
+/// Two timers ticking at the same instants fire in the order they were
+/// polled for each tick: here the order their tasks were spawned in.
+#[test]
+fn timers_due_together_fire_in_the_order_they_were_polled() {
+    for first in ["a", "b"] {
+        let el = sim();
+        let order = Rc::new(RefCell::new(Vec::new()));
+        let names = if first == "a" { ["a", "b"] } else { ["b", "a"] };
+        for name in names {
+            let order = order.clone();
+            el.spawn(async move {
+                let mut ticks = timer(secs(1)).until(t(2));
+                while let Some(t) = ticks.next().await {
+                    order.borrow_mut().push(format!("{name}@{}", t.unix_secs()));
+                }
+            });
+        }
+        el.run().unwrap();
+        let [x, y] = names;
+        assert_eq!(
+            *order.borrow(),
+            [
+                format!("{x}@1"),
+                format!("{y}@1"),
+                format!("{x}@2"),
+                format!("{y}@2")
+            ]
+        );
+    }
+}

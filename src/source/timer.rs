@@ -12,7 +12,9 @@ use crate::time::{Sleep, Timestamp};
 
 /// A stream of ticks every `period` of the loop's time, at `start + k·period`
 /// for k = 1, 2, …, never drifting. `start` defaults to the clock when the
-/// timer is first polled; [`until`](Timer::until) ends it.
+/// timer is first polled; [`until`](Timer::until) ends it. Timers (and
+/// sleeps) due at one instant fire in the order their waits were made: of
+/// two timers ticking together, the one polled first for that tick.
 ///
 /// Map it to `(tick, value)` pairs to use it as the live source of a
 /// [`process_stream`](crate::process_stream).
