@@ -712,6 +712,35 @@ fn dropped_pending_recv_loses_nothing() {
 
 /// A cloned consumer starts at its original's position and then sees the
 /// same values; it also holds producers back like any consumer.
+/// The handle counts follow every subscribe, clone and drop, on buffered
+/// and rendezvous streams, and from another thread once it is joined.
+#[test]
+fn handle_counts_follow_subscribes_clones_and_drops() {
+    for capacity in [0, 1, 8] {
+        let stream = AsyncStream::<String>::with_capacity(capacity);
+        assert_eq!((stream.consumer_count(), stream.producer_count()), (0, 1));
+        let a = stream.subscribe();
+        let b = a.clone();
+        let other = stream.clone();
+        assert_eq!((stream.consumer_count(), stream.producer_count()), (2, 2));
+        let moved = stream.clone();
+        let kept = std::thread::spawn(move || {
+            let c = moved.subscribe();
+            c.clone() // `c` and `moved` drop here
+        })
+        .join()
+        .unwrap();
+        assert_eq!((stream.consumer_count(), stream.producer_count()), (3, 2));
+        drop((a, other));
+        assert_eq!((stream.consumer_count(), stream.producer_count()), (2, 1));
+        stream.close();
+        drop(b);
+        assert_eq!((stream.consumer_count(), stream.producer_count()), (1, 1));
+        drop(kept);
+        assert_eq!(stream.consumer_count(), 0);
+    }
+}
+
 #[test]
 fn cloned_consumer_starts_at_the_same_position() {
     let stream = AsyncStream::with_capacity(8);

@@ -427,7 +427,8 @@ impl<T> AsyncStream<T> {
         self.shared.is_closed()
     }
 
-    /// Number of consumers subscribed now.
+    /// Number of consumers subscribed now. Read without the stream's lock:
+    /// it counts every subscribe and consumer drop that has returned.
     ///
     /// # Examples
     ///
@@ -439,10 +440,11 @@ impl<T> AsyncStream<T> {
     /// assert_eq!(stream.consumer_count(), 0);
     /// ```
     pub fn consumer_count(&self) -> usize {
-        self.shared.lock().consumers
+        self.shared.consumer_count()
     }
 
-    /// Number of producer handles alive (this one included).
+    /// Number of producer handles alive (this one included). Read without
+    /// the stream's lock, as [`consumer_count`](Self::consumer_count).
     ///
     /// # Examples
     ///
@@ -452,7 +454,7 @@ impl<T> AsyncStream<T> {
     /// assert_eq!(stream.producer_count(), 2);
     /// ```
     pub fn producer_count(&self) -> usize {
-        self.shared.lock().producers
+        self.shared.producer_count()
     }
 
     /// The capacity the stream was built with (0: rendezvous).

@@ -302,6 +302,9 @@ pub(crate) struct Shared<T> {
     /// dropped, for puts without the lock.
     consumers: AtomicUsize,
     newest: AtomicUsize,
+    /// `State::producers`, as of the last guard dropped: a count read
+    /// without the lock.
+    producers: AtomicUsize,
     /// A put without the lock as any sequence number below this one has
     /// room, in the last ring (see "Room known ahead" above). 0 until a
     /// producer finds room ahead in the last ring.
@@ -453,6 +456,7 @@ impl<T> Shared<T> {
             claim: AtomicU64::new(SLOW),
             consumers: AtomicUsize::new(0),
             newest: AtomicUsize::new(0),
+            producers: AtomicUsize::new(1),
             room: AtomicU64::new(0),
             last_slots,
             last_mask: largest - 1,
@@ -493,11 +497,12 @@ impl<T> Shared<T> {
     /// guard as it drops, before the mutex unlocks.
     #[inline(always)]
     fn reopen(&self, state: &State<T>) {
+        self.consumers.store(state.consumers, Ordering::Relaxed);
+        self.producers.store(state.producers, Ordering::Relaxed);
         if self.is_rendezvous() {
             return; // `SLOW` for good
         }
         let slow = state.closed || state.consumers == 0 || state.recv_waiters.waiting > 0;
-        self.consumers.store(state.consumers, Ordering::Relaxed);
         // Release, paired with the Acquire load in `try_push_unlocked`:
         // that load is not ordered after this guard by the claim word (it
         // may read a newer index than the word it claims with, stored by a
@@ -509,6 +514,17 @@ impl<T> Shared<T> {
         // the guard.
         self.claim
             .store(tail << 1 | u64::from(slow), Ordering::Release);
+    }
+
+    /// The number of consumer handles, as of the last guard dropped (so
+    /// exact once the call that changed it returned), without the lock.
+    pub(crate) fn consumer_count(&self) -> usize {
+        self.consumers.load(Ordering::Relaxed)
+    }
+
+    /// The number of producer handles, as [`consumer_count`](Self::consumer_count).
+    pub(crate) fn producer_count(&self) -> usize {
+        self.producers.load(Ordering::Relaxed)
     }
 
     /// The claim word, if a put may claim without the lock now: not
