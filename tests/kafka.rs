@@ -141,6 +141,19 @@ fn a_missing_topic_and_partition_are_named() -> Result {
         Err(KafkaError::NoSuchTopic { topic }) => assert_eq!(topic, name),
         other => panic!("expected NoSuchTopic, got {other:?}"),
     }
+    // Counts Kafka cannot hold are refused, and nothing is created.
+    for partitions in [0, u32::MAX] {
+        match kafka.create_topic(&name, partitions) {
+            Err(e @ KafkaError::PartitionCount { .. }) => {
+                assert!(e.to_string().contains(&name), "{e}");
+            }
+            other => panic!("expected PartitionCount, got {other:?}"),
+        }
+        assert!(matches!(
+            kafka.topic::<u8>(&name),
+            Err(KafkaError::NoSuchTopic { .. })
+        ));
+    }
     kafka.create_topic(&name, 2)?;
     let topic = kafka.topic::<u8>(&name)?;
     match topic.publish_to(2, secs(0), &1) {
@@ -357,6 +370,9 @@ fn an_undecodable_record_names_topic_partition_and_offset_and_stops_or_is_skippe
         }
         other => panic!("expected a Decode error, got {other:?}"),
     }
+    // Stopped at the record, not past it: a commit of the positions does
+    // not skip it.
+    assert_eq!(stops.positions(), [Position::new(0, 1)]);
     assert!(
         futures::executor::block_on(stops.next()).is_none(),
         "stopped"
@@ -822,5 +838,245 @@ fn the_cookbooks_synchronization_runs_against_kafka() -> Result {
             "The weather during lunch was 🌧",
         ]
     );
+    Ok(())
+}
+
+/// A commit past a partition's end is refused, through the topic and
+/// through a group's reader (the group would resume after records that do
+/// not exist yet); a commit at the end is not.
+#[test]
+fn a_commit_past_the_end_is_refused() -> Result {
+    let kafka = connect()?;
+    let name = fresh("commit-past-end");
+    kafka.create_topic(&name, 1)?;
+    let topic = kafka.topic::<u32>(&name)?;
+    topic.publish(secs(1), &1)?;
+    let group = fresh("g");
+    match Topic::commit(&topic, &group, Position::new(0, 100)) {
+        Err(e @ KafkaError::CommitPastEnd { end: 1, .. }) => {
+            let message = e.to_string();
+            assert!(
+                message.contains(&group) && message.contains("offset 100"),
+                "{message}"
+            );
+        }
+        other => panic!("expected CommitPastEnd, got {other:?}"),
+    }
+    assert!(topic.committed(&group)?.is_empty(), "nothing committed");
+    topic.commit(&group, Position::new(0, 1))?;
+
+    let reader = topic.subscribe(&fresh("members"))?;
+    assert!(matches!(
+        reader.commit(Position::new(0, 2)),
+        Err(KafkaError::CommitPastEnd { end: 1, .. })
+    ));
+    assert!(matches!(
+        reader.commit(Position::new(1, 0)),
+        Err(KafkaError::NoSuchPartition { .. })
+    ));
+    reader.commit(Position::new(0, 1))?;
+    Ok(())
+}
+
+/// Every record of one key goes to one partition, the empty key included
+/// (the connector's default partitioner hashes it; librdkafka's own
+/// default spreads empty keys at random).
+#[test]
+fn records_of_the_empty_key_share_one_partition() -> Result {
+    let kafka = connect()?;
+    let name = fresh("empty-key-part");
+    kafka.create_topic(&name, 4)?;
+    let topic = kafka.topic::<u32>(&name)?;
+    let mut partitions = BTreeSet::new();
+    for i in 0..24u32 {
+        partitions.insert(topic.publish_keyed(secs(i as i64), b"", &i)?.partition);
+    }
+    assert_eq!(
+        partitions.len(),
+        1,
+        "one key, one partition: {partitions:?}"
+    );
+    Ok(())
+}
+
+/// A zero-length key comes back as a zero-length key, not as no key.
+#[test]
+fn an_empty_key_comes_back_empty_not_absent() -> Result {
+    let kafka = connect()?;
+    let name = fresh("empty-key");
+    kafka.create_topic(&name, 1)?;
+    let topic = kafka.topic::<u32>(&name)?;
+    topic.publish_keyed(secs(1), b"", &1)?;
+    topic.publish(secs(2), &2)?;
+    let mut reader = topic.reader(Offset::Start)?;
+    let a = next(&mut reader)?;
+    let b = next(&mut reader)?;
+    assert_eq!(
+        (a.key, b.key),
+        (Some(Vec::new()), None),
+        "an empty key, then none"
+    );
+    Ok(())
+}
+
+/// A value over the producer's `message.max.bytes` (1 MB) is a `Delivery`
+/// error that says the record is too large; a value just under it
+/// round-trips.
+#[test]
+fn a_value_too_large_is_a_delivery_error_and_a_large_one_round_trips() -> Result {
+    let kafka = connect()?;
+    let name = fresh("huge");
+    kafka.create_topic(&name, 1)?;
+    let topic = kafka.topic_with::<Vec<u8>, _>(&name, Raw)?;
+    let large: Vec<u8> = (0..900_000u32).map(|i| i as u8).collect();
+    let at = topic.publish(secs(1), &large)?;
+    assert_eq!(at, Position::new(0, 0));
+    let mut reader = topic.reader(Offset::Start)?;
+    let r = next(&mut reader)?;
+    assert!(r.value == large, "the large value round-trips");
+
+    let huge = vec![7u8; 2_000_000];
+    match topic.publish(secs(2), &huge) {
+        Err(e @ KafkaError::Delivery { .. }) => {
+            assert!(e.to_string().contains(&name), "{e}");
+            let cause = e.source().map(|c| c.to_string()).unwrap_or_default();
+            assert!(
+                cause.contains("2000000 bytes") && cause.contains("message.max.bytes"),
+                "{cause}"
+            );
+        }
+        other => panic!("expected Delivery, got {other:?}"),
+    }
+    Ok(())
+}
+
+/// More records than a reader buffers per partition (8192) before it
+/// pauses fetching: every record arrives once, in order, none skipped
+/// across the pause and resume.
+#[test]
+fn flow_control_loses_and_duplicates_nothing() -> Result {
+    const N: u64 = 30_000;
+    let kafka = connect()?;
+    let name = fresh("flow");
+    kafka.create_topic(&name, 1)?;
+    let topic = kafka.topic::<u64>(&name)?;
+    let mut sink = topic.sink();
+    futures::executor::block_on(async {
+        for i in 0..N {
+            sink.send((secs(i as i64), i)).await?;
+        }
+        sink.flush().await
+    })?;
+    let mut reader = topic.reader(Offset::Start)?;
+    // Let the reader's thread fill its buffer and pause.
+    std::thread::sleep(Duration::from_secs(3));
+    let got = futures::executor::block_on(async {
+        let mut got = Vec::new();
+        let timeout = futures_timer(Duration::from_secs(90));
+        futures::pin_mut!(timeout);
+        while (got.len() as u64) < N {
+            match futures::future::select(reader.next(), timeout.as_mut()).await {
+                futures::future::Either::Left((Some(r), _)) => {
+                    let r = r?;
+                    got.push((r.offset, r.value));
+                }
+                _ => break,
+            }
+        }
+        Ok::<_, KafkaError>(got)
+    })?;
+    assert_eq!(got.len() as u64, N, "all records");
+    assert!(
+        got.iter()
+            .enumerate()
+            .all(|(i, (o, v))| *o == i as u64 && *v == i as u64),
+        "dense and in order"
+    );
+    Ok(())
+}
+
+/// A delivery failure is reported by the send or flush that runs: a send
+/// future dropped before its first poll (a `select!` that lost) leaves it
+/// for the next `flush`.
+#[test]
+fn a_send_future_dropped_unpolled_loses_no_failure() -> Result {
+    let mut broker = broker::Broker::start()?;
+    let kafka = Kafka::builder(&broker.addr())
+        .set("message.timeout.ms", "2000")
+        .connect()?;
+    let name = fresh("sink-cancel");
+    kafka.create_topic(&name, 1)?;
+    let topic = kafka.topic::<u64>(&name)?;
+    let mut sink = topic.sink();
+    broker.stop()?;
+    futures::executor::block_on(sink.send((secs(1), 1)))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sink.failed() == 0 {
+        assert!(Instant::now() < deadline, "no failure reported");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A send made and abandoned before it ran.
+    drop(sink.send((secs(2), 2)));
+    assert_eq!(sink.in_flight(), 0);
+    match futures::executor::block_on(sink.flush()) {
+        Err(KafkaError::Delivery { .. }) => {}
+        other => panic!("the failure of the first record was lost: flush gave {other:?}"),
+    }
+    Ok(())
+}
+
+/// Event times in the epoch's first millisecond (CreateTime 0, which
+/// librdkafka reads as "now") and finer than a millisecond come back
+/// exact, through the header.
+#[test]
+fn times_in_the_first_millisecond_come_back_exact() -> Result {
+    let kafka = connect()?;
+    let name = fresh("epoch");
+    kafka.create_topic(&name, 1)?;
+    let topic = kafka.topic::<u32>(&name)?;
+    let times = [
+        Timestamp::from_unix_nanos(0),
+        Timestamp::from_unix_nanos(500),
+        Timestamp::from_unix_nanos(1_000_000),
+    ];
+    for (i, ts) in times.iter().enumerate() {
+        topic.publish(*ts, &(i as u32))?;
+    }
+    let mut reader = topic.reader(Offset::Start)?;
+    for ts in times {
+        assert_eq!(next(&mut reader)?.ts, ts);
+    }
+    Ok(())
+}
+
+/// The sink on a producer whose queue holds 5 records: `send` waits for
+/// room (woken by its own deliveries) and every record is delivered, in
+/// order, without a hang.
+#[test]
+fn the_sink_waits_for_room_in_a_full_producer_queue() -> Result {
+    let kafka = Kafka::builder(&broker::shared().addr())
+        .set("queue.buffering.max.messages", "5")
+        .connect()?;
+    let name = fresh("queue-full");
+    kafka.create_topic(&name, 1)?;
+    let topic = kafka.topic::<u64>(&name)?;
+    let mut sink = topic.sink();
+    let started = Instant::now();
+    futures::executor::block_on(async {
+        for i in 0..300u64 {
+            sink.send((secs(i as i64), i)).await?;
+        }
+        sink.flush().await
+    })?;
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert_eq!(
+        (sink.delivered(), sink.failed(), sink.in_flight()),
+        (300, 0, 0)
+    );
+    let mut reader = topic.reader(Offset::Start)?;
+    for i in 0..300u64 {
+        let r = next(&mut reader)?;
+        assert_eq!((r.offset, r.value), (i, i));
+    }
     Ok(())
 }

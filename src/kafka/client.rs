@@ -34,7 +34,10 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// what the application processed), `auto.offset.reset=earliest` (a group
 /// that never committed starts at the start), `session.timeout.ms=6000`
 /// (a killed member's partitions move within seconds),
-/// `reconnect.backoff.max.ms=1000` and `message.timeout.ms=30000`.
+/// `reconnect.backoff.max.ms=1000`, `message.timeout.ms=30000` and
+/// `partitioner=murmur2_random` (Java's: a key, even an empty one, always
+/// maps to one partition, the same as Java producers pick; records without
+/// a key are spread).
 ///
 /// # Examples
 ///
@@ -117,8 +120,17 @@ impl KafkaBuilder {
         }
         let acked = Arc::new(Acked::default());
         let mut producer_config = config.clone();
-        set_default(&mut producer_config, "message.timeout.ms", "30000");
+        // `delivery.timeout.ms` is the other name of the setting.
+        if producer_config.get("delivery.timeout.ms").is_none() {
+            set_default(&mut producer_config, "message.timeout.ms", "30000");
+        }
         set_default(&mut producer_config, "linger.ms", "5");
+        set_default(&mut producer_config, "partitioner", "murmur2_random");
+        let delivery_timeout = ["message.timeout.ms", "delivery.timeout.ms"]
+            .iter()
+            .find_map(|key| producer_config.get(key))
+            .and_then(|ms| ms.trim().parse::<u64>().ok())
+            .map(Duration::from_millis);
         let producer: ThreadedProducer<Deliveries> = producer_config
             .create_with_context(Deliveries {
                 acked: acked.clone(),
@@ -144,6 +156,7 @@ impl KafkaBuilder {
                 timeout: self.timeout,
                 consumer,
                 producer,
+                delivery_timeout,
                 acked,
                 readers: AtomicU64::new(0),
             }),
@@ -184,6 +197,9 @@ pub(crate) struct Inner {
     /// The settings of consumers (the common ones, and the consumers' defaults).
     pub(crate) consumer: ClientConfig,
     pub(crate) producer: ThreadedProducer<Deliveries>,
+    /// The producer's `message.timeout.ms`: a record's delivery report
+    /// comes within it (0: no limit; `None` if unreadable).
+    pub(crate) delivery_timeout: Option<Duration>,
     pub(crate) acked: Arc<Acked>,
     /// Numbers the private groups of readers made without a group.
     pub(crate) readers: AtomicU64,
@@ -260,7 +276,9 @@ impl Kafka {
     ///
     /// # Errors
     ///
-    /// [`KafkaError::Client`] if the broker refused or did not answer.
+    /// [`KafkaError::PartitionCount`] for 0 partitions or more than
+    /// `i32::MAX`; [`KafkaError::Client`] if the broker refused or did not
+    /// answer.
     ///
     /// # Examples
     ///
@@ -273,12 +291,19 @@ impl Kafka {
     /// # Ok::<_, timecast::kafka::KafkaError>(())
     /// ```
     pub fn create_topic(&self, name: &str, partitions: u32) -> Result<bool, KafkaError> {
+        let count = i32::try_from(partitions)
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| KafkaError::PartitionCount {
+                topic: name.to_string(),
+                partitions,
+            })?;
         let admin: AdminClient<DefaultClientContext> = self
             .inner
             .consumer
             .create()
             .map_err(|e| client("creating an admin client", Some(name), e))?;
-        let new = NewTopic::new(name, partitions as i32, TopicReplication::Fixed(1));
+        let new = NewTopic::new(name, count, TopicReplication::Fixed(1));
         let options = AdminOptions::new().operation_timeout(Some(self.inner.timeout));
         let results = block_on(admin.create_topics([&new], &options))
             .map_err(|e| client("creating the topic", Some(name), e))?;
@@ -526,23 +551,28 @@ impl<T> Slot<T> {
         self.ready.notify_all();
     }
 
-    /// The value, once set; `None` after `timeout`.
+    /// The value, once set; `None` after `timeout` (`Duration::MAX`: no
+    /// limit).
     pub(crate) fn wait(&self, timeout: Duration) -> Option<T> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now().checked_add(timeout);
         let mut value = self.value.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(value) = value.take() {
                 return Some(value);
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            value = self
-                .ready
-                .wait_timeout(value, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            value = match deadline {
+                None => self.ready.wait(value).unwrap_or_else(|e| e.into_inner()),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return None;
+                    }
+                    self.ready
+                        .wait_timeout(value, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
         }
     }
 }

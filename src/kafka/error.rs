@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::store::codec::CodecError;
 use crate::time::Timestamp;
+use crate::topic::Position;
 
 /// The error of an underlying client call, boxed so that librdkafka's
 /// types stay out of timecast's API.
@@ -53,6 +54,26 @@ pub enum KafkaError {
         partition: u32,
         /// How many partitions the topic has.
         partitions: u32,
+    },
+    /// A topic cannot be created with this many partitions: Kafka takes 1
+    /// to `i32::MAX`.
+    PartitionCount {
+        /// The topic.
+        topic: String,
+        /// The count asked for.
+        partitions: u32,
+    },
+    /// A commit past the end of a partition: the group would resume after
+    /// records that do not exist yet.
+    CommitPastEnd {
+        /// The topic.
+        topic: String,
+        /// The group.
+        group: String,
+        /// Where the commit was asked for.
+        at: Position,
+        /// The partition's end (its high watermark) when checked.
+        end: u64,
     },
     /// A client call failed: `op` says which.
     Client {
@@ -133,6 +154,24 @@ impl fmt::Display for KafkaError {
             Self::NoSuchTopic { topic } => write!(
                 f,
                 "topic {topic:?} does not exist: create it (Kafka::create_topic) before using it"
+            ),
+            Self::PartitionCount { topic, partitions } => write!(
+                f,
+                "topic {topic:?} cannot be created with {partitions} partitions: Kafka \
+                 takes 1 to {}",
+                i32::MAX
+            ),
+            Self::CommitPastEnd {
+                topic,
+                group,
+                at,
+                end,
+            } => write!(
+                f,
+                "group {group:?} of topic {topic:?} cannot be committed at offset {} of \
+                 partition {}: it ends at {end} (commit the offset after the last record \
+                 processed, at most {end})",
+                at.offset, at.partition
             ),
             Self::NoSuchPartition {
                 topic,

@@ -68,6 +68,8 @@ struct Part {
     next: Option<u64>,
     /// The partition's end as last looked up (its high watermark).
     known_end: u64,
+    /// The offset after the last record fetched (0 before any).
+    received_end: u64,
     /// Records with an event time before this are skipped (`Offset::Time`).
     skip_before: Option<Timestamp>,
     seeking: bool,
@@ -149,6 +151,16 @@ impl Shared {
     pub(crate) fn owns(&self, partition: u32) -> bool {
         let state = self.lock();
         !state.stop && !state.ended && state.parts.contains_key(&partition)
+    }
+
+    /// An offset of `partition` known to exist, or to be its end, from
+    /// what the reader has looked up and fetched (0 if it does not read
+    /// the partition).
+    pub(crate) fn known_end(&self, partition: u32) -> u64 {
+        self.lock()
+            .parts
+            .get(&partition)
+            .map_or(0, |part| part.known_end.max(part.received_end))
     }
 
     pub(crate) fn commit(&self, positions: Vec<Position>) -> Result<(), KafkaError> {
@@ -517,6 +529,7 @@ fn run(consumer: BaseConsumer<Member>, shared: &Shared) {
                     if let Some(part) = s.parts.get_mut(&record.partition) {
                         if !part.seeking {
                             part.next.get_or_insert(record.offset);
+                            part.received_end = part.received_end.max(record.offset + 1);
                             part.queue.push_back(record);
                         }
                     }
@@ -669,7 +682,14 @@ impl<T, C: Codec<T>> Core<T, C> {
                     None
                 }
                 DecodeErrors::Stop => {
-                    self.shared.update(|s| s.stopped = true);
+                    // Stopped at the record, not past it: a commit of the
+                    // positions then does not skip it.
+                    self.shared.update(|s| {
+                        s.stopped = true;
+                        if let Some(part) = s.parts.get_mut(&raw.partition) {
+                            part.next = Some(raw.offset);
+                        }
+                    });
                     Some(Err(KafkaError::Decode {
                         topic: self.shared.topic.clone(),
                         partition: raw.partition,
@@ -937,8 +957,10 @@ impl<T, C: Codec<T>> KafkaReader<T, C> {
     /// # Errors
     ///
     /// [`KafkaError::NoGroup`] for a reader without a group;
-    /// [`KafkaError::Client`] if the broker refused it (for instance for a
-    /// partition the group has moved to another member).
+    /// [`KafkaError::NoSuchPartition`]; [`KafkaError::CommitPastEnd`] if
+    /// `at.offset` is past the partition's end; [`KafkaError::Client`] if
+    /// the broker refused it (for instance for a partition the group has
+    /// moved to another member).
     ///
     /// # Examples
     ///
@@ -952,7 +974,7 @@ impl<T, C: Codec<T>> KafkaReader<T, C> {
     /// # Ok::<_, timecast::kafka::KafkaError>(())
     /// ```
     pub fn commit(&self, at: Position) -> Result<(), KafkaError> {
-        self.core.shared.commit(vec![at])
+        self.commit_all([at])
     }
 
     /// Commits several partitions' offsets at once (see
@@ -976,7 +998,14 @@ impl<T, C: Codec<T>> KafkaReader<T, C> {
     /// # Ok::<_, timecast::kafka::KafkaError>(())
     /// ```
     pub fn commit_all(&self, at: impl IntoIterator<Item = Position>) -> Result<(), KafkaError> {
-        self.core.shared.commit(at.into_iter().collect())
+        let at: Vec<Position> = at.into_iter().collect();
+        if let Some(group) = &self.core.shared.group {
+            for &position in &at {
+                let known = self.core.shared.known_end(position.partition);
+                self.core.topic.check_commit(group, position, known)?;
+            }
+        }
+        self.core.shared.commit(at)
     }
 }
 

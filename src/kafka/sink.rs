@@ -194,13 +194,17 @@ impl<T, C: Codec<T>> KafkaSink<T, C> {
         key: Option<Vec<u8>>,
         value: &T,
     ) -> impl Future<Output = Result<(), KafkaError>> + '_ {
-        let failure = self.state.inner.lock().failures.pop_front();
-        let payload = match failure {
-            Some(e) => Err(e),
-            None => self.topic.encode(value),
-        };
-        let mut payload = Some(payload);
+        let mut payload = Some(self.topic.encode(value));
+        let mut first = true;
         poll_fn(move |cx| {
+            // A failure to report is taken by the send that runs, not by
+            // one made and dropped before its first poll.
+            if std::mem::take(&mut first) {
+                if let Some(e) = self.state.inner.lock().failures.pop_front() {
+                    payload = None;
+                    return Poll::Ready(Err(e));
+                }
+            }
             let bytes = match payload.take() {
                 None => return Poll::Ready(Ok(())),
                 Some(Err(e)) => return Poll::Ready(Err(e)),

@@ -136,14 +136,16 @@ impl<T, C: Codec<T>> KafkaTopic<T, C> {
     ///
     /// # Blocking
     ///
-    /// Blocks for a round trip to the broker (a few milliseconds; at most
-    /// the producer's `message.timeout.ms` when the broker is away). For
-    /// many records, use the [`sink`](Self::sink).
+    /// Blocks for a round trip to the broker (a few milliseconds; up to
+    /// the producer's `message.timeout.ms` when the broker is away: until
+    /// the record is delivered or has failed for good). For many records,
+    /// use the [`sink`](Self::sink).
     ///
     /// # Errors
     ///
     /// [`KafkaError::Encode`] or [`KafkaError::Timestamp`] (nothing is
-    /// sent); [`KafkaError::Delivery`] if the broker did not acknowledge it.
+    /// sent); [`KafkaError::Delivery`] if the broker did not acknowledge it,
+    /// or the producer refused it (larger than its `message.max.bytes`).
     ///
     /// # Examples
     ///
@@ -234,14 +236,50 @@ impl<T, C: Codec<T>> KafkaTopic<T, C> {
             &payload,
             Pending::Publish(slot.clone(), ts),
         )?;
-        let wait = self.inner.kafka.inner.timeout.max(Duration::from_secs(30)) * 2;
+        let kafka = &self.inner.kafka.inner;
+        let wait = publish_wait(kafka.delivery_timeout, kafka.timeout);
         slot.wait(wait).unwrap_or_else(|| {
             Err(KafkaError::Delivery {
                 topic: self.inner.name.clone(),
                 ts,
-                source: format!("no delivery report within {wait:?}").into(),
+                source: format!(
+                    "no delivery report within {wait:?}, past the producer's \
+                     message.timeout.ms: the client is stuck, and may still deliver it"
+                )
+                .into(),
             })
         })
+    }
+
+    /// Refuses a commit of `group` past the end of `at.partition`. `known`
+    /// is an offset known to exist (or to be the end): up to it, and up to
+    /// the end of this producer's acknowledged records, no broker is asked.
+    pub(crate) fn check_commit(
+        &self,
+        group: &str,
+        at: Position,
+        known: u64,
+    ) -> Result<(), KafkaError> {
+        self.check_partition(at.partition)?;
+        let acked = self
+            .inner
+            .kafka
+            .inner
+            .acked
+            .end(&self.inner.name, at.partition);
+        if at.offset <= known.max(acked.unwrap_or(0)) {
+            return Ok(());
+        }
+        let (_, end) = self.watermark(at.partition)?;
+        if at.offset > end {
+            return Err(KafkaError::CommitPastEnd {
+                topic: self.inner.name.clone(),
+                group: group.to_string(),
+                at,
+                end,
+            });
+        }
+        Ok(())
     }
 
     pub(crate) fn check_partition(&self, partition: u32) -> Result<(), KafkaError> {
@@ -314,6 +352,26 @@ impl<T, C: Codec<T>> KafkaTopic<T, C> {
                 ),
                 record,
             )) => Err(Ok(*record.delivery_opaque)),
+            // Refused at once (too large, an unknown partition…): this
+            // record's delivery failed.
+            Err((e @ rdkafka::error::KafkaError::MessageProduction(code), _)) => {
+                let source: Box<dyn std::error::Error + Send + Sync> =
+                    if code == rdkafka::error::RDKafkaErrorCode::MessageSizeTooLarge {
+                        format!(
+                            "the record is {} bytes, more than the producer's \
+                             message.max.bytes allows ({e})",
+                            payload.len() + key.map_or(0, <[u8]>::len)
+                        )
+                        .into()
+                    } else {
+                        Box::new(e)
+                    };
+                Err(Err(KafkaError::Delivery {
+                    topic: self.inner.name.clone(),
+                    ts,
+                    source,
+                }))
+            }
             Err((e, _)) => Err(Err(client("queueing a record", Some(&self.inner.name), e))),
         }
     }
@@ -461,8 +519,9 @@ impl<T, C: Codec<T>> KafkaTopic<T, C> {
     ///
     /// # Errors
     ///
-    /// [`KafkaError::NoSuchPartition`]; [`KafkaError::Client`] if the
-    /// broker refused the commit.
+    /// [`KafkaError::NoSuchPartition`]; [`KafkaError::CommitPastEnd`] if
+    /// `at.offset` is past the partition's end; [`KafkaError::Client`] if
+    /// the broker refused the commit.
     ///
     /// # Examples
     ///
@@ -473,7 +532,6 @@ impl<T, C: Codec<T>> KafkaTopic<T, C> {
     /// # Ok::<_, timecast::kafka::KafkaError>(())
     /// ```
     pub fn commit(&self, group: &str, at: Position) -> Result<(), KafkaError> {
-        self.check_partition(at.partition)?;
         let members: Vec<_> = {
             let mut members = self.inner.members.lock();
             members.retain(|m| m.strong_count() > 0);
@@ -482,10 +540,13 @@ impl<T, C: Codec<T>> KafkaTopic<T, C> {
                 .filter_map(std::sync::Weak::upgrade)
                 .collect()
         };
-        for member in members {
-            if member.group.as_deref() == Some(group) && member.owns(at.partition) {
-                return member.commit(vec![at]);
-            }
+        let member = members
+            .into_iter()
+            .find(|m| m.group.as_deref() == Some(group) && m.owns(at.partition));
+        let known = member.as_ref().map_or(0, |m| m.known_end(at.partition));
+        self.check_commit(group, at, known)?;
+        if let Some(member) = member {
+            return member.commit(vec![at]);
         }
         let consumer =
             self.inner
@@ -580,6 +641,17 @@ impl<T, C: Codec<T>> KafkaTopic<T, C> {
     }
 }
 
+/// How long a blocking publish waits for its record's delivery report:
+/// librdkafka sends one within the producer's `message.timeout.ms`
+/// (`delivery`), which the wait passes by a margin; with no limit (0) or
+/// none known, it waits for the report however long it takes.
+fn publish_wait(delivery: Option<Duration>, timeout: Duration) -> Duration {
+    match delivery {
+        Some(d) if !d.is_zero() => d.saturating_add(timeout.max(Duration::from_secs(30))),
+        _ => Duration::MAX,
+    }
+}
+
 impl<T, C: Codec<T>> Topic<T> for KafkaTopic<T, C> {
     type Error = KafkaError;
     type Reader = KafkaReader<T, C>;
@@ -614,5 +686,20 @@ impl<T, C: Codec<T>> Topic<T> for KafkaTopic<T, C> {
 
     fn seek(reader: &mut KafkaReader<T, C>, to: Position) {
         reader.seek(to);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_publish_waits_past_the_message_timeout_or_without_limit() {
+        let secs = Duration::from_secs;
+        assert_eq!(publish_wait(Some(secs(600)), secs(2)), secs(630));
+        assert_eq!(publish_wait(Some(secs(30)), secs(60)), secs(90));
+        assert_eq!(publish_wait(Some(Duration::ZERO), secs(2)), Duration::MAX);
+        assert_eq!(publish_wait(None, secs(2)), Duration::MAX);
+        assert_eq!(publish_wait(Some(Duration::MAX), secs(2)), Duration::MAX);
     }
 }
