@@ -19,15 +19,19 @@ use crate::time::{now, sleep_until, Sleep, Timestamp};
 /// `spec` is a cron pattern of 5 fields (`minute hour day-of-month month
 /// day-of-week`) or 6 with seconds first, with lists (`1,15`), ranges
 /// (`1-5`), steps (`*/15`), names (`MON`, `JAN`) and `L`, `W`, `#`; parsed
-/// by the [`croner`](https://docs.rs/croner) crate.
+/// by the [`croner`](https://docs.rs/croner) crate. With both the day of
+/// month and the day of week restricted, either one fires it (as in Vixie
+/// cron); a `+` before the day of week asks for both (`0 0 13 * +FRI`).
 ///
 /// The first tick is the first occurrence strictly after the clock when
 /// the stream is first polled (or after [`Cron::starting_at`]); each tick
-/// is yielded when the clock reaches it. [`Cron::until`] ends it.
+/// is yielded when the clock reaches it. [`Cron::until`] ends it, as does
+/// the end of [`Timestamp`]'s range (in 2262).
 ///
 /// # Errors
 ///
-/// [`CronError`] if `spec` is not a valid pattern.
+/// [`CronError`] if `spec` is not a valid pattern, or one that never fires
+/// (`0 0 30 2 *`).
 ///
 /// # Examples
 ///
@@ -49,10 +53,27 @@ use crate::time::{now, sleep_until, Sleep, Timestamp};
 /// # Ok::<_, timecast::source::CronError>(())
 /// ```
 pub fn cron(spec: &str) -> Result<Cron, CronError> {
-    let schedule = croner::Cron::from_str(spec).map_err(|e| CronError {
+    let error = |reason: String| CronError {
         spec: spec.to_owned(),
-        reason: e.to_string(),
-    })?;
+        reason,
+    };
+    let schedule = match croner::Cron::from_str(spec) {
+        // A field's own check names what is wrong better than the parser.
+        Err(e) => {
+            check_fields(spec)?;
+            return Err(error(e.to_string().trim_end_matches('.').to_owned()));
+        }
+        Ok(schedule) => schedule,
+    };
+    // What the parser lets through: an empty list entry (a field that
+    // matches nothing), a seventh field.
+    check_fields(spec)?;
+    // A pattern that never fires (the 30th of February) would end the
+    // stream at once, as if its end were reached.
+    let epoch = DateTime::<Utc>::UNIX_EPOCH;
+    if schedule.find_next_occurrence(&epoch, false).is_err() {
+        return Err(error("it never fires (a date that does not exist?)".into()));
+    }
     Ok(Cron {
         schedule,
         after: None,
@@ -78,13 +99,61 @@ pub struct CronError {
 
 impl fmt::Display for CronError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid cron pattern `{}`: {}; expected 5 fields (minute hour day-of-month month \
-             day-of-week) or 6 with seconds first",
-            self.spec, self.reason
-        )
+        write!(f, "invalid cron pattern `{}`: {}", self.spec, self.reason)
     }
+}
+
+/// The fields a pattern has, for error messages.
+const FIELDS: &str = "a pattern has 5 fields (minute hour day-of-month month day-of-week), \
+                      or 6 with seconds first";
+
+/// Checks what the parser does not, and names the field at fault: the
+/// number of fields, empty list entries, numbers out of a field's range.
+/// A pattern starting with `@` (`@daily`) is left to the parser.
+fn check_fields(spec: &str) -> Result<(), CronError> {
+    let error = |reason: String| {
+        Err(CronError {
+            spec: spec.to_owned(),
+            reason,
+        })
+    };
+    let fields: Vec<&str> = spec.split_whitespace().collect();
+    if fields.first().is_some_and(|f| f.starts_with('@')) {
+        return Ok(());
+    }
+    const NAMES: [(&str, u64, u64); 6] = [
+        ("second", 0, 59),
+        ("minute", 0, 59),
+        ("hour", 0, 23),
+        ("day-of-month", 1, 31),
+        ("month", 1, 12),
+        ("day-of-week", 0, 7),
+    ];
+    let names = match fields.len() {
+        5 => &NAMES[1..],
+        6 => &NAMES[..],
+        n => return error(format!("it has {n} fields; {FIELDS}")),
+    };
+    for (&field, &(name, low, high)) in fields.iter().zip(names) {
+        // `+` before the day of week: both days must match.
+        for entry in field.strip_prefix('+').unwrap_or(field).split(',') {
+            if entry.is_empty() {
+                return error(format!("the {name} field `{field}` has an empty entry"));
+            }
+            // The values: not a step (after `/`), nor an nth weekday
+            // (after `#`).
+            let values = entry.split(['/', '#']).next().unwrap_or_default();
+            for digits in values.split(|c: char| !c.is_ascii_digit()) {
+                if digits.is_empty() {
+                    continue;
+                }
+                if digits.parse::<u64>().map_or(true, |n| n < low || n > high) {
+                    return error(format!("{name} {digits} is outside {low}-{high}"));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 impl std::error::Error for CronError {}
