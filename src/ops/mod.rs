@@ -92,6 +92,12 @@ use crate::time::Timestamp;
 /// settings), the state saved after items `x0..xn` makes it behave on
 /// `xn+1, …` as the original did.
 ///
+/// The state saved once the input has ended holds the same memory (the
+/// previous item, the kept events), so a pipeline resumed with more input
+/// goes on as if it had not ended; except the windows that the end of the
+/// input emitted: they are closed, and a later event of theirs is late
+/// (no interval is emitted twice).
+///
 /// # Examples
 ///
 /// ```

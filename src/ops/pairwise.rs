@@ -93,8 +93,9 @@ where
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         loop {
+            // At the end, the last item stays: it is the state that a
+            // pipeline resumed with more input pairs with its next item.
             let Some(current) = ready!(Pin::new(&mut this.stream).poll_next(cx)) else {
-                this.previous = None;
                 return Poll::Ready(None);
             };
             match this.previous.replace(current.clone()) {

@@ -213,9 +213,10 @@ where
             }
             let (ts, value) = match Pin::new(&mut this.stream).poll_next(cx) {
                 Poll::Ready(Some(event)) => event,
+                // The events kept stay: they are the state that a
+                // pipeline resumed with more input goes on from.
                 Poll::Ready(None) => {
                     this.done = true;
-                    this.kept.clear();
                     continue;
                 }
                 Poll::Pending => {

@@ -932,7 +932,8 @@ impl<S, K, T, O, C> Windowed<S, K, T, O, C> {
     fn advance(&mut self, t: Timestamp) {
         if self.watermark.is_none_or(|w| t > w) {
             self.watermark = Some(t);
-            self.closed_until = self.frontier();
+            // Never back: the end of the input may have closed more.
+            self.closed_until = self.closed_until.max(self.frontier());
         }
     }
 
@@ -1002,6 +1003,13 @@ impl<S, K, T, O, C> Windowed<S, K, T, O, C> {
                 if let Some(window) = self.open.pop_front() {
                     self.next_end = self.open.front_end();
                     self.emitted_end = self.emitted_end.max(window.end_excl());
+                    if self.done {
+                        // Emitted by the end of the input: closed, so that
+                        // a pipeline resumed from this state with more
+                        // input counts its events as late, and emits no
+                        // interval twice.
+                        self.closed_until = self.closed_until.max(window.end_excl());
+                    }
                     return Poll::Ready(Some(window));
                 }
             }
