@@ -240,6 +240,23 @@ fn accumulate_yields_running_folds() {
     );
 }
 
+/// A panic of `accumulate`'s function ends the stream, rather than start
+/// a new fold from the next item, and reads no more of the input.
+#[test]
+fn accumulate_ended_by_a_panic_does_not_start_over() {
+    use futures::FutureExt;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    let read = Rc::new(Cell::new(0));
+    let counted = read.clone();
+    let input = stream::iter(1..=4).inspect(move |_| counted.set(counted.get() + 1));
+    let mut sums = input.accumulate(|a, b| if b == 2 { panic!("two") } else { a + b });
+    assert_eq!(sums.next().now_or_never(), Some(Some(1)));
+    assert!(catch_unwind(AssertUnwindSafe(|| sums.next().now_or_never())).is_err());
+    assert_eq!(sums.next().now_or_never(), Some(None));
+    assert_eq!(read.get(), 2, "the third value is left in the input");
+}
+
 /// A panic of `accumulate_from`'s function ends the stream (its
 /// accumulator is gone) without reading more of the input.
 #[test]

@@ -546,3 +546,31 @@ fn a_window_state_restored_into_another_configuration_does_not_panic() {
     }
     assert_eq!(done.get(), 8 * 36 * 3);
 }
+
+/// The end of the input closes everything up to the last window it
+/// emitted, as a watermark past it would: with an allowed lateness, an
+/// event of an empty window between two emitted ones, after a restore from
+/// the state saved at the end, is late (the window after it is out
+/// already, so no order of the output could match a run that had not
+/// ended).
+#[test]
+fn the_end_of_the_input_closes_the_windows_up_to_the_last_it_emitted() {
+    let lateness = secs(100);
+    let mut first = futures::stream::iter([(t(1), 'a'), (t(25), 'b')])
+        .tumbling(secs(10))
+        .allowed_lateness(lateness);
+    let emitted: Vec<_> = block_on(first.by_ref().map(|w| w.start).collect::<Vec<_>>());
+    assert_eq!(emitted, [t(0), t(20)]);
+    let mut resumed = futures::stream::iter([(t(15), 'c'), (t(31), 'd')])
+        .tumbling(secs(10))
+        .allowed_lateness(lateness);
+    resumed.restore(first.state());
+    let rest: Vec<_> = block_on(
+        resumed
+            .by_ref()
+            .map(|w| (w.start, w.values().copied().collect::<String>()))
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(rest, [(t(30), "d".to_string())]);
+    assert_eq!(resumed.late_count(), 1, "'c', in [10, 20)");
+}

@@ -24,6 +24,9 @@ pub struct Accumulate<S: Stream, F> {
     stream: S,
     acc: Option<S::Item>,
     f: F,
+    /// `f` is running, or panicked: then the stream ends (and reads no
+    /// more of its input) rather than start a new fold.
+    in_f: bool,
 }
 
 impl<S: Stream, F> Accumulate<S, F> {
@@ -32,6 +35,7 @@ impl<S: Stream, F> Accumulate<S, F> {
             stream,
             acc: None,
             f,
+            in_f: false,
         }
     }
 }
@@ -39,7 +43,8 @@ impl<S: Stream, F> Accumulate<S, F> {
 // Neither the accumulator nor `f` is ever pinned.
 impl<S: Stream + Unpin, F> Unpin for Accumulate<S, F> {}
 
-/// The state is the accumulator: `None` before the first item.
+/// The state is the accumulator: `None` before the first item (or if `f`
+/// panicked: the stream ended).
 impl<S, F> super::Stateful for Accumulate<S, F>
 where
     S: Stream,
@@ -53,6 +58,7 @@ where
 
     fn restore(&mut self, state: Option<S::Item>) {
         self.acc = state;
+        self.in_f = false;
     }
 }
 
@@ -66,11 +72,20 @@ where
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         let this = self.get_mut();
+        // Ended by a panic of `f`: the input is left unread.
+        if this.in_f {
+            return Poll::Ready(None);
+        }
         let Some(item) = ready!(Pin::new(&mut this.stream).poll_next(cx)) else {
             return Poll::Ready(None);
         };
         let acc = match this.acc.take() {
-            Some(acc) => (this.f)(acc, item),
+            Some(acc) => {
+                this.in_f = true;
+                let acc = (this.f)(acc, item);
+                this.in_f = false;
+                acc
+            }
             None => item,
         };
         Poll::Ready(Some(this.acc.insert(acc).clone()))
@@ -88,7 +103,7 @@ where
     F: FnMut(S::Item, S::Item) -> S::Item,
 {
     fn is_terminated(&self) -> bool {
-        self.stream.is_terminated()
+        self.in_f || self.stream.is_terminated()
     }
 }
 

@@ -94,9 +94,11 @@ use crate::time::Timestamp;
 ///
 /// The state saved once the input has ended holds the same memory (the
 /// previous item, the kept events), so a pipeline resumed with more input
-/// goes on as if it had not ended; except the windows that the end of the
-/// input emitted: they are closed, and a later event of theirs is late
-/// (no interval is emitted twice).
+/// goes on as if it had not ended; except for the windows, which the end
+/// of the input emits: as if the watermark had passed them, everything up
+/// to the end of the last window emitted is closed, and a later event
+/// there is late (no interval is emitted twice; with an allowed lateness,
+/// an event in an empty window between two emitted ones is late too).
 ///
 /// # Examples
 ///

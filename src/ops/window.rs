@@ -1004,10 +1004,11 @@ impl<S, K, T, O, C> Windowed<S, K, T, O, C> {
                     self.next_end = self.open.front_end();
                     self.emitted_end = self.emitted_end.max(window.end_excl());
                     if self.done {
-                        // Emitted by the end of the input: closed, so that
-                        // a pipeline resumed from this state with more
-                        // input counts its events as late, and emits no
-                        // interval twice.
+                        // Emitted by the end of the input: closed, with
+                        // all before it (as a watermark past it would), so
+                        // that a pipeline resumed from this state with
+                        // more input counts their events late, and emits
+                        // no interval twice.
                         self.closed_until = self.closed_until.max(window.end_excl());
                     }
                     return Poll::Ready(Some(window));
