@@ -202,6 +202,20 @@ fn restart_limit_counts_restarts_within_the_period() {
     assert_eq!(report.failed().collect::<Vec<_>>(), ["tight"]);
 }
 
+/// The limit's text counts in the singular too.
+#[test]
+fn a_limit_of_one_restart_says_so() {
+    let flow = Flow::new()
+        .pipeline("once", || async { Err::<(), _>("down") })
+        .restart(Restart::always().max_restarts(1));
+    let report = sim().block_on(flow.run());
+    let errors = &report.pipeline("once").unwrap().errors;
+    assert_eq!(
+        errors.last().map(|e| e.error.as_str()),
+        Some("down; not restarted: its restart limit of 1 restart is reached")
+    );
+}
+
 /// `max_restarts(2).within(ZERO)` with a zero backoff: every end is at
 /// the same instant of the loop's clock, and the restarts decided at that
 /// instant count, so the third end is final (a zero period does not
