@@ -947,6 +947,12 @@ fn a_value_too_large_is_a_delivery_error_and_a_large_one_round_trips() -> Result
         }
         other => panic!("expected Delivery, got {other:?}"),
     }
+    // Through the sink: the send that the producer refuses returns it, and
+    // it counts as failed.
+    let mut sink = topic.sink();
+    let sent = futures::executor::block_on(sink.send((secs(3), huge)));
+    assert!(matches!(sent, Err(KafkaError::Delivery { .. })), "{sent:?}");
+    assert_eq!((sink.failed(), sink.in_flight()), (1, 0));
     Ok(())
 }
 

@@ -223,7 +223,12 @@ impl<T, C: Codec<T>> KafkaSink<T, C> {
             {
                 Ok(()) => Poll::Ready(Ok(())),
                 Err(Err(e)) => {
-                    self.state.inner.lock().in_flight -= 1;
+                    let mut inner = self.state.inner.lock();
+                    inner.in_flight -= 1;
+                    // Refused by the producer: a failed delivery.
+                    if matches!(e, KafkaError::Delivery { .. }) {
+                        inner.failed += 1;
+                    }
                     Poll::Ready(Err(e))
                 }
                 Err(Ok(_)) => {
