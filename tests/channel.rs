@@ -710,8 +710,6 @@ fn dropped_pending_recv_loses_nothing() {
 // Subscribing and cloning consumers
 // ---------------------------------------------------------------------------
 
-/// A cloned consumer starts at its original's position and then sees the
-/// same values; it also holds producers back like any consumer.
 /// The handle counts follow every subscribe, clone and drop, on buffered
 /// and rendezvous streams, and from another thread once it is joined.
 #[test]
@@ -741,6 +739,8 @@ fn handle_counts_follow_subscribes_clones_and_drops() {
     }
 }
 
+/// A cloned consumer starts at its original's position and then sees the
+/// same values; it also holds producers back like any consumer.
 #[test]
 fn cloned_consumer_starts_at_the_same_position() {
     let stream = AsyncStream::with_capacity(8);

@@ -283,3 +283,68 @@ fn missed_ticks_replay_then_it_runs_on_in_virtual_time() {
     });
     assert_eq!((first, fused), (None, true));
 }
+
+/// Valid patterns of every kind croner takes (names, L, W, #, ?, ranges
+/// with steps, nicknames, 6 fields, `+`) are still accepted.
+#[test]
+fn valid_patterns_of_every_form_are_accepted() {
+    let mut refused = Vec::new();
+    for spec in [
+        "0 0 L * *",
+        "0 0 LW * *",
+        "0 0 15W * *",
+        "0 0 * * 5L",
+        "0 0 * * FRI#2",
+        "0 0 * * 5#5",
+        "0 0 ? * MON-FRI",
+        "0 0 1 * ?",
+        "0 0-23/2 * * *",
+        "5-55/10 * * * *",
+        "0 0 1 JAN-DEC/3 *",
+        "0 0 * * SUN-SAT",
+        "0 0 * * FRI-SUN",
+        "0 0 * * 0-7/2",
+        "0 0 * * 7",
+        "@daily",
+        "@hourly",
+        "@weekly",
+        "@monthly",
+        "@yearly",
+        "@annually",
+        "*/15 * * * * *",
+        "0 0 0 1 1 *",
+        "0 0 13 * +FRI",
+        "0 0 29 2 +MON",
+        "  0 0 * * *  ",
+        "0 0 * * mon,wed,fri",
+        "0 0 1,15 * *",
+        "0 0 L 2 *",
+        "0 0 * * 1#1,5L",
+        "0 0 29 2 *",
+        "0 0 31 12 *",
+    ] {
+        if let Err(e) = cron(spec) {
+            refused.push(format!("{spec}: {e}"));
+        }
+    }
+    assert!(refused.is_empty(), "valid patterns refused: {refused:#?}");
+}
+
+/// Rarely firing but valid patterns are not taken for never firing.
+#[test]
+fn rarely_firing_patterns_are_not_taken_for_never_firing() {
+    let mut refused = Vec::new();
+    for spec in [
+        "0 0 31 * +5#5",
+        "0 0 29 2 +1#5",
+        "0 0 L 2 +SUN",
+        "0 0 29 2 +SUN#5",
+        "0 0 1 1 +MON",
+        "59 59 23 31 12 +SAT",
+    ] {
+        if let Err(e) = cron(spec) {
+            refused.push(format!("{spec}: {e}"));
+        }
+    }
+    assert!(refused.is_empty(), "valid patterns refused: {refused:#?}");
+}
