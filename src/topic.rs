@@ -196,7 +196,7 @@ impl<T> Record<T> {
     }
 
     /// The position to commit once this record is processed: the next
-    /// offset of its partition.
+    /// offset of its partition (at most `u64::MAX`, which no log reaches).
     ///
     /// # Examples
     ///
@@ -206,7 +206,7 @@ impl<T> Record<T> {
     /// assert_eq!(r.next(), Position::new(1, 10));
     /// ```
     pub fn next(&self) -> Position {
-        Position::new(self.partition, self.offset + 1)
+        Position::new(self.partition, self.offset.saturating_add(1))
     }
 }
 

@@ -1238,6 +1238,41 @@ impl<T> PutSink<T> {
     }
 }
 
+impl<T> PutSink<T> {
+    /// Sends `item` as a pipeline's sink: waits for a value left in the
+    /// sink to be put, then puts `item`. Dropped before it completes, it
+    /// leaves nothing in the sink: its value is not delivered (as dropping
+    /// a [`Put`]).
+    pub(crate) async fn send_whole(&mut self, item: T) -> Result<(), Closed<T>> {
+        // A value left by an abandoned `futures::Sink` send: when the
+        // stream is closed, the error hands back this send's own value.
+        if std::future::poll_fn(|cx| self.poll_pending(cx))
+            .await
+            .is_err()
+        {
+            return Err(Closed(item));
+        }
+        Pin::new(&mut *self).start_send(item)?;
+        let sending = CancelOnDrop(self);
+        let sink = &mut *sending.0;
+        std::future::poll_fn(|cx| sink.poll_pending(cx)).await
+    }
+}
+
+/// Cancels its sink's pending put when dropped (a no-op once it is done).
+struct CancelOnDrop<'a, T>(&'a mut PutSink<T>);
+
+impl<T> Drop for CancelOnDrop<'_, T> {
+    fn drop(&mut self) {
+        let sink = &mut *self.0;
+        if let (Some(stream), Some(mut op)) = (&sink.stream, sink.op.take()) {
+            if !op.is_done() {
+                op.cancel(&stream.shared);
+            }
+        }
+    }
+}
+
 impl<T> Sink<T> for PutSink<T> {
     type Error = Closed<T>;
 

@@ -22,6 +22,12 @@ use super::sinks::{fan_out, from_fn, marker, Discard, FanOut, FnSink, Sink, Sink
 /// The marker `M` ([`marker`](super::marker)) tells the cases apart; it is
 /// inferred.
 ///
+/// A `Result` is an iterable too: `Ok(o)` is one output, and `Err` none,
+/// dropped without a word, while the pipeline goes on. A handler does not
+/// stop the pipeline: to stop at an error of the source (a reader's
+/// `Result` items), end the source there (`StreamExt::take_while`) and
+/// keep the error aside to check once `run` returns.
+///
 /// # Examples
 ///
 /// ```

@@ -146,7 +146,9 @@ impl<O> Sink<O> for AsyncStream<O> {
 /// A [`PutSink`] (the `futures::Sink` of [`AsyncStream::sink`]) is a topic
 /// too, so `sink_to(topic.sink())` works as `sink_to(topic)` does: sending
 /// waits for room, then puts, and fails with the item once the stream is
-/// closed.
+/// closed. A send dropped before it completes (a pipeline's `run` dropped)
+/// leaves nothing in the sink, also borrowed (`sink_to(&mut sink)`): its
+/// value is not delivered.
 ///
 /// ```
 /// use timecast::{sink::handle, AsyncStream, Closed};
@@ -161,7 +163,7 @@ impl<O> Sink<O> for AsyncStream<O> {
 impl<O> Sink<O> for PutSink<O> {
     type Error = Closed<O>;
     fn send(&mut self, item: O) -> impl Future<Output = Result<(), Closed<O>>> {
-        futures_util::SinkExt::send(self, item)
+        self.send_whole(item)
     }
 }
 

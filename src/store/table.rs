@@ -2,7 +2,9 @@
 //! updates.
 
 use std::fmt;
+use std::future::Future;
 use std::ops::{Bound, RangeBounds};
+use std::task::Poll;
 
 use fjall::Readable;
 
@@ -656,9 +658,16 @@ where
     async fn send(&mut self, (key, value): (K, V)) -> Result<(), StoreError> {
         self.put(&key, &value)?;
         // With no subscriber, a put would wait for the first one: publish
-        // only to those there are.
+        // only to those there are, and stop waiting for room once every
+        // subscriber has left (their leaving wakes the put).
         if self.updates.consumer_count() > 0 {
-            self.updates.put((key, value)).await?;
+            let updates = &self.updates;
+            let mut put = std::pin::pin!(updates.put((key, value)));
+            std::future::poll_fn(|cx| match put.as_mut().poll(cx) {
+                Poll::Pending if updates.consumer_count() == 0 => Poll::Ready(Ok(())),
+                other => other,
+            })
+            .await?;
         }
         Ok(())
     }
