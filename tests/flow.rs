@@ -1144,6 +1144,38 @@ fn a_panic_while_a_dropped_run_aborts_its_pipelines_is_contained() {
     assert_eq!(el.now(), secs(1));
 }
 
+/// Before its run starts, a flow's pipelines are `NotStarted`, and stay so
+/// if the run is dropped unpolled; its first poll starts them.
+#[test]
+fn pipelines_are_not_started_until_the_run_is_first_polled() {
+    let flow = Flow::new()
+        .pipeline("a", std::future::pending::<Result<(), String>>)
+        .pipeline("b", std::future::pending::<Result<(), String>>);
+    let handle = flow.handle();
+    let states =
+        |h: &FlowHandle| -> Vec<_> { h.status().pipelines.iter().map(|p| p.state).collect() };
+    use PipelineState::{NotStarted, Running};
+    assert_eq!(states(&handle), [NotStarted, NotStarted]);
+    assert_eq!(NotStarted.to_string(), "not started");
+    assert!(!NotStarted.is_finished());
+    drop(flow.run());
+    assert_eq!(states(&handle), [NotStarted, NotStarted]);
+
+    let flow = Flow::new().pipeline("a", std::future::pending::<Result<(), String>>);
+    let handle = flow.handle();
+    let el = sim();
+    let h = handle.clone();
+    let seen = el.block_on(async move {
+        let run = Box::pin(flow.run());
+        let timeout = Box::pin(sleep(Duration::from_secs(1)));
+        match futures::future::select(run, timeout).await {
+            futures::future::Either::Left(_) => panic!("the run cannot end"),
+            futures::future::Either::Right((_, _run)) => states(&h),
+        }
+    });
+    assert_eq!(seen, [Running]);
+}
+
 /// Once its run is dropped, a flow's pipelines are aborted: the status no
 /// longer says `Running` or `Restarting`, but `Failed`, with a last error
 /// saying why (and the panic of a future that panicked when dropped).

@@ -285,7 +285,7 @@ impl Flow {
         });
         self.shared.state.lock().pipelines.push(Entry {
             name: name.to_owned(),
-            state: PipelineState::Running,
+            state: PipelineState::NotStarted,
             restarts: 0,
             last_error: None,
             counters: Arc::new(Counters::new()),
@@ -473,8 +473,8 @@ impl Flow {
     /// ended for good (running, or waiting out its backoff)
     /// [`Failed`](PipelineState::Failed), with a last error saying that
     /// its run was dropped. (A run dropped before its first poll started
-    /// nothing: the status keeps the state pipelines are added with,
-    /// `Running`.)
+    /// nothing: the pipelines stay
+    /// [`NotStarted`](PipelineState::NotStarted).)
     ///
     /// # Examples
     ///
@@ -835,7 +835,7 @@ impl FlowHandle {
     ///
     /// let flow = Flow::new().pipeline("a", || async { Ok::<_, String>(()) });
     /// let status = flow.handle().status();
-    /// assert_eq!(status.pipeline("a").unwrap().state, PipelineState::Running);
+    /// assert_eq!(status.pipeline("a").unwrap().state, PipelineState::NotStarted);
     /// ```
     pub fn status(&self) -> FlowStatus {
         let state = self.shared.state.lock();

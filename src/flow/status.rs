@@ -82,6 +82,9 @@ impl std::error::Error for PipelineError {}
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum PipelineState {
+    /// Added to a flow whose [`run`](super::Flow::run) has not started
+    /// (or was dropped before its first poll).
+    NotStarted,
     /// Built and running.
     Running,
     /// Ended and waiting out its backoff before it is rebuilt.
@@ -114,6 +117,7 @@ impl PipelineState {
 impl fmt::Display for PipelineState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Self::NotStarted => "not started",
             Self::Running => "running",
             Self::Restarting => "restarting",
             Self::Done => "done",
@@ -251,7 +255,7 @@ impl Counters {
 ///     Ok::<_, String>(())
 /// });
 /// let handle = flow.handle();
-/// assert_eq!(handle.status().pipelines[0].state, PipelineState::Running);
+/// assert_eq!(handle.status().pipelines[0].state, PipelineState::NotStarted);
 /// EventLoop::starting_at(Timestamp::UNIX_EPOCH).simulated().block_on(flow.run());
 /// let status = &handle.status().pipelines[0];
 /// assert_eq!((status.name.as_str(), status.state, status.items), ("count", PipelineState::Done, 3));
