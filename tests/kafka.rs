@@ -1086,3 +1086,41 @@ fn the_sink_waits_for_room_in_a_full_producer_queue() -> Result {
     }
     Ok(())
 }
+
+/// A reader placed past a partition's end waits for that offset, as the
+/// embedded log's does: it fetches from the end and skips up to it (a
+/// fetch past the end is out of range, which `auto.offset.reset=earliest`
+/// would answer by replaying the partition from its start). So does a
+/// seek past the end.
+#[test]
+fn a_reader_at_an_offset_past_the_end_waits_for_it() -> Result {
+    let kafka = connect()?;
+    let name = fresh("at-past-end");
+    kafka.create_topic(&name, 1)?;
+    let topic = kafka.topic::<u32>(&name)?;
+    for i in 0..3 {
+        topic.publish(secs(i), &(i as u32))?;
+    }
+    let mut reader = topic.reader(Offset::At(5))?;
+    assert_eq!(reader.positions(), [Position::new(0, 5)]);
+    // Let the consumer fetch (and meet the offset out of range).
+    std::thread::sleep(Duration::from_secs(2));
+    for i in 3..7 {
+        topic.publish(secs(i), &(i as u32))?;
+    }
+    let first = next(&mut reader)?;
+    assert_eq!(
+        (first.offset, first.value),
+        (5, 5),
+        "the first record yielded from At(5)"
+    );
+    reader.seek(Position::new(0, 9));
+    assert_eq!(reader.positions(), [Position::new(0, 9)]);
+    std::thread::sleep(Duration::from_secs(1));
+    for i in 7..10 {
+        topic.publish(secs(i), &(i as u32))?;
+    }
+    let after_seek = next(&mut reader)?;
+    assert_eq!((after_seek.offset, after_seek.value), (9, 9));
+    Ok(())
+}

@@ -72,6 +72,11 @@ struct Part {
     received_end: u64,
     /// Records with an event time before this are skipped (`Offset::Time`).
     skip_before: Option<Timestamp>,
+    /// Records at offsets below this are skipped: the reader was placed
+    /// past the partition's end, and fetches from the end instead (a fetch
+    /// past it is out of range, which `auto.offset.reset` would answer by
+    /// going back to the start).
+    skip_below: Option<u64>,
     seeking: bool,
     paused: bool,
 }
@@ -190,6 +195,7 @@ impl Shared {
                 part.seeking = true;
                 part.next = Some(to.offset);
                 part.skip_before = None;
+                part.skip_below = None;
                 s.stopped = false;
                 s.commands.push_back(Command::Seek(to.partition, to.offset));
             }
@@ -330,7 +336,9 @@ pub(crate) fn open<T, C: Codec<T>>(
                     }
                 };
                 part.next = Some(next);
-                list.add_partition_offset(&name, p as i32, KOffset::Offset(next as i64))
+                let (fetch, skip_below) = fetch_from(next, high);
+                part.skip_below = skip_below;
+                list.add_partition_offset(&name, p as i32, KOffset::Offset(fetch as i64))
                     .map_err(|e| client("assigning partitions", Some(&name), e))?;
                 parts.insert(p, part);
             }
@@ -486,15 +494,23 @@ fn run(consumer: BaseConsumer<Member>, shared: &Shared) {
             }
         }
         seeks.retain(|&(p, offset, deadline)| {
-            match consumer.seek(topic, p as i32, KOffset::Offset(offset as i64), timeout) {
+            let end = consumer
+                .fetch_watermarks(topic, p as i32, timeout)
+                .ok()
+                .map(|(_, high)| high.max(0) as u64);
+            let (fetch, skip_below) = match end {
+                Some(high) => fetch_from(offset, high),
+                None => (offset, None),
+            };
+            match consumer.seek(topic, p as i32, KOffset::Offset(fetch as i64), timeout) {
                 Ok(()) => {
-                    let end = consumer.fetch_watermarks(topic, p as i32, timeout).ok();
                     shared.update(|s| {
                         if let Some(part) = s.parts.get_mut(&p) {
                             part.queue.clear();
                             part.seeking = false;
-                            if let Some((_, high)) = end {
-                                part.known_end = high.max(0) as u64;
+                            part.skip_below = skip_below;
+                            if let Some(high) = end {
+                                part.known_end = high;
                             }
                         }
                     });
@@ -643,6 +659,17 @@ fn reconnected(consumer: &BaseConsumer<Member>, shared: &Shared) {
     }
 }
 
+/// Where to fetch a partition from for a reader placed at `at`, and the
+/// offset below which it skips what it fetches: past the partition's end
+/// (`high`), it fetches from the end, as a fetch past it is out of range.
+fn fetch_from(at: u64, high: u64) -> (u64, Option<u64>) {
+    if at > high {
+        (high, Some(at))
+    } else {
+        (at, None)
+    }
+}
+
 /// Takes the next record to yield: the earliest head among `partitions`
 /// (all if `None`), skipping those before an `Offset::Time` start.
 fn take(state: &mut State, partitions: Option<&BTreeMap<u32, u64>>) -> Option<Raw> {
@@ -655,6 +682,12 @@ fn take(state: &mut State, partitions: Option<&BTreeMap<u32, u64>>) -> Option<Ra
             .min_by_key(|(_, key)| *key)?;
         let part = state.parts.get_mut(&p)?;
         let raw = part.queue.pop_front()?;
+        if let Some(below) = part.skip_below {
+            if raw.offset < below {
+                continue; // the reader stands at `below`
+            }
+            part.skip_below = None;
+        }
         part.next = Some(raw.offset + 1);
         if let Some(before) = part.skip_before {
             if raw.ts < before {
@@ -1284,5 +1317,18 @@ impl fmt::Debug for KafkaSeek {
         f.debug_struct("KafkaSeek")
             .field("topic", &self.shared.topic)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reader_placed_past_the_end_fetches_from_the_end() {
+        assert_eq!(fetch_from(5, 3), (3, Some(5)));
+        assert_eq!(fetch_from(3, 3), (3, None));
+        assert_eq!(fetch_from(0, 3), (0, None));
+        assert_eq!(fetch_from(u64::MAX, 0), (0, Some(u64::MAX)));
     }
 }
