@@ -175,68 +175,64 @@ fn bad_input_is_an_error_never_a_panic() {
 
 #[test]
 fn next_ticks_at_the_edges_of_the_calendar() {
-    // Feb 29: leap years only, 2100 is not one.
-    assert_eq!(
-        ticks("0 0 29 2 *", at(2025, 1, 1, 0, 0, 0), 2),
-        [at(2028, 2, 29, 0, 0, 0), at(2032, 2, 29, 0, 0, 0)]
-    );
-    assert_eq!(
-        ticks("0 12 29 2 *", at(2096, 2, 29, 12, 0, 0), 1),
-        [at(2104, 2, 29, 12, 0, 0)]
-    );
-    // L: last day of February, leap or not.
-    assert_eq!(
-        ticks("0 0 L 2 *", at(2023, 1, 1, 0, 0, 0), 3),
-        [
-            at(2023, 2, 28, 0, 0, 0),
-            at(2024, 2, 29, 0, 0, 0),
-            at(2025, 2, 28, 0, 0, 0)
-        ]
-    );
-    // The 31st skips short months; end of year rolls over.
-    assert_eq!(
-        ticks("0 0 31 * *", at(2025, 1, 31, 0, 0, 0), 2),
-        [at(2025, 3, 31, 0, 0, 0), at(2025, 5, 31, 0, 0, 0)]
-    );
-    assert_eq!(
-        ticks("59 23 31 12 *", at(2025, 12, 31, 23, 59, 0), 1),
-        [at(2026, 12, 31, 23, 59, 0)]
-    );
-    // Day of month and day of week both restricted: either (croner's and
-    // Vixie cron's rule); `+` makes it both.
-    assert_eq!(
-        ticks("0 0 13 * FRI", at(2025, 1, 1, 0, 0, 0), 3),
-        [
-            at(2025, 1, 3, 0, 0, 0),
-            at(2025, 1, 10, 0, 0, 0),
-            at(2025, 1, 13, 0, 0, 0)
-        ]
-    );
-    assert_eq!(
-        ticks("0 0 13 * +FRI", at(2025, 1, 1, 0, 0, 0), 2),
-        [at(2025, 6, 13, 0, 0, 0), at(2026, 2, 13, 0, 0, 0)]
-    );
-    assert_eq!(
-        ticks("0 0 29 2 +MON", at(2025, 1, 1, 0, 0, 0), 1),
-        [at(2044, 2, 29, 0, 0, 0)]
-    );
-    assert_eq!(
-        ticks("0 0 * * 7", at(2025, 1, 1, 0, 0, 0), 1),
-        [at(2025, 1, 5, 0, 0, 0)]
-    );
-    // A clock between seconds: strictly after it.
-    assert_eq!(
-        ticks("*/15 * * * * *", Timestamp::from_unix_millis(14_500), 2),
-        [t(15), t(30)]
-    );
-    assert_eq!(
-        ticks("*/15 * * * * *", Timestamp::from_unix_millis(15_500), 1),
-        [t(30)]
-    );
-    assert_eq!(
-        ticks("*/15 * * * * *", Timestamp::from_unix_millis(-500), 1),
-        [t(0)]
-    );
+    let day = |y, mo, d| at(y, mo, d, 0, 0, 0);
+    let ms = Timestamp::from_unix_millis;
+    let cases: [(&str, Timestamp, Vec<Timestamp>); 13] = [
+        // Feb 29: leap years only, 2100 is not one.
+        (
+            "0 0 29 2 *",
+            day(2025, 1, 1),
+            vec![day(2028, 2, 29), day(2032, 2, 29)],
+        ),
+        (
+            "0 12 29 2 *",
+            at(2096, 2, 29, 12, 0, 0),
+            vec![at(2104, 2, 29, 12, 0, 0)],
+        ),
+        // L: last day of February, leap or not.
+        (
+            "0 0 L 2 *",
+            day(2023, 1, 1),
+            vec![day(2023, 2, 28), day(2024, 2, 29), day(2025, 2, 28)],
+        ),
+        // The 31st skips short months; end of year rolls over.
+        (
+            "0 0 31 * *",
+            day(2025, 1, 31),
+            vec![day(2025, 3, 31), day(2025, 5, 31)],
+        ),
+        (
+            "59 23 31 12 *",
+            at(2025, 12, 31, 23, 59, 0),
+            vec![at(2026, 12, 31, 23, 59, 0)],
+        ),
+        // Day of month and day of week both restricted: either (croner's
+        // and Vixie cron's rule); `+` makes it both.
+        (
+            "0 0 13 * FRI",
+            day(2025, 1, 1),
+            vec![day(2025, 1, 3), day(2025, 1, 10), day(2025, 1, 13)],
+        ),
+        (
+            "0 0 13 * +FRI",
+            day(2025, 1, 1),
+            vec![day(2025, 6, 13), day(2026, 2, 13)],
+        ),
+        ("0 0 29 2 +MON", day(2025, 1, 1), vec![day(2044, 2, 29)]),
+        ("0 0 * * 7", day(2025, 1, 1), vec![day(2025, 1, 5)]),
+        // A clock between seconds: strictly after it.
+        ("*/15 * * * * *", ms(14_500), vec![t(15), t(30)]),
+        ("*/15 * * * * *", ms(15_500), vec![t(30)]),
+        ("*/15 * * * * *", ms(-500), vec![t(0)]),
+        ("*/15 * * * * *", ms(0), vec![t(15)]),
+    ];
+    for (spec, start, expected) in cases {
+        assert_eq!(
+            ticks(spec, start, expected.len()),
+            expected,
+            "{spec} from {start}"
+        );
+    }
 }
 
 #[test]
