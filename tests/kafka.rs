@@ -1124,3 +1124,59 @@ fn a_reader_at_an_offset_past_the_end_waits_for_it() -> Result {
     assert_eq!((after_seek.offset, after_seek.value), (9, 9));
     Ok(())
 }
+
+/// A reader's past merges its partitions in time order also when it skips
+/// records (placed past a partition's end, which then grew): a partition
+/// whose skipped records emptied its buffer is waited for before the
+/// others' heads (9,000 records to skip, more than the 8,192 buffered).
+#[test]
+fn the_past_stays_in_time_order_when_the_reader_skips_records() -> Result {
+    use timecast::source::Source;
+    let kafka = connect()?;
+    // A key that goes to partition 0 of a 2-partition topic.
+    let scratch_name = fresh("key-scratch");
+    kafka.create_topic(&scratch_name, 2)?;
+    let scratch = kafka.topic::<u32>(&scratch_name)?;
+    let key = (0..64u32)
+        .map(|i| format!("k{i}").into_bytes())
+        .find(|k| {
+            scratch
+                .publish_keyed(secs(1), k, &0)
+                .is_ok_and(|p| p.partition == 0)
+        })
+        .expect("a key for partition 0");
+
+    let name = fresh("past-skip");
+    kafka.create_topic(&name, 2)?;
+    let topic = kafka.topic::<u32>(&name)?;
+    assert_eq!(topic.publish_to(0, secs(10), &0)?.offset, 0); // high = 1
+    const M: u64 = 9000; // more than the 8192 a partition buffers
+    let target = 1 + M;
+    let mut reader = Some(topic.reader_partitions([(0, Offset::At(target)), (1, Offset::Start)])?);
+    // Partition 0: M records to skip (early times), then the target at 20 s.
+    let mut sink = topic.sink();
+    futures::executor::block_on(async {
+        for i in 0..M {
+            sink.send((secs(1), key.clone(), i as u32)).await?;
+        }
+        sink.send((secs(20), key.clone(), 20)).await?;
+        sink.flush().await
+    })?;
+    // Partition 1: one record at 30 s.
+    assert_eq!(topic.publish_to(1, secs(30), &30)?.offset, 0);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let (past, _live) = reader.take().unwrap().into_parts();
+    let got: Vec<(i64, u32, u64)> = past
+        .take(2)
+        .map(|(ts, r)| {
+            let r = r.expect("a record");
+            (ts.unix_secs(), r.partition, r.offset)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [(20, 0, target), (30, 1, 0)],
+        "the past out of time order"
+    );
+    Ok(())
+}

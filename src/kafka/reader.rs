@@ -498,9 +498,11 @@ fn run(consumer: BaseConsumer<Member>, shared: &Shared) {
                 .fetch_watermarks(topic, p as i32, timeout)
                 .ok()
                 .map(|(_, high)| high.max(0) as u64);
+            // Unknown end: fetch from `offset`, still skipping below it
+            // should the fetch be out of range and reset to the start.
             let (fetch, skip_below) = match end {
                 Some(high) => fetch_from(offset, high),
-                None => (offset, None),
+                None => (offset, Some(offset)),
             };
             match consumer.seek(topic, p as i32, KOffset::Offset(fetch as i64), timeout) {
                 Ok(()) => {
@@ -671,7 +673,9 @@ fn fetch_from(at: u64, high: u64) -> (u64, Option<u64>) {
 }
 
 /// Takes the next record to yield: the earliest head among `partitions`
-/// (all if `None`), skipping those before an `Offset::Time` start.
+/// (all if `None`), skipping those before an `Offset::Time` start or
+/// below an offset past the end the reader was placed at. `None` if there
+/// is none, or if `partitions` are given and a skip emptied one.
 fn take(state: &mut State, partitions: Option<&BTreeMap<u32, u64>>) -> Option<Raw> {
     loop {
         let (p, _) = state
@@ -682,15 +686,26 @@ fn take(state: &mut State, partitions: Option<&BTreeMap<u32, u64>>) -> Option<Ra
             .min_by_key(|(_, key)| *key)?;
         let part = state.parts.get_mut(&p)?;
         let raw = part.queue.pop_front()?;
+        // A record skipped may leave its partition with nothing buffered:
+        // a merge in time order (`partitions` given) must then wait for
+        // the partition's next record before it picks among the others.
+        let wait = partitions.is_some() && part.queue.is_empty();
         if let Some(below) = part.skip_below {
             if raw.offset < below {
-                continue; // the reader stands at `below`
+                // The reader stands at `below`.
+                if wait {
+                    return None;
+                }
+                continue;
             }
             part.skip_below = None;
         }
         part.next = Some(raw.offset + 1);
         if let Some(before) = part.skip_before {
             if raw.ts < before {
+                if wait {
+                    return None;
+                }
                 continue;
             }
             part.skip_before = None;
