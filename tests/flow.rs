@@ -202,17 +202,24 @@ fn restart_limit_counts_restarts_within_the_period() {
     assert_eq!(report.failed().collect::<Vec<_>>(), ["tight"]);
 }
 
-/// The limit's text counts in the singular too.
+/// The texts count one restart in the singular.
 #[test]
 fn a_limit_of_one_restart_says_so() {
     let flow = Flow::new()
         .pipeline("once", || async { Err::<(), _>("down") })
         .restart(Restart::always().max_restarts(1));
+    let handle = flow.handle();
     let report = sim().block_on(flow.run());
-    let errors = &report.pipeline("once").unwrap().errors;
+    let last = report.pipeline("once").unwrap().errors.last().unwrap();
     assert_eq!(
-        errors.last().map(|e| e.error.as_str()),
-        Some("down; not restarted: its restart limit of 1 restart is reached")
+        last.to_string(),
+        "pipeline `once` failed at 1970-01-01T00:00:01Z after 1 restart: down; not restarted: \
+         its restart limit of 1 restart is reached"
+    );
+    let status = handle.status().to_string();
+    assert!(
+        status.contains("once: failed, 0 items, 1 restart"),
+        "{status}"
     );
 }
 

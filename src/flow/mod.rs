@@ -1895,10 +1895,10 @@ impl Supervisor {
         {
             let policy = &slot.spec.policy;
             let n = policy.limit().unwrap_or_default();
-            let restarts = if n == 1 { "restart" } else { "restarts" };
+            let n = status::restarts(n);
             let limit = match policy.period() {
-                Some(period) => format!("its restart limit of {n} {restarts} within {period:?}"),
-                None => format!("its restart limit of {n} {restarts}"),
+                Some(period) => format!("its restart limit of {n} within {period:?}"),
+                None => format!("its restart limit of {n}"),
             };
             error = Some(match error {
                 None => format!("ended, and {limit} is reached"),

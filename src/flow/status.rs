@@ -7,6 +7,12 @@ use std::time::Duration;
 use crate::sync::{AtomicBool, AtomicU64, Ordering};
 use crate::time::Timestamp;
 
+/// `1 restart`, `2 restarts`: a count of restarts in words.
+pub(super) fn restarts(n: u32) -> String {
+    let s = if n == 1 { "" } else { "s" };
+    format!("{n} restart{s}")
+}
+
 /// A failure of a pipeline: an error it returned, a panic, or an error it
 /// reported while running on ([`PipelineContext::report`](super::PipelineContext::report)).
 ///
@@ -62,8 +68,11 @@ impl fmt::Display for PipelineError {
         let what = if self.panicked { "panicked" } else { "failed" };
         write!(
             f,
-            "pipeline `{}` {what} at {} after {} restarts: {}",
-            self.pipeline, self.at, self.restarts, self.error
+            "pipeline `{}` {what} at {} after {}: {}",
+            self.pipeline,
+            self.at,
+            restarts(self.restarts),
+            self.error
         )
     }
 }
@@ -441,8 +450,11 @@ impl fmt::Display for FlowStatus {
             }
             write!(
                 f,
-                "{}: {}, {} items, {} restarts",
-                p.name, p.state, p.items, p.restarts
+                "{}: {}, {} items, {}",
+                p.name,
+                p.state,
+                p.items,
+                restarts(p.restarts)
             )?;
             if let Some(lag) = p.lag_at(wall) {
                 write!(f, ", lag {lag:.1?}")?;
