@@ -1194,7 +1194,9 @@ impl<T, I> fmt::Debug for PutAll<'_, T, I> {
 /// future hands its value to the sink first: dropped before that, it drops
 /// the value; dropped after, it leaves the value in the sink, whose next
 /// `poll_ready`, `poll_flush` or `poll_close` puts it (or whose drop
-/// cancels it).
+/// cancels it). As a pipeline's sink (timecast's own
+/// [`Sink`](crate::sink::Sink)), a send dropped leaves nothing in the
+/// sink: it cancels its put.
 ///
 /// # Examples
 ///

@@ -147,8 +147,10 @@ impl<O> Sink<O> for AsyncStream<O> {
 /// too, so `sink_to(topic.sink())` works as `sink_to(topic)` does: sending
 /// waits for room, then puts, and fails with the item once the stream is
 /// closed. A send dropped before it completes (a pipeline's `run` dropped)
-/// leaves nothing in the sink, also borrowed (`sink_to(&mut sink)`): its
-/// value is not delivered.
+/// leaves nothing in the sink, also borrowed (`sink_to(&mut sink)`): as
+/// dropping a [`Put`](crate::channel::Put) does, it delivers its value to no one, unless some
+/// consumer of a rendezvous stream already received it. (`futures`'
+/// `SinkExt::send` differs: see [`PutSink`]'s cancel safety.)
 ///
 /// ```
 /// use timecast::{sink::handle, AsyncStream, Closed};
