@@ -1241,6 +1241,16 @@ impl<T> PutSink<T> {
 }
 
 impl<T> PutSink<T> {
+    /// Cancels the put of the value waiting in the sink, if any (as
+    /// dropping a [`Put`] does).
+    fn cancel_pending(&mut self) {
+        if let (Some(stream), Some(mut op)) = (&self.stream, self.op.take()) {
+            if !op.is_done() {
+                op.cancel(&stream.shared);
+            }
+        }
+    }
+
     /// Sends `item` as a pipeline's sink: waits for a value left in the
     /// sink to be put, then puts `item`. Dropped before it completes, it
     /// leaves nothing in the sink: its value is not delivered (as dropping
@@ -1266,12 +1276,7 @@ struct CancelOnDrop<'a, T>(&'a mut PutSink<T>);
 
 impl<T> Drop for CancelOnDrop<'_, T> {
     fn drop(&mut self) {
-        let sink = &mut *self.0;
-        if let (Some(stream), Some(mut op)) = (&sink.stream, sink.op.take()) {
-            if !op.is_done() {
-                op.cancel(&stream.shared);
-            }
-        }
+        self.0.cancel_pending();
     }
 }
 
@@ -1320,11 +1325,7 @@ impl<T> Sink<T> for PutSink<T> {
 
 impl<T> Drop for PutSink<T> {
     fn drop(&mut self) {
-        if let (Some(stream), Some(op)) = (&self.stream, &mut self.op) {
-            if !op.is_done() {
-                op.cancel(&stream.shared);
-            }
-        }
+        self.cancel_pending();
     }
 }
 

@@ -440,7 +440,7 @@ fn raw(m: &BorrowedMessage<'_>) -> Raw {
 fn run(consumer: BaseConsumer<Member>, shared: &Shared) {
     let topic = shared.topic.as_str();
     let timeout = shared.timeout;
-    let mut seeks: Vec<(u32, u64, Instant)> = Vec::new();
+    let mut seeks: Vec<PendingSeek> = Vec::new();
     // Set while the brokers are away: when the next probe is due.
     let mut disconnected: Option<Instant> = None;
     loop {
@@ -473,7 +473,27 @@ fn run(consumer: BaseConsumer<Member>, shared: &Shared) {
         }
         for command in commands {
             match command {
-                Command::Seek(p, offset) => seeks.push((p, offset, Instant::now() + timeout)),
+                Command::Seek(p, offset) => {
+                    let end = consumer
+                        .fetch_watermarks(topic, p as i32, timeout)
+                        .ok()
+                        .map(|(_, high)| high.max(0) as u64);
+                    // Unknown end: fetch from `offset`, still skipping below
+                    // it should the fetch be out of range and reset to the
+                    // start.
+                    let (fetch, skip_below) = match end {
+                        Some(high) => fetch_from(offset, high),
+                        None => (offset, Some(offset)),
+                    };
+                    seeks.push(PendingSeek {
+                        partition: p,
+                        offset,
+                        fetch,
+                        skip_below,
+                        end,
+                        deadline: Instant::now() + timeout,
+                    });
+                }
                 Command::Commit(positions, slot) => {
                     let mut list = TopicPartitionList::new();
                     let mut outcome = Ok(());
@@ -493,17 +513,15 @@ fn run(consumer: BaseConsumer<Member>, shared: &Shared) {
                 }
             }
         }
-        seeks.retain(|&(p, offset, deadline)| {
-            let end = consumer
-                .fetch_watermarks(topic, p as i32, timeout)
-                .ok()
-                .map(|(_, high)| high.max(0) as u64);
-            // Unknown end: fetch from `offset`, still skipping below it
-            // should the fetch be out of range and reset to the start.
-            let (fetch, skip_below) = match end {
-                Some(high) => fetch_from(offset, high),
-                None => (offset, Some(offset)),
-            };
+        seeks.retain(|seek| {
+            let PendingSeek {
+                partition: p,
+                offset,
+                fetch,
+                skip_below,
+                end,
+                deadline,
+            } = *seek;
             match consumer.seek(topic, p as i32, KOffset::Offset(fetch as i64), timeout) {
                 Ok(()) => {
                     shared.update(|s| {
@@ -659,6 +677,22 @@ fn reconnected(consumer: &BaseConsumer<Member>, shared: &Shared) {
             }
         }
     }
+}
+
+/// A seek the reader's thread retries until the partition is fetched.
+#[derive(Clone, Copy)]
+struct PendingSeek {
+    partition: u32,
+    /// Where the reader is to stand.
+    offset: u64,
+    /// Where to fetch from, and the offset to skip below (see
+    /// [`fetch_from`]).
+    fetch: u64,
+    skip_below: Option<u64>,
+    /// The partition's end, looked up once, if that worked.
+    end: Option<u64>,
+    /// Until when to retry.
+    deadline: Instant,
 }
 
 /// Where to fetch a partition from for a reader placed at `at`, and the
