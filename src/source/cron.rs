@@ -53,21 +53,16 @@ use crate::time::{now, sleep_until, Sleep, Timestamp};
 /// # Ok::<_, timecast::source::CronError>(())
 /// ```
 pub fn cron(spec: &str) -> Result<Cron, CronError> {
+    // First what the parser lets through (an empty list entry, a field
+    // that matches nothing; a seventh field), naming the field at fault
+    // better than the parser does.
+    check_fields(spec)?;
     let error = |reason: String| CronError {
         spec: spec.to_owned(),
         reason,
     };
-    let schedule = match croner::Cron::from_str(spec) {
-        // A field's own check names what is wrong better than the parser.
-        Err(e) => {
-            check_fields(spec)?;
-            return Err(error(e.to_string().trim_end_matches('.').to_owned()));
-        }
-        Ok(schedule) => schedule,
-    };
-    // What the parser lets through: an empty list entry (a field that
-    // matches nothing), a seventh field.
-    check_fields(spec)?;
+    let schedule = croner::Cron::from_str(spec)
+        .map_err(|e| error(e.to_string().trim_end_matches('.').to_owned()))?;
     // A pattern that never fires (the 30th of February) would end the
     // stream at once, as if its end were reached.
     let epoch = DateTime::<Utc>::UNIX_EPOCH;
