@@ -245,17 +245,29 @@ impl<T: Clone> Consumer<T> {
     #[inline(always)]
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         // Values are taken (and cloned, and dropped) without the lock.
-        // (Not through `try_recv`: see `Took`.)
-        match self.shared.try_take(&mut self.cursor) {
-            Took::Value(value) => Poll::Ready(Some(value)),
-            Took::Closed => self.terminate(),
-            Took::Empty => self.poll_wait(cx),
+        // (Not through `try_recv`: see `Took`.) Only the inlined take
+        // returns a value, never the call that registers the waker, so the
+        // value reaches the caller in registers. (When it could also come
+        // back through memory, from that call, the compiler stored a
+        // `String`'s words in pieces that a wider load then read back: a
+        // store-to-load forwarding stall on every receive.)
+        loop {
+            match self.shared.try_take(&mut self.cursor) {
+                Took::Value(value) => return Poll::Ready(Some(value)),
+                Took::Closed => return self.terminate(),
+                Took::Empty => {
+                    if self.poll_wait(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                }
+            }
         }
     }
 
     /// [`poll_recv`](Self::poll_recv) once nothing was waiting: registers
-    /// the waker, unless something arrived meanwhile.
-    fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+    /// the waker, unless something arrived (or the stream closed)
+    /// meanwhile: then `Ready`, and the caller takes it.
+    fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         // About to wait: the waker is most likely not registered (a wake-up
         // takes it out), so clone it now, unlocked: cloning a waker runs the
         // executor's code, which must not run under the lock.
@@ -268,11 +280,7 @@ impl<T: Clone> Consumer<T> {
             let state = self.shared.lock();
             if self.shared.has_next(&state, self.cursor.pos) {
                 drop(state);
-                match self.shared.try_take(&mut self.cursor) {
-                    Took::Value(value) => return Poll::Ready(Some(value)),
-                    Took::Closed => return self.terminate(),
-                    Took::Empty => continue,
-                }
+                return Poll::Ready(());
             }
             if self.shared.wait_in(
                 state,
