@@ -621,9 +621,17 @@ impl<T> PutOp<T> {
     ) -> Poll<Result<(), Closed<T>>> {
         // To register, a waker is cloned before locking: cloning a waker
         // runs the executor's code, which must not run under the lock. A
-        // rendezvous put always waits for its takes, so it clones at once;
-        // a buffered one only once it finds it must wait.
-        if shared.capacity == 0 && matches!(self.stage, Stage::Waiting(_)) {
+        // rendezvous put always waits for its takes, so it clones at once.
+        // So does a buffered put whose first try without the lock failed
+        // while producers could claim without it: the stream was full (or
+        // a ring must start, or another producer's claim was in flight),
+        // and a full stream means a wait, which would otherwise take the
+        // lock twice, once to find out and once to register. A put sent to
+        // the lock because a consumer waits puts at once, and clones
+        // nothing.
+        if matches!(self.stage, Stage::Waiting(_))
+            && (shared.capacity == 0 || (self.key.is_none() && shared.claims_unlocked()))
+        {
             return self.poll_with_waker(shared, cx);
         }
         match self.poll_locked(shared, cx, None) {

@@ -527,6 +527,13 @@ impl<T> Shared<T> {
         self.producers.load(Ordering::Relaxed)
     }
 
+    /// Whether producers may claim without the lock now ([`SLOW`] is not
+    /// set): a put that then fails without the lock most likely found the
+    /// stream full.
+    pub(crate) fn claims_unlocked(&self) -> bool {
+        self.claim.load(Ordering::Relaxed) & SLOW == 0
+    }
+
     /// The claim word, if a put may claim without the lock now: not
     /// [`SLOW`], and the claim before it has moved the tail.
     #[inline(always)]
@@ -751,7 +758,18 @@ impl<T> Shared<T> {
     /// its `sure` bound and below `tail` (loaded with Acquire).
     #[cold]
     fn follow(&self, cursor: &mut Cursor<T>, tail: u64) {
-        let mut index = cursor.index;
+        let end = self.ring(cursor.index).end.load(Ordering::Acquire);
+        if cursor.pos < end {
+            // Still in its ring, which is not the last (that one's bound
+            // is `u64::MAX`): a consumer that keeps up with a stream whose
+            // first ring never filled comes here on every value, so the
+            // bound moves on without rebuilding the cursor. As in
+            // `cursor`: the ring's end once known, else the tail (at or
+            // above the ring's start plus its length, which `sure` was).
+            cursor.sure = if end != u64::MAX { end } else { tail };
+            return;
+        }
+        let mut index = cursor.index + 1;
         while cursor.pos >= self.ring(index).end.load(Ordering::Acquire) {
             index += 1;
         }
@@ -831,7 +849,7 @@ impl<T> Shared<T> {
     pub(crate) fn wait_in(
         &self,
         mut state: Locked<'_, T>,
-        list: fn(&mut State<T>) -> &mut WaitList,
+        list: impl FnOnce(&mut State<T>) -> &mut WaitList,
         key: &mut Option<usize>,
         waker: &Waker,
         fresh: &mut Option<Waker>,
@@ -1498,6 +1516,7 @@ impl WaitList {
     /// one this returns [`NeedsClone`]. Returns the waker it replaces, to be
     /// dropped once unlocked (as `fresh`, if unused).
     #[must_use = "drop the replaced waker after releasing the lock"]
+    #[inline]
     pub(crate) fn register(
         &mut self,
         key: &mut Option<usize>,
