@@ -76,7 +76,12 @@
 //! `timecast-try`: the same stream driven without futures ([`run_try`]),
 //! `timecast-try-task`: that loop in one task ([`run_try_in_task`]), and
 //! `timecast-sink`: the producer forwards its values into
-//! [`timecast::AsyncStream::sink`] (`StreamExt::forward`).
+//! [`timecast::AsyncStream::sink`] (`StreamExt::forward`). Its last rows,
+//! `fanout/single/<payload>/live/cap64/c<consumers>`, run the producer
+//! live: it yields after every value, as a source of live data does
+//! between events, so that each value finds its consumers waiting and
+//! wakes them (see [`paired_live`]); timecast, tokio's broadcast and
+//! async-broadcast.
 //! This host's speed changes over time, and criterion, which times one
 //! implementation after another, can meet two speeds in one group; the
 //! ratios of one round cannot. Where the compiler places each loop moves
@@ -87,6 +92,7 @@
 //! ```text
 //! cargo bench --bench fanout -- --paired
 //! cargo bench --bench fanout -- --paired u64/cap1024/c1/
+//! cargo bench --bench fanout -- --paired live
 //! ```
 
 use std::fmt::Debug;
@@ -327,6 +333,58 @@ impl<T: Payload> Channel<T> for AsyncBroadcast {
             }
         }
     }
+}
+
+/// A channel whose producer can also run live: it yields to the other
+/// tasks after every value, so that the consumers take each value before
+/// the next is sent (see [`paired_live`]).
+trait LiveChannel<T: Payload>: Channel<T> {
+    /// Sends every value of `values`, yielding after each, then closes the
+    /// channel by dropping `tx`.
+    fn produce_live(
+        tx: Self::Tx,
+        values: impl Iterator<Item = T> + Send,
+    ) -> impl Future<Output = ()> + Send;
+}
+
+impl<T: Payload> LiveChannel<T> for Timecast<PutEach> {
+    async fn produce_live(tx: Self::Tx, values: impl Iterator<Item = T> + Send) {
+        for value in values {
+            tx.put(value).await.expect("stream closed while sending");
+            yield_now().await;
+        }
+    }
+}
+
+impl<T: Payload> LiveChannel<T> for TokioBroadcast {
+    async fn produce_live(tx: Self::Tx, values: impl Iterator<Item = T> + Send) {
+        for value in values {
+            tx.send(value).expect("no receiver");
+            yield_now().await;
+        }
+    }
+}
+
+impl<T: Payload> LiveChannel<T> for AsyncBroadcast {
+    async fn produce_live(tx: Self::Tx, values: impl Iterator<Item = T> + Send) {
+        for value in values {
+            tx.broadcast_direct(value).await.expect("channel closed");
+            yield_now().await;
+        }
+    }
+}
+
+/// [`run_channel`] with the producer live ([`LiveChannel::produce_live`]),
+/// on one thread.
+fn run_live<T: Payload, C: LiveChannel<T>>(capacity: usize, consumers: usize) -> Duration {
+    let (tx, rxs) = C::open(capacity, consumers);
+    let start = Instant::now();
+    let consumers_done = join_all(rxs.into_iter().map(C::consume));
+    let produce = C::produce_live(tx, (0..MESSAGES).map(T::make));
+    let received = futures::executor::block_on(join(produce, consumers_done)).1;
+    let elapsed = start.elapsed();
+    assert_eq!(received, vec![MESSAGES; consumers], "a value was lost");
+    elapsed
 }
 
 /// Puts `MESSAGES` values, then closes the channel by dropping `tx`.
@@ -897,6 +955,8 @@ fn paired(filter: Option<&str>) {
     );
     paired_payload::<u64>(filter);
     paired_payload::<String>(filter);
+    paired_live::<u64>(filter);
+    paired_live::<String>(filter);
 }
 
 fn paired_payload<T: Payload>(filter: Option<&str>) {
@@ -909,8 +969,7 @@ fn paired_payload<T: Payload>(filter: Option<&str>) {
             if filter.is_some_and(|filter| !format!("{name}/").contains(filter)) {
                 continue;
             }
-            type Run<'a> = Box<dyn Fn() -> Duration + 'a>;
-            let rows: [(&str, Run<'_>); 9] = [
+            let rows: [Row<'_>; 9] = [
                 (
                     "timecast",
                     Box::new(|| {
@@ -954,33 +1013,71 @@ fn paired_payload<T: Payload>(filter: Option<&str>) {
                     Box::new(|| run_sync_floor::<T>(capacity, consumers)),
                 ),
             ];
-            // times[row][round], ns per message per consumer.
-            let mut times = vec![Vec::with_capacity(PAIRED_ROUNDS); rows.len()];
-            for round in 0..PAIRED_WARM_UP + PAIRED_ROUNDS {
-                for k in 0..rows.len() {
-                    let row = (round + k) % rows.len();
-                    let elapsed: Duration = (0..PAIRED_PASSES).map(|_| rows[row].1()).sum();
-                    if round >= PAIRED_WARM_UP {
-                        let messages =
-                            (MESSAGES * consumers as u64 * u64::from(PAIRED_PASSES)) as f64;
-                        times[row].push(elapsed.as_nanos() as f64 / messages);
-                    }
-                }
-            }
-            println!("\n{name}");
-            for (row, (id, _)) in rows.iter().enumerate() {
-                let over: Vec<f64> = (0..PAIRED_ROUNDS)
-                    .map(|r| times[row][r] / times[0][r])
-                    .collect();
-                let under: Vec<f64> = over.iter().map(|ratio| 1.0 / ratio).collect();
-                let (q1, median, q3) = quartiles(&over);
-                let (u1, under_median, u3) = quartiles(&under);
-                println!(
-                    "  {id:<17} {:>8.2} ns   {median:>5.2}× [{q1:.2}–{q3:.2}]   {under_median:>5.2}× [{u1:.2}–{u3:.2}]",
-                    quartiles(&times[row]).1,
-                );
+            run_paired(&name, consumers, &rows);
+        }
+    }
+}
+
+/// A row of a paired run: its name, and one timed pass over `MESSAGES`.
+type Row<'a> = (&'a str, Box<dyn Fn() -> Duration + 'a>);
+
+/// Runs `rows` in turn, round after round, and prints each row's median
+/// time per message per consumer and its ratios to the first row's.
+fn run_paired(name: &str, consumers: usize, rows: &[Row<'_>]) {
+    // times[row][round], ns per message per consumer.
+    let mut times = vec![Vec::with_capacity(PAIRED_ROUNDS); rows.len()];
+    for round in 0..PAIRED_WARM_UP + PAIRED_ROUNDS {
+        for k in 0..rows.len() {
+            let row = (round + k) % rows.len();
+            let elapsed: Duration = (0..PAIRED_PASSES).map(|_| rows[row].1()).sum();
+            if round >= PAIRED_WARM_UP {
+                let messages = (MESSAGES * consumers as u64 * u64::from(PAIRED_PASSES)) as f64;
+                times[row].push(elapsed.as_nanos() as f64 / messages);
             }
         }
+    }
+    println!("\n{name}");
+    for (row, (id, _)) in rows.iter().enumerate() {
+        let over: Vec<f64> = (0..PAIRED_ROUNDS)
+            .map(|r| times[row][r] / times[0][r])
+            .collect();
+        let under: Vec<f64> = over.iter().map(|ratio| 1.0 / ratio).collect();
+        let (q1, median, q3) = quartiles(&over);
+        let (u1, under_median, u3) = quartiles(&under);
+        println!(
+            "  {id:<17} {:>8.2} ns   {median:>5.2}× [{q1:.2}–{q3:.2}]   {under_median:>5.2}× [{u1:.2}–{u3:.2}]",
+            quartiles(&times[row]).1,
+        );
+    }
+}
+
+/// The live rows of a paired run, `fanout/single/<payload>/live/cap64/c<n>`:
+/// the producer yields to the consumers after every value, as a source of
+/// live data does between events, so that every value finds its consumers
+/// waiting and wakes them: each message costs a round of wake-ups, not a
+/// share of a buffer's. timecast, tokio's broadcast and async-broadcast.
+fn paired_live<T: Payload>(filter: Option<&str>) {
+    let capacity = 64;
+    for consumers in CONSUMERS {
+        let name = format!("fanout/single/{}/live/cap{capacity}/c{consumers}", T::NAME);
+        if filter.is_some_and(|filter| !format!("{name}/").contains(filter)) {
+            continue;
+        }
+        let rows: [Row<'_>; 3] = [
+            (
+                "timecast",
+                Box::new(|| run_live::<T, Timecast<PutEach>>(capacity, consumers)),
+            ),
+            (
+                "tokio-broadcast",
+                Box::new(|| run_live::<T, TokioBroadcast>(capacity, consumers)),
+            ),
+            (
+                "async-broadcast",
+                Box::new(|| run_live::<T, AsyncBroadcast>(capacity, consumers)),
+            ),
+        ];
+        run_paired(&name, consumers, &rows);
     }
 }
 

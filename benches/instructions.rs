@@ -21,6 +21,9 @@
 //! every consumer, as `fanout/single` does):
 //!
 //! - `put`: the producer awaits [`AsyncStream::put`] for each value.
+//! - `live`: as `put`, and the producer yields after every value, so that
+//!   each value finds the consumers waiting and wakes them (as
+//!   `fanout --paired`'s live rows do).
 //! - `put-all`: the producer awaits one [`AsyncStream::put_all`] of every
 //!   value.
 //! - `try-put`: no executor: the producer `try_put`s until full, then each
@@ -62,6 +65,20 @@ async fn consume<T: Payload>(mut consumer: Consumer<T>) -> u64 {
     received
 }
 
+/// Returns `Pending` once, waking itself: the other futures run.
+async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await;
+}
+
 /// Runs one workload; returns how many values each consumer received.
 #[inline(never)]
 fn run<T: Payload>(kind: &str, capacity: usize, consumers: usize, messages: u64) -> Vec<u64> {
@@ -72,6 +89,15 @@ fn run<T: Payload>(kind: &str, capacity: usize, consumers: usize, messages: u64)
             let produce = async move {
                 for i in 0..messages {
                     stream.put(T::make(black_box(i))).await.expect("open");
+                }
+            };
+            block_on(join(produce, join_all(rxs.into_iter().map(consume::<T>)))).1
+        }
+        "live" => {
+            let produce = async move {
+                for i in 0..messages {
+                    stream.put(T::make(black_box(i))).await.expect("open");
+                    yield_now().await;
                 }
             };
             block_on(join(produce, join_all(rxs.into_iter().map(consume::<T>)))).1
@@ -108,7 +134,7 @@ fn run<T: Payload>(kind: &str, capacity: usize, consumers: usize, messages: u64)
             }
             received
         }
-        other => panic!("unknown workload {other}: put, put-all or try-put"),
+        other => panic!("unknown workload {other}: put, live, put-all or try-put"),
     }
 }
 
@@ -116,7 +142,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 4 {
         // Smoke test: every workload, small.
-        for kind in ["put", "put-all", "try-put"] {
+        for kind in ["put", "live", "put-all", "try-put"] {
             for capacity in [0, 64] {
                 if kind == "try-put" && capacity == 0 {
                     continue; // a rendezvous `try_put` waits for no one
