@@ -607,8 +607,11 @@ fn run_sync_floor<T: Payload>(capacity: usize, consumers: usize) -> Duration {
     let mask = len as u64 - 1;
     let mut values: Vec<Option<T>> = (0..len).map(|_| None).collect();
     let counts: Vec<AtomicUsize> = (0..len).map(|_| AtomicUsize::new(0)).collect();
-    let claim = AtomicU64::new(0);
-    let tail = AtomicU64::new(0);
+    // Behind `black_box`, as a channel's shared words are: the compiler
+    // may not treat them as this loop's own (it dropped the tail's store
+    // per message when they were plain locals, keeping only the last).
+    let (claim, tail) = (AtomicU64::new(0), AtomicU64::new(0));
+    let (claim, tail) = (black_box(&claim), black_box(&tail));
     let mut positions = vec![0u64; consumers];
     let start = Instant::now();
     let mut i = 0;
