@@ -100,6 +100,40 @@ fn values_errors_and_combinators_follow_their_parts() {
     assert_all::<sink::Discard>();
     assert_all::<sink::FanOut<AsyncStream<u64>, sink::Discard>>();
     assert_all::<sink::Handle<Events, fn((Timestamp, u64)) -> Option<u64>, sink::marker::Plain>>();
+    assert_all::<
+        sink::Handle<
+            Events,
+            sink::Fallible<fn((Timestamp, u64)) -> Result<Option<u64>, String>>,
+            sink::marker::Iter,
+        >,
+    >();
+    assert_all::<sink::HandleError<String, Closed<u64>>>();
+}
+
+/// A pipeline's `run()` future is `Send` when its parts are, plain or
+/// fallible, sync or async handler: it can be spawned on a multi-threaded
+/// runtime.
+#[test]
+fn pipeline_runs_are_send() {
+    fn assert_send_future<F: std::future::Future + Send>(_: F) {}
+    let source = || futures::stream::iter([1u64, 2]);
+    let topic = AsyncStream::<u64>::with_capacity(4);
+    assert_send_future(sink::handle(source(), Some).sink_to(topic.clone()).run());
+    assert_send_future(
+        sink::handle(source(), |x| async move { [x] })
+            .sink(|_| ())
+            .run(),
+    );
+    assert_send_future(
+        sink::try_handle(source(), |x| Ok::<_, String>(Some(x)))
+            .sink_to(topic.clone())
+            .run(),
+    );
+    assert_send_future(
+        sink::try_handle(source(), |x| async move { Ok::<_, String>(vec![x]) })
+            .sink(|_| async {})
+            .run(),
+    );
 }
 
 /// The event loop and what is bound to it stay on the loop's thread (they

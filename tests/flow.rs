@@ -1254,3 +1254,46 @@ fn status_after_a_dropped_run_reports_its_unfinished_pipelines_failed() {
     let quick = &status.pipelines[3];
     assert_eq!((quick.state, quick.last_error.as_ref()), (Done, None));
 }
+
+/// A pipeline of `try_handle` whose handler fails is supervised as any
+/// failing pipeline: reported with the handler's error, rebuilt after the
+/// backoff, and its second run (the bad input fixed) ends normally.
+#[test]
+fn a_failing_handler_fails_its_pipeline_which_is_restarted() {
+    use timecast::sink::try_handle;
+
+    let runs = Rc::new(Cell::new(0));
+    let sum = Rc::new(Cell::new(0));
+    let (r, s) = (runs.clone(), sum.clone());
+    let flow = Flow::new()
+        .pipeline("parse", move || {
+            r.set(r.get() + 1);
+            let lines = if r.get() == 1 {
+                ["1", "2", "x", "4"]
+            } else {
+                ["1", "2", "3", "4"]
+            };
+            let s = s.clone();
+            let ticks = timecast::timer(Duration::from_secs(1)).zip(futures::stream::iter(lines));
+            try_handle(ticks, |(_, line): (Timestamp, &str)| {
+                line.parse::<u32>().map(Some)
+            })
+            .sink(move |n| s.set(s.get() + n))
+            .run()
+        })
+        .restart(Restart::on_failure())
+        .backoff(Duration::from_secs(2), Duration::from_secs(8));
+    let el = sim();
+    let report = el.block_on(flow.run());
+    let parse = report.pipeline("parse").unwrap();
+    assert_eq!(runs.get(), 2);
+    assert_eq!(parse.errors.len(), 1);
+    assert_eq!(
+        parse.errors[0].error,
+        "the handler failed: invalid digit found in string"
+    );
+    assert_eq!(parse.errors[0].at, secs(3));
+    assert_eq!(parse.state, PipelineState::Done);
+    assert_eq!(sum.get(), 1 + 2 + 1 + 2 + 3 + 4);
+    assert_eq!(el.now(), secs(3 + 2 + 4));
+}

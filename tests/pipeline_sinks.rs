@@ -13,7 +13,7 @@ use futures::executor::block_on;
 use futures::future::{select, Either};
 use futures::task::noop_waker;
 use futures::{stream, StreamExt};
-use timecast::sink::{fan_out, from_fn, handle};
+use timecast::sink::{fan_out, from_fn, handle, try_handle, HandleError};
 use timecast::topic::Record;
 use timecast::{sleep, AsyncStream, Closed, EventLoop, Timestamp};
 
@@ -238,4 +238,145 @@ fn sinks_in_order_with_backpressure_in_virtual_time() {
             (4, 'b', 20)
         ]
     );
+}
+
+/// A fallible handler's `Err` stops the pipeline: every output of the
+/// items before it reached the sinks (the topic's consumer gets them, then
+/// the end, its only producer gone), the failing item's none, and the
+/// source is not pulled again.
+#[test]
+fn a_handler_error_stops_the_pipeline_after_the_outputs_before_it() {
+    let topic = AsyncStream::<u32>::with_capacity(8);
+    let consumer = topic.subscribe();
+    let pulled = Rc::new(Cell::new(0));
+    let p = pulled.clone();
+    let source = stream::iter(1..=5u32).inspect(move |_| p.set(p.get() + 1));
+    let seen = RefCell::new(Vec::new());
+    let run = try_handle(source, |x| {
+        if x == 3 {
+            Err(format!("no {x}"))
+        } else {
+            Ok([x, 10 * x])
+        }
+    })
+    .sink(|x| seen.borrow_mut().push(x))
+    .sink_to(topic)
+    .run();
+    let result: Result<(), HandleError<String, Closed<u32>>> = block_on(run);
+    assert_eq!(result, Err(HandleError::Handler("no 3".to_string())));
+    assert_eq!(pulled.get(), 3);
+    assert_eq!(*seen.borrow(), [1, 10, 2, 20]);
+    assert_eq!(block_on(consumer.collect::<Vec<_>>()), [1, 10, 2, 20]);
+}
+
+/// The same with an async handler, in virtual time: it fails at the
+/// second item, one second in.
+#[test]
+fn an_async_handler_error_stops_the_pipeline_at_its_time() {
+    let el = EventLoop::starting_at(t(0)).simulated();
+    let out = Rc::new(RefCell::new(Vec::new()));
+    let o = out.clone();
+    let run = try_handle(stream::iter(1..=3u32), |x| async move {
+        sleep(Duration::from_secs(1)).await;
+        if x == 2 {
+            Err("timeout")
+        } else {
+            Ok(Some(x))
+        }
+    })
+    .sink(move |x| o.borrow_mut().push((timecast::now(), x)))
+    .run();
+    let result = within(&el, run).expect("the pipeline stops");
+    assert_eq!(result, Err(HandleError::Handler("timeout")));
+    assert_eq!(*out.borrow(), [(t(1000), 1)]);
+    assert_eq!(el.now(), t(2000));
+}
+
+/// A handler with no outputs (`Result<(), E>`), sync and async, runs to
+/// the end when nothing fails and stops at its first error.
+#[test]
+fn handlers_without_outputs_go_on_until_their_error() {
+    let handled = Cell::new(0);
+    let count = |x: u32| {
+        handled.set(handled.get() + 1);
+        if x < 4 {
+            Ok(())
+        } else {
+            Err(x)
+        }
+    };
+    let ended = block_on(try_handle(stream::iter(1..=3u32), count).run());
+    assert_eq!(ended, Ok(()));
+    assert_eq!(handled.get(), 3);
+    let stopped = block_on(try_handle(stream::iter(1..=9u32), count).run());
+    assert_eq!(stopped, Err(HandleError::Handler(4)));
+    assert_eq!(handled.get(), 7);
+    let later = block_on(try_handle(stream::iter([1u32, 5, 2]), |x| async move { count(x) }).run());
+    assert_eq!(later, Err(HandleError::Handler(5)));
+    assert_eq!(handled.get(), 9);
+}
+
+/// A sink's error stops a fallible pipeline as it stops any other, told
+/// apart from the handler's: the output the closed topic refused.
+#[test]
+fn a_sink_error_in_a_fallible_pipeline_is_the_sinks() {
+    let topic = AsyncStream::<u32>::with_capacity(4);
+    let _c = topic.subscribe();
+    topic.close();
+    let result = block_on(
+        try_handle(stream::iter(1..=3u32), |x| Ok::<_, String>(Some(x)))
+            .sink_to(topic)
+            .run(),
+    );
+    assert_eq!(result, Err(HandleError::Sink(Closed(1))));
+    let error = result.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "a sink failed: putting into a closed stream"
+    );
+}
+
+/// A fallible pipeline's error is an `Error` whenever both errors display,
+/// `String` and `&str` handler errors included, so `?` takes it into a
+/// `Box<dyn Error>`; its text says which part failed, once.
+#[test]
+fn a_fallible_pipelines_error_goes_into_a_boxed_error() {
+    fn run(items: &[&'static str]) -> Result<u32, Box<dyn std::error::Error>> {
+        let mut total = 0;
+        let parse = |s: &'static str| {
+            s.parse::<u32>()
+                .map_err(|_| format!("{s:?} is no number"))
+                .map(Some)
+        };
+        block_on(
+            try_handle(stream::iter(items.to_vec()), parse)
+                .sink(|n| total += n)
+                .run(),
+        )?;
+        Ok(total)
+    }
+    assert_eq!(run(&["1", "2"]).unwrap(), 3);
+    let error = run(&["1", "two"]).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "the handler failed: \"two\" is no number"
+    );
+    assert!(error.source().is_none());
+}
+
+/// A fan-out whose second sink fails, in a fallible pipeline: the first got
+/// the value, and the error is the sink's.
+#[test]
+fn a_failing_sink_of_a_fan_out_stops_a_fallible_pipeline() {
+    let first = RefCell::new(Vec::new());
+    let topic = AsyncStream::<u32>::with_capacity(4);
+    let _c = topic.subscribe();
+    topic.close();
+    let result = block_on(
+        try_handle(stream::iter(1..=3u32), |x| Ok::<_, String>(vec![x]))
+            .sink_to(fan_out(from_fn(|x| first.borrow_mut().push(x)), topic))
+            .run(),
+    );
+    assert_eq!(result, Err(HandleError::Sink(Closed(1))));
+    assert_eq!(*first.borrow(), [1]);
 }

@@ -23,10 +23,9 @@ use super::sinks::{fan_out, from_fn, marker, Discard, FanOut, FnSink, Sink, Sink
 /// inferred.
 ///
 /// A `Result` is an iterable too: `Ok(o)` is one output, and `Err` none,
-/// dropped without a word, while the pipeline goes on. A handler does not
-/// stop the pipeline: to stop at an error of the source (a reader's
-/// `Result` items), end the source there (`StreamExt::take_while`) and
-/// keep the error aside to check once `run` returns.
+/// dropped while the pipeline goes on. A handler that must stop the
+/// pipeline with its error is bound with [`try_handle`] instead (see
+/// [`TryHandlerOutput`]).
 ///
 /// # Examples
 ///
@@ -95,6 +94,258 @@ impl<F: Future<Output = ()>> HandlerOutput<marker::AsyncUnit> for F {
     }
 }
 
+/// What a fallible handler returns (one bound with [`try_handle`]):
+/// `Result<R, E>`, where `R` is an iterable of outputs or `()` for none,
+/// or a future of such a `Result` (an async handler). `Ok` holds the outputs; `Err` stops the pipeline, and
+/// [`Handle::run`] returns it as [`HandleError::Handler`].
+///
+/// The marker `M` ([`marker`](super::marker)) tells the cases apart; it is
+/// inferred.
+///
+/// # Examples
+///
+/// ```
+/// use timecast::sink::{marker, TryHandlerOutput};
+///
+/// let ok = futures::executor::block_on(TryHandlerOutput::<marker::Iter>::try_into_outputs(Ok::<_, ()>([1, 2])));
+/// assert_eq!(ok.map(|outputs| outputs.collect::<Vec<_>>()), Ok(vec![1, 2]));
+/// let failed = futures::executor::block_on(TryHandlerOutput::<marker::Unit>::try_into_outputs(Err::<(), _>("bad")));
+/// assert!(matches!(failed, Err("bad")));
+/// ```
+pub trait TryHandlerOutput<M> {
+    /// One output.
+    type Item;
+    /// The outputs.
+    type Iter: Iterator<Item = Self::Item>;
+    /// The handler's error.
+    type Error;
+    /// Resolves to the outputs, or to the handler's error.
+    fn try_into_outputs(self) -> impl Future<Output = Result<Self::Iter, Self::Error>>;
+}
+
+impl<I: IntoIterator, E> TryHandlerOutput<marker::Iter> for Result<I, E> {
+    type Item = I::Item;
+    type Iter = I::IntoIter;
+    type Error = E;
+    fn try_into_outputs(self) -> impl Future<Output = Result<I::IntoIter, E>> {
+        ready(self.map(IntoIterator::into_iter))
+    }
+}
+
+impl<E> TryHandlerOutput<marker::Unit> for Result<(), E> {
+    type Item = Infallible;
+    type Iter = std::iter::Empty<Infallible>;
+    type Error = E;
+    fn try_into_outputs(self) -> impl Future<Output = Result<Self::Iter, E>> {
+        ready(self.map(|()| std::iter::empty()))
+    }
+}
+
+impl<F, I, E> TryHandlerOutput<marker::AsyncIter> for F
+where
+    F: Future<Output = Result<I, E>>,
+    I: IntoIterator,
+{
+    type Item = I::Item;
+    type Iter = I::IntoIter;
+    type Error = E;
+    async fn try_into_outputs(self) -> Result<I::IntoIter, E> {
+        self.await.map(IntoIterator::into_iter)
+    }
+}
+
+impl<F, E> TryHandlerOutput<marker::AsyncUnit> for F
+where
+    F: Future<Output = Result<(), E>>,
+{
+    type Item = Infallible;
+    type Iter = std::iter::Empty<Infallible>;
+    type Error = E;
+    async fn try_into_outputs(self) -> Result<Self::Iter, E> {
+        self.await.map(|()| std::iter::empty())
+    }
+}
+
+/// The handler of a [`Handle`]: a closure bound by [`handle`], or a
+/// fallible one bound by [`try_handle`] (wrapped in [`Fallible`]). It
+/// tells [`Handle::run`] what the pipeline's error is: the sinks' own
+/// error for a handler that cannot fail, a [`HandleError`] of both for one
+/// that can.
+///
+/// Generic code over a [`Handle`] names it in its bounds (`F:
+/// Handler<S::Item, M>`), and `F::Item` for the outputs. It is sealed:
+/// timecast implements it for those two kinds, and its methods are
+/// [`Handle::run`]'s own.
+///
+/// # Examples
+///
+/// ```
+/// use futures::Stream;
+/// use timecast::sink::{Handle, Handler, Sink};
+///
+/// /// Runs any pipeline, plain or fallible, and says how it ended.
+/// async fn run_and_tell<S, F, M, K>(pipeline: Handle<S, F, M, K>) -> bool
+/// where
+///     S: Stream,
+///     F: Handler<S::Item, M>,
+///     K: Sink<F::Item>,
+/// {
+///     pipeline.run().await.is_ok()
+/// }
+///
+/// let plain = timecast::sink::handle(futures::stream::iter([1]), Some);
+/// assert!(futures::executor::block_on(run_and_tell(plain)));
+/// let failing = timecast::sink::try_handle(futures::stream::iter([1]), |_: i32| Err::<(), _>("no"));
+/// assert!(!futures::executor::block_on(run_and_tell(failing)));
+/// ```
+pub trait Handler<In, M>: sealed::Sealed<In, M> {
+    /// One output.
+    type Item;
+    /// The outputs of one input.
+    type Outputs: Iterator<Item = Self::Item>;
+    /// What the handler returns, once awaited: the outputs, or for a
+    /// fallible handler a `Result` of them.
+    #[doc(hidden)]
+    type Returned;
+    /// The pipeline's error, given the sinks' error `SinkError`.
+    type RunError<SinkError>;
+    /// Calls the handler on one input.
+    #[doc(hidden)]
+    fn call(&mut self, input: In) -> impl Future<Output = Self::Returned>;
+    /// The outputs the handler returned, or the pipeline's error if it
+    /// failed.
+    #[doc(hidden)]
+    fn outputs<SinkError>(
+        returned: Self::Returned,
+    ) -> Result<Self::Outputs, Self::RunError<SinkError>>;
+    /// The pipeline's error for a sink's error.
+    #[doc(hidden)]
+    fn sink_error<SinkError>(error: SinkError) -> Self::RunError<SinkError>;
+}
+
+mod sealed {
+    use super::{Fallible, HandlerOutput, TryHandlerOutput};
+
+    /// Keeps [`Handler`](super::Handler) to timecast's two kinds of handler.
+    pub trait Sealed<In, M> {}
+
+    impl<F, In, R, M> Sealed<In, M> for F
+    where
+        F: FnMut(In) -> R,
+        R: HandlerOutput<M>,
+    {
+    }
+
+    impl<F, In, R, M> Sealed<In, M> for Fallible<F>
+    where
+        F: FnMut(In) -> R,
+        R: TryHandlerOutput<M>,
+    {
+    }
+}
+
+impl<F, In, R, M> Handler<In, M> for F
+where
+    F: FnMut(In) -> R,
+    R: HandlerOutput<M>,
+{
+    type Item = R::Item;
+    type Outputs = R::Iter;
+    type Returned = R::Iter;
+    type RunError<SinkError> = SinkError;
+    fn call(&mut self, input: In) -> impl Future<Output = R::Iter> {
+        self(input).into_outputs()
+    }
+    fn outputs<SinkError>(returned: R::Iter) -> Result<R::Iter, SinkError> {
+        Ok(returned)
+    }
+    fn sink_error<SinkError>(error: SinkError) -> SinkError {
+        error
+    }
+}
+
+/// A fallible handler, as [`try_handle`] binds it: its `Err` stops the
+/// pipeline.
+///
+/// # Examples
+///
+/// ```
+/// use timecast::sink::{Fallible, Handle};
+///
+/// let parse = |s: &str| s.parse::<u32>().map(Some);
+/// let _pipeline: Handle<_, Fallible<_>, _> = timecast::sink::try_handle(futures::stream::iter(["1"]), parse);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Fallible<F>(F);
+
+impl<F, In, R, M> Handler<In, M> for Fallible<F>
+where
+    F: FnMut(In) -> R,
+    R: TryHandlerOutput<M>,
+{
+    type Item = R::Item;
+    type Outputs = R::Iter;
+    type Returned = Result<R::Iter, R::Error>;
+    type RunError<SinkError> = HandleError<R::Error, SinkError>;
+    fn call(&mut self, input: In) -> impl Future<Output = Self::Returned> {
+        (self.0)(input).try_into_outputs()
+    }
+    fn outputs<SinkError>(
+        returned: Self::Returned,
+    ) -> Result<R::Iter, HandleError<R::Error, SinkError>> {
+        returned.map_err(HandleError::Handler)
+    }
+    fn sink_error<SinkError>(error: SinkError) -> HandleError<R::Error, SinkError> {
+        HandleError::Sink(error)
+    }
+}
+
+/// Why a pipeline of [`try_handle`] stopped: its handler's error, or the
+/// error of the sink that failed.
+///
+/// Its `Display` says which, followed by the error's own text; it is an
+/// [`Error`](std::error::Error) whenever both errors display (a `String`
+/// or `&str` handler error too), with no [`source`](std::error::Error::source):
+/// the text is already in its own. Match on it for the error itself.
+///
+/// # Examples
+///
+/// ```
+/// use timecast::sink::{try_handle, HandleError};
+///
+/// let source = futures::stream::iter(["1", "x"]);
+/// let mut parsed = Vec::new();
+/// let pipeline = try_handle(source, |s: &str| s.parse::<u32>().map(Some)).sink(|n| parsed.push(n));
+/// let error = futures::executor::block_on(pipeline.run()).unwrap_err();
+/// assert!(matches!(error, HandleError::Handler(_)));
+/// assert_eq!(error.to_string(), "the handler failed: invalid digit found in string");
+/// assert_eq!(parsed, [1]);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HandleError<E, S> {
+    /// The handler returned this error.
+    Handler(E),
+    /// A sink failed with this error ([`Closed`](crate::Closed) with the
+    /// output a closed topic refused, a store table's error, …).
+    Sink(S),
+}
+
+impl<E: fmt::Display, S: fmt::Display> fmt::Display for HandleError<E, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Handler(e) => write!(f, "the handler failed: {e}"),
+            Self::Sink(e) => write!(f, "a sink failed: {e}"),
+        }
+    }
+}
+
+impl<E, S> std::error::Error for HandleError<E, S>
+where
+    E: fmt::Debug + fmt::Display,
+    S: fmt::Debug + fmt::Display,
+{
+}
+
 /// Binds `handler` to `source` (Slipstream's `@handle`): each item of the
 /// source goes through the handler, and each of its outputs to the sinks,
 /// in order. Add sinks with [`sink`](Handle::sink) (closures) and
@@ -136,7 +387,81 @@ where
     }
 }
 
-/// A source, a handler and its sinks, built by [`handle`]. `K` is the sink
+/// Binds a fallible `handler` to `source`: as [`handle`], except that the
+/// handler returns a `Result` (or a future of one, for an async handler),
+/// and its `Err` stops the pipeline. [`run`](Handle::run) then returns
+/// [`HandleError::Handler`] with it, after every output of the items
+/// before reached the sinks; the failing item's outputs are none, and the
+/// source is not polled again. A sink's error stops it as well, as
+/// [`HandleError::Sink`].
+///
+/// The sinks see a stop as they see any end: a topic the pipeline owned
+/// closes once the pipeline is dropped, as after the source's end. Tell
+/// the two apart by `run`'s result. In a [`Flow`](crate::flow::Flow), a
+/// pipeline's error is what its supervisor acts on: a failing handler is
+/// reported with its error's text, and the pipeline restarted as its
+/// [`Restart`](crate::flow::Restart) policy says.
+///
+/// `Ok` holds the outputs, as a handler of [`handle`] returns them: an
+/// iterable, or `()` for none (see [`TryHandlerOutput`]). So a closure
+/// returning `Result<Vec<T>, E>` puts out each `T` here, while
+/// under `handle` the same closure puts out each `Vec<T>` (the `Ok` of an
+/// iterable `Result`) and drops its errors. A closure whose body returns
+/// `Ok(())` may need its error type spelled (`Ok::<(), E>(())`).
+///
+/// # Examples
+///
+/// Parsing stops at the first line that is not a number:
+///
+/// ```
+/// use timecast::sink::{try_handle, HandleError};
+///
+/// let lines = futures::stream::iter(["1", "2", "three", "4"]);
+/// let mut total = 0;
+/// let pipeline = try_handle(lines, |line: &str| line.parse::<u32>().map(Some))
+///     .sink(|n| total += n);
+/// let stopped = futures::executor::block_on(pipeline.run());
+/// assert!(matches!(stopped, Err(HandleError::Handler(_))));
+/// assert_eq!(total, 3);
+/// ```
+///
+/// An async handler, and one that has no outputs:
+///
+/// ```
+/// use timecast::sink::try_handle;
+///
+/// let checked = try_handle(futures::stream::iter([1, 2]), |x: u32| async move {
+///     if x > 0 { Ok(vec![x; 2]) } else { Err("zero") }
+/// });
+/// let mut outputs = Vec::new();
+/// futures::executor::block_on(checked.sink(|x| outputs.push(x)).run())?;
+/// assert_eq!(outputs, [1, 1, 2, 2]);
+///
+/// let mut seen = 0;
+/// let count = try_handle(futures::stream::iter([1, 2]), |_: u32| {
+///     seen += 1;
+///     Ok::<(), &str>(())
+/// });
+/// futures::executor::block_on(count.run())?;
+/// assert_eq!(seen, 2);
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+pub fn try_handle<S, F, R, M>(source: S, handler: F) -> Handle<S, Fallible<F>, M>
+where
+    S: Stream,
+    F: FnMut(S::Item) -> R,
+    R: TryHandlerOutput<M>,
+{
+    Handle {
+        source,
+        handler: Fallible(handler),
+        sinks: Discard,
+        _marker: PhantomData,
+    }
+}
+
+/// A source, a handler and its sinks, built by [`handle`] or
+/// [`try_handle`]. `K` is the sink
 /// list: [`Discard`] until the first sink is added, then [`Sinks`].
 ///
 /// # Examples
@@ -178,11 +503,10 @@ impl<O, K: Sink<O>> Sink<O> for Sinks<K> {
     }
 }
 
-impl<S, F, R, M> Handle<S, F, M, Discard>
+impl<S, F, M> Handle<S, F, M, Discard>
 where
     S: Stream,
-    F: FnMut(S::Item) -> R,
-    R: HandlerOutput<M>,
+    F: Handler<S::Item, M>,
 {
     /// Sends the handler's outputs to a closure: `FnMut(O)`, or `FnMut(O)
     /// -> impl Future<Output = ()>` awaited before the next output.
@@ -201,7 +525,7 @@ where
     /// ```
     pub fn sink<G, Q, N>(self, sink: G) -> Handle<S, F, M, Sinks<FnSink<G, N>>>
     where
-        G: FnMut(R::Item) -> Q,
+        G: FnMut(F::Item) -> Q,
         Q: SinkReturn<N>,
     {
         self.sink_to(from_fn(sink))
@@ -229,7 +553,7 @@ where
     /// ```
     pub fn sink_to<K>(self, sink: K) -> Handle<S, F, M, Sinks<K>>
     where
-        K: Sink<R::Item>,
+        K: Sink<F::Item>,
     {
         Handle {
             source: self.source,
@@ -240,12 +564,11 @@ where
     }
 }
 
-impl<S, F, R, M, K> Handle<S, F, M, Sinks<K>>
+impl<S, F, M, K> Handle<S, F, M, Sinks<K>>
 where
     S: Stream,
-    F: FnMut(S::Item) -> R,
-    R: HandlerOutput<M>,
-    R::Item: Clone,
+    F: Handler<S::Item, M>,
+    F::Item: Clone,
 {
     /// Adds a closure sink: every output goes to the sinks before, then to
     /// this one (a clone to all but the last).
@@ -271,7 +594,7 @@ where
     )]
     pub fn sink<G, Q, N>(self, sink: G) -> Handle<S, F, M, Sinks<FanOut<K, FnSink<G, N>>>>
     where
-        G: FnMut(R::Item) -> Q,
+        G: FnMut(F::Item) -> Q,
         Q: SinkReturn<N>,
     {
         self.sink_to(from_fn(sink))
@@ -297,7 +620,7 @@ where
     /// ```
     pub fn sink_to<K2>(self, sink: K2) -> Handle<S, F, M, Sinks<FanOut<K, K2>>>
     where
-        K2: Sink<R::Item>,
+        K2: Sink<F::Item>,
     {
         Handle {
             source: self.source,
@@ -335,7 +658,8 @@ impl<S, F, M, K> Handle<S, F, M, K> {
     /// The error of the sink that failed ([`Sink::Error`]; joined by
     /// [`CombineErrors`](super::CombineErrors) for several sinks): [`Closed`](crate::Closed) with
     /// the output a closed topic refused, a store table's error. The
-    /// pipeline stops there.
+    /// pipeline stops there. A pipeline of [`try_handle`] stops at its
+    /// handler's error too, and returns either in a [`HandleError`].
     ///
     /// # Panics
     ///
@@ -371,12 +695,11 @@ impl<S, F, M, K> Handle<S, F, M, K> {
     /// assert_eq!(*log.borrow(), ["first 1", "second 1", "first 2", "second 2"]);
     /// # Ok::<_, timecast::TaskError>(())
     /// ```
-    pub fn run<R>(self) -> impl Future<Output = Result<(), K::Error>>
+    pub fn run(self) -> impl Future<Output = Result<(), F::RunError<K::Error>>>
     where
         S: Stream,
-        F: FnMut(S::Item) -> R,
-        R: HandlerOutput<M>,
-        K: Sink<R::Item>,
+        F: Handler<S::Item, M>,
+        K: Sink<F::Item>,
     {
         let Self {
             source,
@@ -387,8 +710,8 @@ impl<S, F, M, K> Handle<S, F, M, K> {
         async move {
             let mut source = pin!(source);
             while let Some(item) = source.next().await {
-                for output in handler(item).into_outputs().await {
-                    sinks.send(output).await?;
+                for output in F::outputs(handler.call(item).await)? {
+                    sinks.send(output).await.map_err(F::sink_error)?;
                 }
             }
             Ok(())

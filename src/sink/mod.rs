@@ -10,6 +10,10 @@
 //! - [`handle(source, handler)`](handle) binds them. The handler returns its
 //!   outputs: an `Option`, a `Vec`, an array, any iterable, `()` for none, or
 //!   a future of those ([`HandlerOutput`]).
+//! - [`try_handle(source, handler)`](try_handle) binds a fallible handler:
+//!   it returns a `Result` of those (or a future of one), and its `Err`
+//!   stops the pipeline, which returns it in a [`HandleError`]
+//!   ([`TryHandlerOutput`]).
 //! - [`Handle::sink`] adds a closure sink, `FnMut(O)` or async;
 //!   [`Handle::sink_to`] adds any [`Sink`]: an
 //!   [`AsyncStream`](crate::AsyncStream) used as an in-process topic, a
@@ -53,7 +57,10 @@
 mod handle;
 mod sinks;
 
-pub use handle::{handle, Handle, HandlerOutput, Sinks};
+pub use handle::{
+    handle, try_handle, Fallible, Handle, HandleError, Handler, HandlerOutput, Sinks,
+    TryHandlerOutput,
+};
 pub use sinks::{
     fan_out, from_fn, marker, CombineErrors, Discard, FanOut, FnSink, Sink, SinkReturn,
 };

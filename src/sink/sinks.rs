@@ -231,7 +231,8 @@ pub mod marker {
     /// ```
     #[derive(Debug)]
     pub struct Async;
-    /// A handler returning an iterable (`Option`, `Vec`, array, …).
+    /// A handler returning an iterable (`Option`, `Vec`, array, …), or a
+    /// fallible one returning a `Result` of one.
     ///
     /// # Examples
     ///
@@ -243,7 +244,8 @@ pub mod marker {
     /// ```
     #[derive(Debug)]
     pub struct Iter;
-    /// A handler returning `()`: no output.
+    /// A handler returning `()`, or a fallible one returning `Result<(),
+    /// E>`: no output.
     ///
     /// # Examples
     ///
@@ -254,7 +256,8 @@ pub mod marker {
     /// ```
     #[derive(Debug)]
     pub struct Unit;
-    /// A handler returning a future of an iterable.
+    /// A handler returning a future of an iterable, or a fallible one
+    /// returning a future of a `Result` of one.
     ///
     /// # Examples
     ///
@@ -265,7 +268,8 @@ pub mod marker {
     /// ```
     #[derive(Debug)]
     pub struct AsyncIter;
-    /// A handler returning a future of `()`.
+    /// A handler returning a future of `()`, or a fallible one returning a
+    /// future of `Result<(), E>`.
     ///
     /// # Examples
     ///
