@@ -578,12 +578,17 @@ fn a_lagging_errors_subscriber_holds_up_neither_shutdown_nor_its_grace_period() 
     );
     let noisy = &report.pipelines[0];
     assert_eq!(noisy.state, PipelineState::Failed);
-    // Every report, then the abort.
-    assert_eq!(noisy.errors.len(), 1101);
-    assert!(noisy.errors[1100].error.contains("shutdown grace period"));
+    // Every report, then the abort: all counted, the latest 1,000 kept.
+    assert_eq!(noisy.error_count, 1101);
+    assert_eq!(noisy.errors.len(), 1000);
+    assert_eq!(noisy.errors[0].error, "skipped record 101");
+    assert!(noisy.errors[999].error.contains("shutdown grace period"));
     // The stream kept what fitted, in order, then ended.
     el.run().unwrap();
-    assert_eq!(received.borrow()[..], noisy.errors[..1024]);
+    let received = received.borrow();
+    assert_eq!(received.len(), 1024);
+    assert!((0..1024).all(|i| received[i].error == format!("skipped record {i}")));
+    assert_eq!(received[101..], noisy.errors[..923]);
 }
 
 #[test]
@@ -1296,4 +1301,60 @@ fn a_failing_handler_fails_its_pipeline_which_is_restarted() {
     assert_eq!(parse.state, PipelineState::Done);
     assert_eq!(sum.get(), 1 + 2 + 1 + 2 + 3 + 4);
     assert_eq!(el.now(), secs(3 + 2 + 4));
+}
+
+/// A flow left running keeps the latest `ERROR_HISTORY` errors, per
+/// pipeline and in all, and counts every one: a pipeline failing 1,000
+/// times and reporting 1,001 times, beside a quiet one that reports 100.
+#[test]
+fn reports_keep_the_latest_errors_and_count_them_all() {
+    use timecast::flow::FlowReport;
+
+    let n = FlowReport::ERROR_HISTORY;
+    let runs = Rc::new(Cell::new(0));
+    let r = runs.clone();
+    let flow = Flow::new()
+        .pipeline_with_context("flapping", move |ctx| {
+            r.set(r.get() + 1);
+            let run = r.get();
+            async move {
+                ctx.report(format!("report {run}"));
+                sleep(Duration::from_secs(1)).await;
+                if run <= n {
+                    Err(format!("failure {run}"))
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .restart(Restart::on_failure())
+        .backoff(Duration::from_millis(1), Duration::from_millis(1))
+        .pipeline_with_context("quiet", |ctx| async move {
+            for i in 1..=100 {
+                sleep(Duration::from_millis(1500)).await;
+                ctx.report(format!("quiet {i}"));
+            }
+            Ok::<_, String>(())
+        })
+        .restart(Restart::never());
+    let el = sim();
+    let report = el.block_on(flow.run());
+    let flapping = report.pipeline("flapping").unwrap();
+    assert_eq!(flapping.state, PipelineState::Done);
+    assert_eq!(runs.get(), n + 1);
+    // Reports and failures alternate: report 1, failure 1, …, report n,
+    // failure n, report n + 1; the last n of them are kept.
+    assert_eq!(flapping.error_count, 2 * n as u64 + 1);
+    assert_eq!(flapping.errors.len(), n);
+    let texts: Vec<&str> = flapping.errors.iter().map(|e| e.error.as_str()).collect();
+    assert_eq!(texts[0], format!("failure {}", n / 2 + 1));
+    assert_eq!(texts[n - 1], format!("report {}", n + 1));
+    let quiet = report.pipeline("quiet").unwrap();
+    assert_eq!((quiet.error_count, quiet.errors.len()), (100, 100));
+    assert_eq!(quiet.errors[99].error, "quiet 100");
+    assert_eq!(report.error_count, 2 * n as u64 + 1 + 100);
+    assert_eq!(report.errors.len(), n);
+    let last = report.errors.last().unwrap();
+    assert_eq!(last.error, format!("report {}", n + 1));
+    assert!(report.errors.windows(2).all(|w| w[0].at <= w[1].at));
 }

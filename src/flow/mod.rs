@@ -13,7 +13,9 @@
 //!   the loop and the other pipelines go on. The failure is reported with
 //!   the pipeline's name, the error's text, the restart count and the time
 //!   ([`PipelineError`]) on [`FlowHandle::errors`], to `tracing` (feature
-//!   `tracing`), and in the [`FlowReport`] that `run` returns. Tasks that
+//!   `tracing`), and in the [`FlowReport`] that `run` returns (the latest
+//!   [`FlowReport::ERROR_HISTORY`], so that a flow left running holds no
+//!   more, and their count). Tasks that
 //!   a [`process_stream`](crate::process_stream) spawns on the pipeline's
 //!   behalf are contained with it; tasks the pipeline spawns itself with
 //!   [`spawn`](crate::spawn) are not (await their handles).
@@ -1560,7 +1562,8 @@ struct Slot {
     backoff: Backoff,
     restarts: u32,
     started: Timestamp,
-    errors: Vec<PipelineError>,
+    /// The latest errors, and how many there were.
+    errors: ErrorHistory,
     counters: Arc<Counters>,
     /// Aborted at the end of the shutdown grace period.
     aborted: bool,
@@ -1639,7 +1642,30 @@ struct Supervisor {
     grace_timer: Option<Sleep>,
     grace_over: bool,
     shut_down: bool,
-    all_errors: Vec<PipelineError>,
+    all_errors: ErrorHistory,
+}
+
+/// The latest [`FlowReport::ERROR_HISTORY`] errors, and how many there
+/// were in all.
+#[derive(Default)]
+struct ErrorHistory {
+    latest: VecDeque<PipelineError>,
+    count: u64,
+}
+
+impl ErrorHistory {
+    fn push(&mut self, error: PipelineError) {
+        if self.latest.len() == FlowReport::ERROR_HISTORY {
+            self.latest.pop_front();
+        }
+        self.latest.push_back(error);
+        self.count += 1;
+    }
+
+    /// The errors kept, and the count.
+    fn take(&mut self) -> (Vec<PipelineError>, u64) {
+        (std::mem::take(&mut self.latest).into(), self.count)
+    }
 }
 
 impl Supervisor {
@@ -1663,7 +1689,7 @@ impl Supervisor {
                 phase: Phase::Finished,
                 restarts: 0,
                 started: Timestamp::MIN,
-                errors: Vec::new(),
+                errors: ErrorHistory::default(),
                 counters,
                 aborted: false,
             })
@@ -1678,7 +1704,7 @@ impl Supervisor {
             grace_timer: None,
             grace_over: false,
             shut_down: false,
-            all_errors: Vec::new(),
+            all_errors: ErrorHistory::default(),
         }
     }
 
@@ -1986,21 +2012,27 @@ impl Supervisor {
 
     fn finish(&mut self) -> FlowReport {
         self.errors.close();
+        let (errors, error_count) = self.all_errors.take();
         let state = self.shared.state.lock();
         FlowReport {
             pipelines: self
                 .slots
                 .iter_mut()
                 .zip(&state.pipelines)
-                .map(|(slot, entry)| PipelineReport {
-                    name: entry.name.clone(),
-                    state: entry.state,
-                    restarts: slot.restarts,
-                    errors: std::mem::take(&mut slot.errors),
-                    items: slot.counters.items(),
+                .map(|(slot, entry)| {
+                    let (errors, error_count) = slot.errors.take();
+                    PipelineReport {
+                        name: entry.name.clone(),
+                        state: entry.state,
+                        restarts: slot.restarts,
+                        errors,
+                        error_count,
+                        items: slot.counters.items(),
+                    }
                 })
                 .collect(),
-            errors: std::mem::take(&mut self.all_errors),
+            errors,
+            error_count,
             shut_down: self.shut_down,
             commit_errors: Vec::new(),
         }

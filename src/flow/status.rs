@@ -488,14 +488,19 @@ pub struct PipelineReport {
     pub state: PipelineState,
     /// How many times it was restarted.
     pub restarts: u32,
-    /// Its failures, in order.
+    /// Its failures and reports, in order: the latest
+    /// [`FlowReport::ERROR_HISTORY`] of them.
     pub errors: Vec<PipelineError>,
+    /// How many failures and reports it had in all, those `errors` no
+    /// longer holds included.
+    pub error_count: u64,
     /// Items processed (see [`PipelineStatus::items`]).
     pub items: u64,
 }
 
 /// What [`Flow::run`](super::Flow::run) returns: how every pipeline ended,
-/// and every failure in the order it happened.
+/// and the failures in the order they happened (the latest
+/// [`ERROR_HISTORY`](Self::ERROR_HISTORY), and how many there were).
 ///
 /// # Examples
 ///
@@ -518,8 +523,12 @@ pub struct PipelineReport {
 pub struct FlowReport {
     /// Every pipeline, in the order they were added.
     pub pipelines: Vec<PipelineReport>,
-    /// Every failure of every pipeline, in the order they happened.
+    /// The failures and reports of every pipeline, in the order they
+    /// happened: the latest [`ERROR_HISTORY`](Self::ERROR_HISTORY) of them.
     pub errors: Vec<PipelineError>,
+    /// How many failures and reports there were in all, those `errors` no
+    /// longer holds included.
+    pub error_count: u64,
     /// Whether the flow ended by [`shutdown`](super::FlowHandle::shutdown).
     pub shut_down: bool,
     /// The commits of the stores attached with `Flow::store` (feature
@@ -529,6 +538,34 @@ pub struct FlowReport {
 }
 
 impl FlowReport {
+    /// How many errors a report keeps, per pipeline and in all: the latest.
+    /// A flow left running keeps no more than these in memory, however
+    /// often its pipelines fail or report (a [`poll`](crate::source::poll)
+    /// source reports every failed request past its threshold); the
+    /// counts (`error_count`) go on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use timecast::flow::{Flow, FlowReport};
+    /// use timecast::EventLoop;
+    ///
+    /// let flow = Flow::new().pipeline_with_context("noisy", |ctx| async move {
+    ///     for i in 0..FlowReport::ERROR_HISTORY + 5 {
+    ///         ctx.report(format!("report {i}"));
+    ///         timecast::sleep(std::time::Duration::from_secs(1)).await;
+    ///     }
+    ///     Ok::<_, String>(())
+    /// });
+    /// let report = EventLoop::new().simulated().block_on(flow.run());
+    /// let noisy = report.pipeline("noisy").unwrap();
+    /// assert_eq!(noisy.errors.len(), FlowReport::ERROR_HISTORY);
+    /// assert_eq!(noisy.error_count, FlowReport::ERROR_HISTORY as u64 + 5);
+    /// assert_eq!(noisy.errors[0].error, "report 5");
+    /// assert_eq!(report.error_count, FlowReport::ERROR_HISTORY as u64 + 5);
+    /// ```
+    pub const ERROR_HISTORY: usize = 1000;
+
     /// Whether no pipeline ended [`Failed`](PipelineState::Failed) and
     /// every attached store committed.
     ///
