@@ -539,17 +539,33 @@ fn a_pipeline_ignoring_shutdown_is_aborted_after_the_grace_period() {
     );
 }
 
+/// Returns `Pending` once, waking itself: the loop's other tasks run.
+async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await;
+}
+
 /// A subscriber of the errors stream that lags (1024 failures buffered; it
 /// starts reading at 100 s) makes the supervisor wait for it only until the
 /// shutdown: the shutdown at 1 s is seen, the grace period runs from it,
 /// and the failures that do not fit are dropped from the stream but kept
-/// in the report.
+/// in the report. (The pipeline yields after each report, so that the
+/// supervisor publishes each in turn.)
 #[test]
 fn a_lagging_errors_subscriber_holds_up_neither_shutdown_nor_its_grace_period() {
     let flow = Flow::new()
         .pipeline_with_context("noisy", |ctx| async move {
             for i in 0..1100 {
                 ctx.report(format!("skipped record {i}"));
+                yield_now().await;
             }
             std::future::pending::<()>().await;
             Ok::<_, String>(())
@@ -1357,4 +1373,92 @@ fn reports_keep_the_latest_errors_and_count_them_all() {
     let last = report.errors.last().unwrap();
     assert_eq!(last.error, format!("report {}", n + 1));
     assert!(report.errors.windows(2).all(|w| w[0].at <= w[1].at));
+}
+
+/// A subscriber of the errors stream that never reads, then is dropped
+/// while the supervisor waits for it: the supervisor goes on (the failure
+/// it was putting is for no one), restarts resume and the run ends.
+#[test]
+fn dropping_a_lagging_errors_subscriber_releases_the_supervisor() {
+    let runs = Rc::new(Cell::new(0));
+    let r = runs.clone();
+    let flow = Flow::new()
+        .pipeline_with_context("noisy", move |ctx| {
+            r.set(r.get() + 1);
+            let run = r.get();
+            async move {
+                for i in 0..1100 {
+                    ctx.report(format!("skipped record {i}"));
+                    sleep(Duration::from_millis(1)).await;
+                }
+                if run == 1 {
+                    Err("lost the connection".to_string())
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .restart(Restart::on_failure())
+        .backoff(Duration::from_secs(1), Duration::from_secs(1));
+    let errors = flow.handle().errors();
+    let el = sim();
+    el.spawn(async move {
+        sleep(Duration::from_secs(5)).await;
+        drop(errors);
+    });
+    // Without a deadline, a supervisor stuck on its put would hang the test.
+    let report = el
+        .block_on(async move {
+            let run = std::pin::pin!(flow.run());
+            let deadline = std::pin::pin!(sleep(Duration::from_secs(3600)));
+            match futures::future::select(run, deadline).await {
+                futures::future::Either::Left((report, _)) => Some(report),
+                futures::future::Either::Right(_) => None,
+            }
+        })
+        .expect("the run ends: nothing waits for the dropped subscriber");
+    let noisy = report.pipeline("noisy").unwrap();
+    assert_eq!(runs.get(), 2);
+    assert_eq!(noisy.state, PipelineState::Done);
+    assert_eq!(noisy.error_count, 2201);
+    // The failure at 1.1 s was published once the subscriber left at 5 s.
+    assert_eq!(el.now(), millis(5000 + 1000 + 1100));
+}
+
+/// While the supervisor waits for a subscriber that lags, the errors
+/// reported meanwhile wait in a queue that keeps the latest
+/// `ERROR_HISTORY`: 3,000 reports, one a millisecond, against a
+/// subscriber that reads from 100 s on. It receives the 1,024 that fit
+/// its buffer, the one the supervisor was putting, then the latest 1,000;
+/// the 975 between were dropped, and the report counts them.
+#[test]
+fn reports_waiting_for_a_lagging_subscriber_keep_the_latest() {
+    use timecast::flow::FlowReport;
+
+    let flow = Flow::new().pipeline_with_context("noisy", |ctx| async move {
+        for i in 0..3000 {
+            ctx.report(format!("{i}"));
+            sleep(Duration::from_millis(1)).await;
+        }
+        Ok::<_, String>(())
+    });
+    let mut errors = flow.handle().errors();
+    let received = Rc::new(RefCell::new(Vec::new()));
+    let r = received.clone();
+    let el = sim();
+    el.spawn(async move {
+        sleep(Duration::from_secs(100)).await;
+        while let Some(e) = errors.next().await {
+            r.borrow_mut().push(e.error.parse::<u32>().unwrap());
+        }
+    });
+    let report = el.block_on(flow.run());
+    el.run().unwrap();
+    let expected: Vec<u32> = (0..1025).chain(2000..3000).collect();
+    assert_eq!(*received.borrow(), expected);
+    let noisy = report.pipeline("noisy").unwrap();
+    assert_eq!(noisy.error_count, 3000);
+    assert_eq!(report.error_count, 3000);
+    assert_eq!(noisy.errors.len(), FlowReport::ERROR_HISTORY);
+    assert_eq!(noisy.errors[0].error, "2000");
 }

@@ -291,6 +291,7 @@ impl Flow {
             restarts: 0,
             last_error: None,
             counters: Arc::new(Counters::new()),
+            dropped: 0,
         });
         self.specs.push(Spec {
             name: name.into(),
@@ -575,7 +576,8 @@ struct SharedState {
     waiters: Vec<Option<Waker>>,
     free: Vec<usize>,
     pipelines: Vec<Entry>,
-    /// Errors reported by pipelines, not yet published.
+    /// Errors reported by pipelines, not yet published: the latest
+    /// [`FlowReport::ERROR_HISTORY`].
     reports: VecDeque<PipelineError>,
 }
 
@@ -586,6 +588,8 @@ struct Entry {
     restarts: u32,
     last_error: Option<PipelineError>,
     counters: Arc<Counters>,
+    /// Its reports dropped unpublished: the queue was full.
+    dropped: u64,
 }
 
 impl Shared {
@@ -800,7 +804,13 @@ impl FlowHandle {
     /// Lossless until a shutdown, as every [`AsyncStream`]: it buffers
     /// 1024 failures for its slowest subscriber, then the supervisor waits
     /// for it (restarts and the failures that follow are then delayed,
-    /// pipelines run on). Drop a subscriber you stop reading.
+    /// pipelines run on). Of the errors that pipelines
+    /// [report](PipelineContext::report) meanwhile, the latest
+    /// [`FlowReport::ERROR_HISTORY`] wait their turn, and older ones are
+    /// dropped (the report counts them in `error_count`), so that a flow
+    /// left running with a subscriber that stopped reading does not grow.
+    /// Drop a subscriber you stop reading: with no subscriber left, the
+    /// supervisor goes on at once.
     ///
     /// Once [`shutdown`](Self::shutdown) is asked, the supervisor no longer
     /// waits: a failure that does not fit the buffer of a lagging
@@ -1274,6 +1284,19 @@ impl PipelineContext {
                 fatal: false,
             };
             entry.last_error = Some(error.clone());
+            // The supervisor waits for a lagging subscriber of the errors
+            // stream; meanwhile the queue keeps the latest reports only.
+            if state.reports.len() == FlowReport::ERROR_HISTORY {
+                if let Some(oldest) = state.reports.pop_front() {
+                    if let Some(entry) = state
+                        .pipelines
+                        .iter_mut()
+                        .find(|e| e.name == oldest.pipeline)
+                    {
+                        entry.dropped += 1;
+                    }
+                }
+            }
             state.reports.push_back(error);
         };
         // Woken with no borrow held.
@@ -1998,12 +2021,20 @@ impl Supervisor {
                     let old = this.watch_shutdown(&mut this.shared.state.lock(), cx);
                     drop(old);
                     // Checked after the waker is stored: a shutdown asked
-                    // from now on wakes it.
-                    if this.shared.is_shutdown() {
-                        // Dropping the put withdraws the value.
+                    // from now on wakes it. And once the last subscriber
+                    // left, the put would wait for the next one: the failure
+                    // is for no one. (A subscriber leaving wakes the put;
+                    // one that left before the put registered is seen by
+                    // the second look.) Dropping the put withdraws the
+                    // value.
+                    if this.shared.is_shutdown() || this.errors.consumer_count() == 0 {
                         return Poll::Ready(());
                     }
-                    put.as_mut().poll(cx).map(|_| ())
+                    let put = put.as_mut().poll(cx);
+                    if put.is_pending() && this.errors.consumer_count() == 0 {
+                        return Poll::Ready(());
+                    }
+                    put.map(|_| ())
                 })
                 .await;
             }
@@ -2020,7 +2051,8 @@ impl Supervisor {
                 .iter_mut()
                 .zip(&state.pipelines)
                 .map(|(slot, entry)| {
-                    let (errors, error_count) = slot.errors.take();
+                    let (errors, published) = slot.errors.take();
+                    let error_count = published + entry.dropped;
                     PipelineReport {
                         name: entry.name.clone(),
                         state: entry.state,
@@ -2032,7 +2064,7 @@ impl Supervisor {
                 })
                 .collect(),
             errors,
-            error_count,
+            error_count: error_count + state.pipelines.iter().map(|e| e.dropped).sum::<u64>(),
             shut_down: self.shut_down,
             commit_errors: Vec::new(),
         }
