@@ -663,6 +663,43 @@ fn rollback_discards_pending_writes_and_moves_logs_and_readers_back() -> Result 
     Ok(())
 }
 
+/// A reader that misses two rollbacks, to ends 1 then 4, moves back to
+/// the lower: the records it had read past 1 were replaced, though it is
+/// below the later end.
+#[test]
+fn a_reader_that_missed_several_rollbacks_moves_back_to_the_lowest_end() -> Result {
+    let store = Store::temporary()?;
+    store.set_commit_policy(CommitPolicy::manual());
+    let log = store.log::<char>("l")?;
+    log.append(secs(0), &'0')?;
+    store.commit()?;
+    log.append(secs(1), &'x')?;
+    log.append(secs(2), &'y')?;
+    let mut reader = log.read(Offset::Start);
+    let waker = Waker::from(Arc::new(Counting::default()));
+    let read = |reader: &mut timecast::store::LogReader<char>| match poll(reader, &waker) {
+        Poll::Ready(Some(Ok(r))) => Some((r.offset, r.value)),
+        Poll::Ready(Some(Err(e))) => panic!("{e}"),
+        _ => None,
+    };
+    assert_eq!(read(&mut reader), Some((0, '0')));
+    assert_eq!(read(&mut reader), Some((1, 'x')));
+    assert_eq!(read(&mut reader), Some((2, 'y')));
+    assert_eq!(store.rollback(), 2);
+    for (i, c) in ['a', 'b', 'c'].into_iter().enumerate() {
+        log.append(secs(3 + i as i64), &c)?;
+    }
+    store.commit()?;
+    log.append(secs(9), &'d')?;
+    assert_eq!(store.rollback(), 1);
+    assert_eq!(log.end(), 4);
+    assert_eq!(read(&mut reader), Some((1, 'a')));
+    assert_eq!(read(&mut reader), Some((2, 'b')));
+    assert_eq!(read(&mut reader), Some((3, 'c')));
+    assert_eq!(read(&mut reader), None);
+    Ok(())
+}
+
 #[test]
 fn a_log_source_replays_its_records_in_virtual_time_then_follows_appends_live() -> Result {
     use std::cell::RefCell;

@@ -219,9 +219,10 @@ pub(super) struct LogState {
     max: Option<i64>,
     types: (String, String),
     retention: Retention,
-    /// The log's end after each rollback, in order (rare: one per
-    /// pipeline that stopped between checkpoints).
-    rolled_back_to: Vec<u64>,
+    /// The readers, by id, each with the lowest end a rollback left since
+    /// it last looked (`None`: no rollback since). One entry per live
+    /// reader, however many rollbacks there were.
+    readers: HashMap<u64, Option<u64>>,
     /// Readers waiting for the next append, by reader id.
     waiting: HashMap<u64, Waker>,
     next_reader: u64,
@@ -261,7 +262,7 @@ impl Shared {
                 max,
                 types,
                 retention: Retention::forever(),
-                rolled_back_to: Vec::new(),
+                readers: HashMap::new(),
                 waiting: HashMap::new(),
                 next_reader: 0,
             }),
@@ -307,7 +308,10 @@ impl Shared {
             state.next = next;
             state.max = max;
         }
-        state.rolled_back_to.push(state.next);
+        let end = state.next;
+        for lowest in state.readers.values_mut() {
+            *lowest = Some(lowest.map_or(end, |lowest| lowest.min(end)));
+        }
         self.rollbacks.fetch_add(1, Ordering::Release);
         // The log was created in the batch just discarded: its handles
         // still hold its types, so record them again (in the new batch), or
@@ -644,10 +648,14 @@ impl<T, C: Codec<T>> Log<T, C> {
     /// ```
     pub fn read(&self, from: Offset) -> LogReader<T, C> {
         let (position, skip_before) = self.locate(from);
-        let id = {
+        let (id, rollbacks) = {
             let mut state = self.shared.state.lock();
             state.next_reader += 1;
-            state.next_reader
+            let id = state.next_reader;
+            state.readers.insert(id, None);
+            // Under the lock, as a rollback counts itself: those from now
+            // on are this reader's.
+            (id, self.shared.rollbacks.load(Ordering::Acquire))
         };
         LogReader {
             log: self.clone(),
@@ -659,7 +667,7 @@ impl<T, C: Codec<T>> Log<T, C> {
             skipped: 0,
             stopped: false,
             seek: Arc::new(Mutex::new(SeekSlot::default())),
-            rollbacks: self.shared.rollbacks.load(Ordering::Acquire),
+            rollbacks,
             // Placed by the log (not at an offset asked for): as if it had
             // passed the records before, so that a rollback below its
             // place moves it back to read the appends made after it.
@@ -1188,7 +1196,10 @@ impl<T, C> Unpin for LogReader<T, C> {}
 
 impl<T, C> Drop for LogReader<T, C> {
     fn drop(&mut self) {
-        let waker = self.log.shared.state.lock().waiting.remove(&self.id);
+        let mut state = self.log.shared.state.lock();
+        let waker = state.waiting.remove(&self.id);
+        state.readers.remove(&self.id);
+        drop(state);
         drop(waker);
     }
 }
@@ -1236,7 +1247,12 @@ impl<T, C: Codec<T>> LogReader<T, C> {
 
     fn jump(&mut self, offset: u64) {
         // A move made after a rollback is not undone by it.
-        self.rollbacks = self.log.shared.state.lock().rolled_back_to.len() as u64;
+        let mut state = self.log.shared.state.lock();
+        if let Some(lowest) = state.readers.get_mut(&self.id) {
+            *lowest = None;
+        }
+        self.rollbacks = self.log.shared.rollbacks.load(Ordering::Acquire);
+        drop(state);
         self.position = offset;
         self.skip_before = None;
         self.buffered.clear();
@@ -1246,9 +1262,11 @@ impl<T, C: Codec<T>> LogReader<T, C> {
     /// After a [`Store::rollback`]: drops what was read ahead, and moves
     /// back to the log's end if this reader had passed it.
     fn rewind(&mut self) {
-        let state = self.log.shared.state.lock();
+        let mut state = self.log.shared.state.lock();
         rewind(
-            &state.rolled_back_to,
+            &mut state,
+            &self.log.shared.rollbacks,
+            self.id,
             &mut self.rollbacks,
             &mut self.position,
             &mut self.reached,
@@ -1352,7 +1370,9 @@ impl<T, C: Codec<T>> LogReader<T, C> {
             // A rollback since this poll began (while a skipped record
             // was decoded, or by another thread): back before reading on.
             rewind(
-                &state.rolled_back_to,
+                &mut state,
+                &shared.rollbacks,
+                self.id,
                 &mut self.rollbacks,
                 &mut self.position,
                 &mut self.reached,
@@ -1385,13 +1405,19 @@ impl<T, C: Codec<T>> LogReader<T, C> {
     }
 }
 
-/// A reader's move after the rollbacks it has not seen (`rolled_back_to`
-/// from `*rollbacks` on): back to the lowest end they left if it had
-/// passed it.
-fn rewind(rolled_back_to: &[u64], rollbacks: &mut u64, position: &mut u64, reached: &mut u64) {
-    let unseen = &rolled_back_to[*rollbacks as usize..];
-    *rollbacks = rolled_back_to.len() as u64;
-    if let Some(end) = unseen.iter().copied().min() {
+/// Reader `id`'s move after the rollbacks it has not seen, under the log's
+/// lock: back to the lowest end they left if it had passed it. `count` is
+/// the log's count of rollbacks, which `rollbacks` catches up with.
+fn rewind(
+    state: &mut LogState,
+    count: &AtomicU64,
+    id: u64,
+    rollbacks: &mut u64,
+    position: &mut u64,
+    reached: &mut u64,
+) {
+    *rollbacks = count.load(Ordering::Acquire);
+    if let Some(end) = state.readers.get_mut(&id).and_then(Option::take) {
         if *reached > end && *position > end {
             *position = end;
             *reached = end;
@@ -1525,5 +1551,35 @@ impl<T, C: Codec<T>> Topic<T> for Log<T, C> {
         if to.partition == 0 {
             reader.seek(to.offset);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{CommitPolicy, Offset, Store};
+    use crate::Timestamp;
+
+    /// The log keeps one entry per live reader, however many rollbacks
+    /// there were, and none once the reader is gone: a pipeline restarted
+    /// many times between checkpoints does not grow it.
+    #[test]
+    fn rollbacks_keep_one_entry_per_live_reader() -> Result<(), crate::store::StoreError> {
+        let store = Store::temporary()?;
+        store.set_commit_policy(CommitPolicy::manual());
+        let log = store.log::<u32>("l")?;
+        let reader = log.read(Offset::Start);
+        for i in 0..1000 {
+            log.append(Timestamp::from_unix_secs(i), &0)?;
+            if i % 2 == 0 {
+                store.commit()?;
+            } else {
+                store.rollback();
+            }
+        }
+        assert_eq!(log.end(), 500);
+        assert_eq!(log.shared.state.lock().readers.len(), 1);
+        drop(reader);
+        assert!(log.shared.state.lock().readers.is_empty());
+        Ok(())
     }
 }
