@@ -1617,13 +1617,14 @@ fn as_of_join_a_late_left_event_is_reported_not_joined_with_a_later_right_value(
 #[test]
 fn as_of_join_a_late_right_value_is_reported_never_silently_dropped() {
     // Right at 2 after right at 8: left at 5 was answered once right
-    // passed it, so the value at 2 is late.
+    // passed it, so the value at 2 is late. (Left at 30 has the right side
+    // read on past it.)
     let late = RefCell::new(Vec::new());
-    let mut join = events([(5, "five")])
+    let mut join = events([(5, "five"), (30, "thirty")])
         .as_of_join(events([(8, 'a'), (2, 'b'), (20, 'c')]))
         .on_late_right(|ts: Timestamp, r| late.borrow_mut().push((ts.unix_millis(), r)));
     let got = block_on((&mut join).collect::<Vec<_>>());
-    assert_eq!(joined(got), [(5, "five", None)]);
+    assert_eq!(joined(got), [(5, "five", None), (30, "thirty", Some('c'))]);
     assert_eq!(join.late_counts(), (0, 1));
     drop(join);
     assert_eq!(late.into_inner(), [(2, 'b')]);
@@ -1786,4 +1787,29 @@ fn as_of_join_at_the_ends_of_time() {
             (Timestamp::MAX, 3, Some('b')),
         ]
     );
+}
+
+/// Two always-ready inputs of different densities in time (one event every
+/// 10 ms on one side, every 1 ms on the other, both ways round) are read
+/// in about the order of their times: the buffers never hold more than a
+/// few events, where reading both sides at the same pace would buffer
+/// thousands. The answers are the reference model's.
+#[test]
+fn as_of_join_of_ready_inputs_of_different_densities_buffers_a_few_events() {
+    let sparse: Vec<(i64, usize)> = (0..500).map(|i| (10 * i as i64, i)).collect();
+    let dense: Vec<(i64, usize)> = (0..5_000).map(|i| (i as i64 + 3, i)).collect();
+    for (left, right) in [(&sparse, &dense), (&dense, &sparse)] {
+        let (want, late) = join_reference(left, right, 0);
+        let mut join = events(left.clone()).as_of_join(events(right.clone()));
+        let mut got = Vec::new();
+        let mut most = (0, 0);
+        while let Some(item) = block_on(join.next()) {
+            got.push(item);
+            let (l, r) = join.buffer_lens();
+            most = (most.0.max(l), most.1.max(r));
+        }
+        assert_eq!(joined(got), want);
+        assert_eq!(join.late_counts(), late);
+        assert!(most.0 <= 2 && most.1 <= 2, "{most:?}");
+    }
 }

@@ -32,9 +32,15 @@ use crate::time::Timestamp;
 ///   watermark minus the lateness, or after a left event still waiting
 ///   (older ones are folded into the one value kept).
 ///
-/// So memory is bounded by the gap between the two sides' progress (plus
-/// the lateness), and with no lateness at most one of the buffers holds
-/// anything once both have been polled.
+/// A side ahead of the other in event time is not read further (its
+/// stream is not polled) while the other catches up: the right side when
+/// no left event waits on it, the left side when its events already wait.
+/// So the inputs are read in about the order of their times, and memory
+/// is bounded by the events between the two sides' times (plus the
+/// lateness), however different their rates: two always-ready inputs of a
+/// million events each, one ten times as dense in time as the other, are
+/// joined with a few events buffered. With no lateness at most one of the
+/// buffers holds anything once both have been polled.
 /// [`buffer_limit`](Self::buffer_limit) caps each buffer: a full buffer's
 /// side is not polled (backpressure) until the other side catches up.
 ///
@@ -250,14 +256,14 @@ impl<L, R, T, U, OL, OR> AsOfJoin<L, R, T, U, OL, OR> {
     ///
     /// let t = Timestamp::from_unix_secs;
     /// let late = RefCell::new(Vec::new());
-    /// let left = stream::iter([(t(5), "five")]);
+    /// let left = stream::iter([(t(5), "five"), (t(9), "nine")]);
     /// let right = stream::iter([(t(8), 'a'), (t(2), 'b')]);
     /// let joined: Vec<_> = block_on(
     ///     left.as_of_join(right)
     ///         .on_late_right(|ts: Timestamp, r| late.borrow_mut().push((ts.unix_secs(), r)))
     ///         .collect(),
     /// );
-    /// assert_eq!(joined, [(t(5), "five", None)]);
+    /// assert_eq!(joined, [(t(5), "five", None), (t(9), "nine", Some('a'))]);
     /// assert_eq!(*late.borrow(), [(2, 'b')]);
     /// ```
     pub fn on_late_right<O2: LateOutput<U>>(self, output: O2) -> AsOfJoin<L, R, T, U, OL, O2> {
@@ -513,12 +519,18 @@ where
                 return Poll::Ready(None);
             }
             let mut progressed = false;
-            // The right side is polled while its buffer has room, or while
-            // a left event waits on it: right events at or before the
-            // first waiting one are folded, and the first one after it (by
-            // more than the lateness) lets it go.
+            // The right side is polled while a left event waits on it:
+            // right events at or before the first waiting one are folded,
+            // and the first one after it (by more than the lateness) lets
+            // it go. Otherwise it is polled while its buffer has room and
+            // it is not ahead of the left side in event time: a right
+            // stream that runs ahead is left unread, not buffered.
             let right_needed = !this.waiting.is_empty();
-            if !this.right_done && (this.ahead.len() < this.limit || right_needed) {
+            let (left_at, right_at) = (this.left_watermark, this.right_watermark);
+            let right_ahead = matches!((left_at, right_at), (Some(l), Some(r)) if r > l);
+            let left_ahead = matches!((left_at, right_at), (Some(l), Some(r)) if l > r);
+            if !this.right_done && (right_needed || (this.ahead.len() < this.limit && !right_ahead))
+            {
                 match Pin::new(&mut this.right).poll_next(cx) {
                     Poll::Ready(Some((t, value))) => {
                         if this.is_late(t, this.right_watermark) {
@@ -536,7 +548,14 @@ where
                     Poll::Pending => {}
                 }
             }
-            if !this.left_done && this.waiting.len() < this.limit && this.pending_left.is_none() {
+            // The left side is polled while its buffer has room, unless
+            // its events already wait on a right side behind it in event
+            // time: then the right side catches up first.
+            if !this.left_done
+                && this.waiting.len() < this.limit
+                && this.pending_left.is_none()
+                && !(left_ahead && right_needed && !this.right_done)
+            {
                 match Pin::new(&mut this.left).poll_next(cx) {
                     Poll::Ready(Some((ts, value))) => {
                         if this.is_late(ts, this.left_watermark) {
