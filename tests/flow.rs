@@ -539,33 +539,19 @@ fn a_pipeline_ignoring_shutdown_is_aborted_after_the_grace_period() {
     );
 }
 
-/// Returns `Pending` once, waking itself: the loop's other tasks run.
-async fn yield_now() {
-    let mut yielded = false;
-    std::future::poll_fn(|cx| {
-        if yielded {
-            return std::task::Poll::Ready(());
-        }
-        yielded = true;
-        cx.waker().wake_by_ref();
-        std::task::Poll::Pending
-    })
-    .await;
-}
-
 /// A subscriber of the errors stream that lags (1024 failures buffered; it
 /// starts reading at 100 s) makes the supervisor wait for it only until the
 /// shutdown: the shutdown at 1 s is seen, the grace period runs from it,
 /// and the failures that do not fit are dropped from the stream but kept
-/// in the report. (The pipeline yields after each report, so that the
-/// supervisor publishes each in turn.)
+/// in the report. (The pipeline sleeps a zero duration after each report,
+/// which lets the supervisor publish each in turn.)
 #[test]
 fn a_lagging_errors_subscriber_holds_up_neither_shutdown_nor_its_grace_period() {
     let flow = Flow::new()
         .pipeline_with_context("noisy", |ctx| async move {
             for i in 0..1100 {
                 ctx.report(format!("skipped record {i}"));
-                yield_now().await;
+                sleep(Duration::ZERO).await;
             }
             std::future::pending::<()>().await;
             Ok::<_, String>(())
