@@ -1813,3 +1813,40 @@ fn as_of_join_of_ready_inputs_of_different_densities_buffers_a_few_events() {
         assert!(most.0 <= 2 && most.1 <= 2, "{most:?}");
     }
 }
+
+/// One producer feeds both sides of a join, in time order, through two
+/// rendezvous topics: each put waits for the join to take it, so the join
+/// must read a side ahead in time while the other has nothing ready, or
+/// the producer and the join wait on each other.
+#[test]
+fn as_of_join_of_two_topics_fed_in_turn_by_one_producer_goes_on() {
+    let el = EventLoop::starting_at(t(0)).simulated();
+    let (left, right) = (AsyncStream::new(), AsyncStream::new());
+    let (lefts, rights) = (left.subscribe(), right.subscribe());
+    el.spawn(async move {
+        // Right every 3 ms from 0, left every 10 ms from 1.
+        for ms in 0..300 {
+            if ms % 3 == 0 {
+                right.put((t(ms), ms)).await.unwrap();
+            }
+            if ms % 10 == 1 {
+                left.put((t(ms), ms)).await.unwrap();
+            }
+        }
+    });
+    let joined = el
+        .block_on(async move {
+            let join = std::pin::pin!(lefts.as_of_join(rights).collect::<Vec<_>>());
+            let deadline = std::pin::pin!(sleep(Duration::from_secs(3600)));
+            match futures::future::select(join, deadline).await {
+                futures::future::Either::Left((joined, _)) => Some(joined),
+                futures::future::Either::Right(_) => None,
+            }
+        })
+        .expect("the join and the producer do not wait on each other");
+    assert_eq!(joined.len(), 30);
+    for (ts, l, r) in joined {
+        assert_eq!(ts, t(l));
+        assert_eq!(r, Some(l / 3 * 3), "left at {l}");
+    }
+}

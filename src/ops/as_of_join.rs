@@ -32,15 +32,15 @@ use crate::time::Timestamp;
 ///   watermark minus the lateness, or after a left event still waiting
 ///   (older ones are folded into the one value kept).
 ///
-/// A side ahead of the other in event time is not read further (its
-/// stream is not polled) while the other catches up: the right side when
-/// no left event waits on it, the left side when its events already wait.
-/// So the inputs are read in about the order of their times, and memory
-/// is bounded by the events between the two sides' times (plus the
-/// lateness), however different their rates: two always-ready inputs of a
-/// million events each, one ten times as dense in time as the other, are
-/// joined with a few events buffered. With no lateness at most one of the
-/// buffers holds anything once both have been polled.
+/// The side behind in event time is read first, and the side ahead only
+/// when the other has nothing ready. So inputs that are ready are read in
+/// about the order of their times, and memory is bounded by the events
+/// between the two sides' times (plus the lateness), however different
+/// their rates: two always-ready inputs, one ten times as dense in time as
+/// the other, are joined with a few events buffered. An input that waits
+/// (say, for a producer that feeds both sides in turn) lets the other be
+/// read on, as far as the buffers allow. With no lateness at most one of
+/// the buffers holds anything once both have been polled.
 /// [`buffer_limit`](Self::buffer_limit) caps each buffer: a full buffer's
 /// side is not polled (backpressure) until the other side catches up.
 ///
@@ -473,6 +473,52 @@ impl<L, R, T, U, OL, OR> AsOfJoin<L, R, T, U, OL, OR> {
     }
 }
 
+impl<L, R, T, U, OL, OR> AsOfJoin<L, R, T, U, OL, OR>
+where
+    L: Stream<Item = (Timestamp, T)> + Unpin,
+    R: Stream<Item = (Timestamp, U)> + Unpin,
+{
+    /// Polls the right side once; `true` if it gave an event or ended.
+    fn poll_right(&mut self, cx: &mut Context<'_>) -> bool {
+        match Pin::new(&mut self.right).poll_next(cx) {
+            Poll::Ready(Some((t, value))) => {
+                if self.is_late(t, self.right_watermark) {
+                    self.late_right += 1;
+                    self.pending_right = Some((t, value));
+                } else {
+                    self.add_right(t, value);
+                }
+                true
+            }
+            Poll::Ready(None) => {
+                self.right_done = true;
+                true
+            }
+            Poll::Pending => false,
+        }
+    }
+
+    /// Polls the left side once; `true` if it gave an event or ended.
+    fn poll_left(&mut self, cx: &mut Context<'_>) -> bool {
+        match Pin::new(&mut self.left).poll_next(cx) {
+            Poll::Ready(Some((ts, value))) => {
+                if self.is_late(ts, self.left_watermark) {
+                    self.late_left += 1;
+                    self.pending_left = Some((ts, value));
+                } else {
+                    self.add_left(ts, value);
+                }
+                true
+            }
+            Poll::Ready(None) => {
+                self.left_done = true;
+                true
+            }
+            Poll::Pending => false,
+        }
+    }
+}
+
 // Nothing but the inputs is ever pinned.
 impl<L: Unpin, R: Unpin, T, U, OL, OR> Unpin for AsOfJoin<L, R, T, U, OL, OR> {}
 
@@ -518,61 +564,33 @@ where
                 this.finished = true;
                 return Poll::Ready(None);
             }
-            let mut progressed = false;
-            // The right side is polled while a left event waits on it:
-            // right events at or before the first waiting one are folded,
-            // and the first one after it (by more than the lateness) lets
-            // it go. Otherwise it is polled while its buffer has room and
-            // it is not ahead of the left side in event time: a right
-            // stream that runs ahead is left unread, not buffered.
-            let right_needed = !this.waiting.is_empty();
-            let (left_at, right_at) = (this.left_watermark, this.right_watermark);
-            let right_ahead = matches!((left_at, right_at), (Some(l), Some(r)) if r > l);
-            let left_ahead = matches!((left_at, right_at), (Some(l), Some(r)) if l > r);
-            if !this.right_done && (right_needed || (this.ahead.len() < this.limit && !right_ahead))
-            {
-                match Pin::new(&mut this.right).poll_next(cx) {
-                    Poll::Ready(Some((t, value))) => {
-                        if this.is_late(t, this.right_watermark) {
-                            this.late_right += 1;
-                            this.pending_right = Some((t, value));
-                        } else {
-                            this.add_right(t, value);
-                        }
-                        progressed = true;
-                    }
-                    Poll::Ready(None) => {
-                        this.right_done = true;
-                        progressed = true;
-                    }
-                    Poll::Pending => {}
+            // The right side is polled while its buffer has room, or while
+            // a left event waits on it: right events at or before the
+            // first waiting one are folded, and the first one after it (by
+            // more than the lateness) lets it go. The left side is polled
+            // while its buffer has room.
+            let right_wanted =
+                !this.right_done && (this.ahead.len() < this.limit || !this.waiting.is_empty());
+            let left_wanted =
+                !this.left_done && this.waiting.len() < this.limit && this.pending_left.is_none();
+            // The side behind in event time first; the side ahead only if
+            // the other gives nothing now. Two ready inputs are so read in
+            // about the order of their times, whatever their rates, and
+            // buffer little; an input waiting for something (a producer
+            // that feeds both sides) does not hold the other back.
+            let progressed = match (this.left_watermark, this.right_watermark) {
+                (Some(l), Some(r)) if r < l => {
+                    (right_wanted && this.poll_right(cx)) || (left_wanted && this.poll_left(cx))
                 }
-            }
-            // The left side is polled while its buffer has room, unless
-            // its events already wait on a right side behind it in event
-            // time: then the right side catches up first.
-            if !this.left_done
-                && this.waiting.len() < this.limit
-                && this.pending_left.is_none()
-                && !(left_ahead && right_needed && !this.right_done)
-            {
-                match Pin::new(&mut this.left).poll_next(cx) {
-                    Poll::Ready(Some((ts, value))) => {
-                        if this.is_late(ts, this.left_watermark) {
-                            this.late_left += 1;
-                            this.pending_left = Some((ts, value));
-                        } else {
-                            this.add_left(ts, value);
-                        }
-                        progressed = true;
-                    }
-                    Poll::Ready(None) => {
-                        this.left_done = true;
-                        progressed = true;
-                    }
-                    Poll::Pending => {}
+                (Some(l), Some(r)) if l < r => {
+                    (left_wanted && this.poll_left(cx)) || (right_wanted && this.poll_right(cx))
                 }
-            }
+                _ => {
+                    let right = right_wanted && this.poll_right(cx);
+                    let left = left_wanted && this.poll_left(cx);
+                    right || left
+                }
+            };
             if !progressed {
                 // Progress on late values put earlier; their wake-ups come
                 // back here.
