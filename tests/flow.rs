@@ -1448,3 +1448,53 @@ fn reports_waiting_for_a_lagging_subscriber_keep_the_latest() {
     assert_eq!(noisy.errors.len(), FlowReport::ERROR_HISTORY);
     assert_eq!(noisy.errors[0].error, "2000");
 }
+
+/// A burst of reports from one pipeline, with no await between them,
+/// neither pushes another pipeline's errors out of the report nor loses
+/// any for a subscriber that reads them all as they come.
+#[test]
+fn a_burst_of_reports_loses_nothing_for_a_reader_nor_another_pipelines_errors() {
+    use timecast::flow::FlowReport;
+
+    let n = FlowReport::ERROR_HISTORY;
+    let flow = Flow::new()
+        .pipeline_with_context("quiet", |ctx| async move {
+            ctx.report("the one quiet error");
+            Ok::<_, String>(())
+        })
+        .pipeline_with_context("burst", move |ctx| async move {
+            for i in 0..3 * n {
+                ctx.report(format!("{i}"));
+            }
+            Ok::<_, String>(())
+        });
+    let mut errors = flow.handle().errors();
+    let received = Rc::new(RefCell::new(Vec::new()));
+    let r = received.clone();
+    let el = sim();
+    el.spawn(async move {
+        while let Some(e) = errors.next().await {
+            r.borrow_mut().push(e.error);
+        }
+    });
+    let report = el.block_on(flow.run());
+    el.run().unwrap();
+    let quiet = report.pipeline("quiet").unwrap();
+    assert_eq!((quiet.error_count, quiet.errors.len()), (1, 1));
+    assert_eq!(quiet.errors[0].error, "the one quiet error");
+    let burst = report.pipeline("burst").unwrap();
+    assert_eq!(burst.error_count, 3 * n as u64);
+    assert_eq!(burst.errors[0].error, format!("{}", 2 * n));
+    assert_eq!(report.error_count, 3 * n as u64 + 1);
+    let received = received.borrow();
+    assert_eq!(received.len(), 3 * n + 1, "every report reached the reader");
+    let burst_received: Vec<String> = received
+        .iter()
+        .filter(|e| !e.contains("quiet"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        burst_received,
+        (0..3 * n).map(|i| format!("{i}")).collect::<Vec<_>>()
+    );
+}

@@ -291,7 +291,7 @@ impl Flow {
             restarts: 0,
             last_error: None,
             counters: Arc::new(Counters::new()),
-            dropped: 0,
+            errors: ErrorHistory::default(),
         });
         self.specs.push(Spec {
             name: name.into(),
@@ -576,9 +576,33 @@ struct SharedState {
     waiters: Vec<Option<Waker>>,
     free: Vec<usize>,
     pipelines: Vec<Entry>,
-    /// Errors reported by pipelines, not yet published: the latest
-    /// [`FlowReport::ERROR_HISTORY`].
+    /// Errors reported by pipelines, not yet published to the errors
+    /// stream (see [`queue_report`](Self::queue_report)).
     reports: VecDeque<PipelineError>,
+    /// The supervisor waits for a lagging subscriber of the errors stream.
+    publish_waits: bool,
+    /// Every pipeline's latest errors, and how many there were.
+    all_errors: ErrorHistory,
+}
+
+impl SharedState {
+    /// Records an error of pipeline `index` for the report.
+    fn record(&mut self, index: usize, error: &PipelineError) {
+        self.pipelines[index].errors.push(error.clone());
+        self.all_errors.push(error.clone());
+    }
+
+    /// Queues a report for the errors stream. While the supervisor waits
+    /// for a lagging subscriber, a report that finds
+    /// [`FlowReport::ERROR_HISTORY`] or more waiting drops the oldest (it is
+    /// recorded): the queue does not grow while the supervisor waits, and
+    /// a burst reported while it did not wait is not cut.
+    fn queue_report(&mut self, error: PipelineError) {
+        if self.publish_waits && self.reports.len() >= FlowReport::ERROR_HISTORY {
+            self.reports.pop_front();
+        }
+        self.reports.push_back(error);
+    }
 }
 
 /// One pipeline as the status sees it.
@@ -588,8 +612,8 @@ struct Entry {
     restarts: u32,
     last_error: Option<PipelineError>,
     counters: Arc<Counters>,
-    /// Its reports dropped unpublished: the queue was full.
-    dropped: u64,
+    /// Its latest errors, and how many there were.
+    errors: ErrorHistory,
 }
 
 impl Shared {
@@ -805,16 +829,17 @@ impl FlowHandle {
     /// 1024 failures for its slowest subscriber, then the supervisor waits
     /// for it (restarts and the failures that follow are then delayed,
     /// pipelines run on). Of the errors that pipelines
-    /// [report](PipelineContext::report) meanwhile, the latest
-    /// [`FlowReport::ERROR_HISTORY`] wait their turn, and older ones are
-    /// dropped (the report counts them in `error_count`), so that a flow
-    /// left running with a subscriber that stopped reading does not grow.
-    /// Drop a subscriber you stop reading: with no subscriber left, the
-    /// supervisor goes on at once.
+    /// [report](PipelineContext::report) while it waits, the latest
+    /// [`FlowReport::ERROR_HISTORY`] wait their turn and older ones are
+    /// dropped from the stream (the report has them, as it has every error:
+    /// counted, and the latest kept), so that a flow left running with a
+    /// subscriber that stopped reading does not grow. Drop a subscriber you
+    /// stop reading: with no subscriber left, the supervisor goes on at
+    /// once.
     ///
     /// Once [`shutdown`](Self::shutdown) is asked, the supervisor no longer
     /// waits: a failure that does not fit the buffer of a lagging
-    /// subscriber is dropped from the stream (the [`FlowReport`] still has
+    /// subscriber is dropped from the stream (the [`FlowReport`] records
     /// it, and the status its pipeline's last one), so that the shutdown
     /// and its [grace period](Flow::shutdown_grace) are not held up.
     ///
@@ -1284,20 +1309,8 @@ impl PipelineContext {
                 fatal: false,
             };
             entry.last_error = Some(error.clone());
-            // The supervisor waits for a lagging subscriber of the errors
-            // stream; meanwhile the queue keeps the latest reports only.
-            if state.reports.len() == FlowReport::ERROR_HISTORY {
-                if let Some(oldest) = state.reports.pop_front() {
-                    if let Some(entry) = state
-                        .pipelines
-                        .iter_mut()
-                        .find(|e| e.name == oldest.pipeline)
-                    {
-                        entry.dropped += 1;
-                    }
-                }
-            }
-            state.reports.push_back(error);
+            state.record(inner.index, &error);
+            state.queue_report(error);
         };
         // Woken with no borrow held.
         let wake = inner.supervisor.borrow().clone();
@@ -1585,8 +1598,6 @@ struct Slot {
     backoff: Backoff,
     restarts: u32,
     started: Timestamp,
-    /// The latest errors, and how many there were.
-    errors: ErrorHistory,
     counters: Arc<Counters>,
     /// Aborted at the end of the shutdown grace period.
     aborted: bool,
@@ -1665,7 +1676,6 @@ struct Supervisor {
     grace_timer: Option<Sleep>,
     grace_over: bool,
     shut_down: bool,
-    all_errors: ErrorHistory,
 }
 
 /// The latest [`FlowReport::ERROR_HISTORY`] errors, and how many there
@@ -1712,7 +1722,6 @@ impl Supervisor {
                 phase: Phase::Finished,
                 restarts: 0,
                 started: Timestamp::MIN,
-                errors: ErrorHistory::default(),
                 counters,
                 aborted: false,
             })
@@ -1727,7 +1736,6 @@ impl Supervisor {
             grace_timer: None,
             grace_over: false,
             shut_down: false,
-            all_errors: ErrorHistory::default(),
         }
     }
 
@@ -1864,10 +1872,7 @@ impl Supervisor {
                     self.grace_timer = Some(crate::time::sleep(grace));
                 }
             }
-            Event::Report(error) => {
-                let index = self.index_of(&error.pipeline);
-                self.publish(index, error).await;
-            }
+            Event::Report(error) => self.publish(error).await,
             Event::Ended(index, outcome) => self.ended(index, outcome).await,
             // A shutdown asked (from another thread) after `poll_event`
             // checked for it: the backoff ends as the shutdown ends it,
@@ -1893,13 +1898,6 @@ impl Supervisor {
             Event::AllDone => return true,
         }
         false
-    }
-
-    fn index_of(&self, name: &str) -> usize {
-        self.slots
-            .iter()
-            .position(|s| &*s.spec.name == name)
-            .expect("a reported error names a pipeline of the flow")
     }
 
     async fn ended(&mut self, index: usize, outcome: Result<Result<(), String>, JoinError>) {
@@ -1971,16 +1969,20 @@ impl Supervisor {
                 panicked,
                 fatal: state != PipelineState::Restarting,
             };
-            self.shared.state.lock().pipelines[index].last_error = Some(error.clone());
+            {
+                let mut shared = self.shared.state.lock();
+                shared.pipelines[index].last_error = Some(error.clone());
+                shared.record(index, &error);
+            }
             self.set_state(index, state);
-            self.publish(index, error).await;
+            self.publish(error).await;
         } else {
             self.set_state(index, state);
         }
     }
 
-    /// Records `error` and sends it to the errors stream and `tracing`.
-    async fn publish(&mut self, index: usize, error: PipelineError) {
+    /// Sends `error` (recorded) to the errors stream and `tracing`.
+    async fn publish(&mut self, error: PipelineError) {
         #[cfg(feature = "tracing")]
         {
             if error.fatal {
@@ -2003,8 +2005,6 @@ impl Supervisor {
                 );
             }
         }
-        self.slots[index].errors.push(error.clone());
-        self.all_errors.push(error.clone());
         if self.errors.consumer_count() == 0 {
             return;
         }
@@ -2016,6 +2016,7 @@ impl Supervisor {
             Err(TryPutError::Full(_)) if self.shared.is_shutdown() => {}
             Err(TryPutError::Full(error)) => {
                 let this = &*self;
+                this.shared.state.lock().publish_waits = true;
                 let mut put = pin!(this.errors.put(error));
                 poll_fn(|cx| {
                     let old = this.watch_shutdown(&mut this.shared.state.lock(), cx);
@@ -2037,22 +2038,22 @@ impl Supervisor {
                     put.map(|_| ())
                 })
                 .await;
+                this.shared.state.lock().publish_waits = false;
             }
         }
     }
 
     fn finish(&mut self) -> FlowReport {
         self.errors.close();
-        let (errors, error_count) = self.all_errors.take();
-        let state = self.shared.state.lock();
+        let mut state = self.shared.state.lock();
+        let (errors, error_count) = state.all_errors.take();
         FlowReport {
             pipelines: self
                 .slots
-                .iter_mut()
-                .zip(&state.pipelines)
+                .iter()
+                .zip(&mut state.pipelines)
                 .map(|(slot, entry)| {
-                    let (errors, published) = slot.errors.take();
-                    let error_count = published + entry.dropped;
+                    let (errors, error_count) = entry.errors.take();
                     PipelineReport {
                         name: entry.name.clone(),
                         state: entry.state,
@@ -2064,7 +2065,7 @@ impl Supervisor {
                 })
                 .collect(),
             errors,
-            error_count: error_count + state.pipelines.iter().map(|e| e.dropped).sum::<u64>(),
+            error_count,
             shut_down: self.shut_down,
             commit_errors: Vec::new(),
         }
