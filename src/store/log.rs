@@ -647,16 +647,18 @@ impl<T, C: Codec<T>> Log<T, C> {
     /// # Ok::<_, timecast::store::StoreError>(())
     /// ```
     pub fn read(&self, from: Offset) -> LogReader<T, C> {
-        let (position, skip_before) = self.locate(from);
+        // Registered before it is placed: a rollback from now on is either
+        // seen by `locate` (the bounds it reads) or recorded for this
+        // reader. The count is read under the lock, where a rollback
+        // counts itself.
         let (id, rollbacks) = {
             let mut state = self.shared.state.lock();
             state.next_reader += 1;
             let id = state.next_reader;
             state.readers.insert(id, None);
-            // Under the lock, as a rollback counts itself: those from now
-            // on are this reader's.
             (id, self.shared.rollbacks.load(Ordering::Acquire))
         };
+        let (position, skip_before) = self.locate(from);
         LogReader {
             log: self.clone(),
             id,
