@@ -24,7 +24,7 @@ use crate::time::Timestamp;
 /// `ts` may still come, and answering early would enrich the left event
 /// with stale data. Left events are yielded in their order of arrival.
 ///
-/// Both inputs are polled whenever the join is, and buffered:
+/// The join reads both inputs (in the order below), and buffers:
 ///
 /// - left events waiting for the right side's progress: those stamped at or
 ///   after the right watermark (minus the lateness);
@@ -40,7 +40,10 @@ use crate::time::Timestamp;
 /// the other, are joined with a few events buffered. An input that waits
 /// (say, for a producer that feeds both sides in turn) lets the other be
 /// read on, as far as the buffers allow. With no lateness at most one of
-/// the buffers holds anything once both have been polled.
+/// the buffers holds anything once both have been polled. Once the left
+/// side has ended and every left event is answered, the join ends without
+/// reading the rest of the right side: a late right event there is not
+/// read, so not counted.
 /// [`buffer_limit`](Self::buffer_limit) caps each buffer: a full buffer's
 /// side is not polled (backpressure) until the other side catches up.
 ///
