@@ -586,9 +586,12 @@ struct SharedState {
 }
 
 impl SharedState {
-    /// Records an error of pipeline `index` for the report.
+    /// Records an error of pipeline `index`: its last (for the status),
+    /// and in the report's histories.
     fn record(&mut self, index: usize, error: &PipelineError) {
-        self.pipelines[index].errors.push(error.clone());
+        let entry = &mut self.pipelines[index];
+        entry.last_error = Some(error.clone());
+        entry.errors.push(error.clone());
         self.all_errors.push(error.clone());
     }
 
@@ -1308,7 +1311,6 @@ impl PipelineContext {
                 panicked: false,
                 fatal: false,
             };
-            entry.last_error = Some(error.clone());
             state.record(inner.index, &error);
             state.queue_report(error);
         };
@@ -1969,11 +1971,7 @@ impl Supervisor {
                 panicked,
                 fatal: state != PipelineState::Restarting,
             };
-            {
-                let mut shared = self.shared.state.lock();
-                shared.pipelines[index].last_error = Some(error.clone());
-                shared.record(index, &error);
-            }
+            self.shared.state.lock().record(index, &error);
             self.set_state(index, state);
             self.publish(error).await;
         } else {
