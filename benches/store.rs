@@ -56,7 +56,11 @@ fn raw() -> Raw {
     let _ = std::fs::remove_dir_all(&dir);
     let db = Database::builder(&dir).open().expect("open fjall");
     let ks = db
-        .keyspace("t", KeyspaceCreateOptions::default)
+        .keyspace("t", || {
+            // The memtable size timecast's tables get, so that both sides
+            // keep as much in memory.
+            KeyspaceCreateOptions::default().max_memtable_size(Store::DEFAULT_MEMTABLE_SIZE)
+        })
         .expect("keyspace");
     Raw {
         db,
