@@ -14,7 +14,8 @@
 //!    [`call_at`], [`call_later`], [`spawn`]. Its rules (total order,
 //!    strict chronology, past then live) are listed in the module docs.
 //! 3. [`source`]: [`process_stream`] binds a handler to a past iterator and
-//!    a live stream; [`timer`] ticks periodically. All sources of a loop are
+//!    a live stream ([`try_process_stream`] one that can fail); [`timer`]
+//!    ticks periodically. All sources of a loop are
 //!    merged in time order.
 //! 4. [`ops`]: combinators on any stream through one extension trait,
 //!    [`StreamOps`]: `pairwise`, `accumulate`, tumbling / hopping / session /
@@ -104,7 +105,7 @@ pub use channel::{AsyncStream, Closed, Consumer, TryPutError, TryRecvError};
 pub use flow::{Flow, FlowHandle, FlowReport, PipelineError, Restart};
 pub use ops::{StreamOps, Window};
 pub use sink::handle;
-pub use source::{process_stream, timer, LatePolicy};
+pub use source::{process_stream, timer, try_process_stream, LatePolicy};
 pub use time::{
     call_at, call_later, is_live, lateness, now, sleep, sleep_until, spawn, EventLoop, JoinError,
     JoinHandle, TaskError, Timestamp,

@@ -1498,3 +1498,48 @@ fn a_burst_of_reports_loses_nothing_for_a_reader_nor_another_pipelines_errors() 
         (0..3 * n).map(|i| format!("{i}")).collect::<Vec<_>>()
     );
 }
+
+/// A pipeline of `try_process_stream` whose handler fails is reported
+/// with its error at the failing event's time and restarted; the second
+/// run replays the fixed past to its end.
+#[test]
+fn a_failing_event_handler_fails_its_pipeline_which_is_restarted() {
+    use timecast::source::try_process_stream;
+
+    let runs = Rc::new(Cell::new(0));
+    let sum = Rc::new(Cell::new(0));
+    let (r, s) = (runs.clone(), sum.clone());
+    let flow = Flow::new()
+        .pipeline("replay", move || {
+            r.set(r.get() + 1);
+            let bad = r.get() == 1;
+            let s = s.clone();
+            // Each run replays the same seconds of the past, from where the
+            // clock is: 1 s, 2 s, 3 s after it.
+            let start = now();
+            let past = (1..=3).map(move |i| (start + Duration::from_secs(i), i));
+            try_process_stream(move |_ts: Timestamp, v: u64| {
+                if bad && v == 2 {
+                    return Err(format!(
+                        "event {v} at {:?}",
+                        now().duration_since(Timestamp::UNIX_EPOCH)
+                    ));
+                }
+                s.set(s.get() + v);
+                Ok(())
+            })
+            .past(past)
+        })
+        .restart(Restart::on_failure())
+        .backoff(Duration::from_secs(2), Duration::from_secs(8));
+    let el = sim();
+    let report = el.block_on(flow.run());
+    let replay = report.pipeline("replay").unwrap();
+    assert_eq!(runs.get(), 2);
+    assert_eq!(replay.errors.len(), 1);
+    assert_eq!(replay.errors[0].error, "event 2 at 2s");
+    assert_eq!(replay.errors[0].at, secs(2));
+    assert_eq!(replay.state, PipelineState::Done);
+    assert_eq!(sum.get(), 1 + 1 + 2 + 3);
+    assert_eq!(el.now(), secs(2 + 2 + 3));
+}

@@ -1436,3 +1436,151 @@ fn random_merges_keep_key_order_with_wake_ups_spawns_and_timers() {
         }
     }
 }
+
+// `try_process_stream`: a handler that can fail.
+
+/// A plain handler's error ends the stream at the failing event: nothing
+/// after it is handled, the past is pulled at most one event further,
+/// and the future resolves to the error at the failing event's time.
+#[test]
+fn a_failing_plain_handler_stops_its_past_at_the_failing_event() {
+    use timecast::source::try_process_stream;
+
+    let pulled = Rc::new(Cell::new(0));
+    let p = pulled.clone();
+    let past = (1..=1_000).map(move |i| {
+        p.set(p.get() + 1);
+        (t(i), i)
+    });
+    let handled = log();
+    let h = handled.clone();
+    let el = sim();
+    let outcome = el.block_on(async move {
+        let outcome = try_process_stream(move |ts: Timestamp, v: i64| {
+            assert_eq!(now(), ts);
+            if v == 10 {
+                return Err(format!("bad value {v}"));
+            }
+            h.borrow_mut().push(v);
+            Ok(())
+        })
+        .past(past)
+        .await;
+        (outcome, now())
+    });
+    assert_eq!(outcome, (Err("bad value 10".to_string()), t(10)));
+    assert_eq!(*handled.borrow(), (1..10).collect::<Vec<_>>());
+    assert!(pulled.get() <= 11, "{} events pulled", pulled.get());
+}
+
+/// An async handler fails after awaiting: the error is returned at its
+/// virtual time, and the live stream is dropped unread.
+#[test]
+fn a_failing_async_handler_drops_the_live_stream() {
+    use timecast::source::try_process_stream;
+
+    let feed = AsyncStream::with_capacity(4);
+    let live = feed.subscribe();
+    let producer = feed.clone();
+    let handled = log();
+    let h = handled.clone();
+    let el = sim();
+    el.spawn(async move {
+        for i in 1..=10 {
+            sleep(secs(1)).await;
+            producer.put((now(), i)).await.unwrap();
+        }
+    });
+    let outcome = el.block_on(async move {
+        let outcome = try_process_stream(move |_ts: Timestamp, v: u32| {
+            let h = h.clone();
+            async move {
+                sleep(Duration::from_millis(500)).await;
+                if v == 3 {
+                    return Err(v);
+                }
+                h.borrow_mut().push(v);
+                Ok(())
+            }
+        })
+        .live(live)
+        .await;
+        (outcome, now())
+    });
+    assert_eq!(outcome, (Err(3), t(3) + Duration::from_millis(500)));
+    assert_eq!(*handled.borrow(), [1, 2]);
+    assert_eq!(feed.consumer_count(), 0);
+}
+
+/// A stream that fails does not stop the others: they are merged in time
+/// as before, and end on their own.
+#[test]
+fn a_failing_stream_leaves_the_other_streams_running() {
+    use timecast::source::try_process_stream;
+
+    let order = log();
+    let el = sim();
+    let (a, b) = (order.clone(), order.clone());
+    let failing = el.spawn(
+        try_process_stream(move |ts: Timestamp, v: &'static str| {
+            a.borrow_mut().push((ts, v));
+            if ts == t(3) {
+                Err("failed at 3")
+            } else {
+                Ok(())
+            }
+        })
+        .past((1..=5).map(|i| (t(i), "a"))),
+    );
+    let other = el.spawn(
+        try_process_stream(move |ts: Timestamp, v: &'static str| {
+            b.borrow_mut().push((ts, v));
+            Ok::<_, &str>(())
+        })
+        .past((1..=5).map(|i| (t(i) + Duration::from_millis(1), "b"))),
+    );
+    el.run().unwrap();
+    assert_eq!(el.block_on(failing).unwrap(), Err("failed at 3"));
+    assert_eq!(el.block_on(other).unwrap(), Ok(()));
+    let ms = |s: i64| t(s) + Duration::from_millis(1);
+    assert_eq!(
+        *order.borrow(),
+        [
+            (t(1), "a"),
+            (ms(1), "b"),
+            (t(2), "a"),
+            (ms(2), "b"),
+            (t(3), "a"),
+            (ms(3), "b"),
+            (ms(4), "b"),
+            (ms(5), "b"),
+        ]
+    );
+}
+
+/// Every event handled: `Ok(())`, through the past and the live stream,
+/// with `on_live_start` between them.
+#[test]
+fn a_fallible_handler_that_never_fails_ends_with_ok() {
+    use timecast::source::try_process_stream;
+
+    let handled = log();
+    let h = handled.clone();
+    let went_live = Rc::new(Cell::new(false));
+    let (w, live) = (went_live.clone(), went_live.clone());
+    let outcome = sim().block_on(
+        try_process_stream(move |ts: Timestamp, v: u8| {
+            h.borrow_mut().push((ts, v, live.get()));
+            Ok::<_, String>(())
+        })
+        .past([(t(1), 1), (t(2), 2)])
+        .live(stream::iter([(t(3), 3)]))
+        .on_live_start(move || w.set(true)),
+    );
+    assert_eq!(outcome, Ok(()));
+    assert!(went_live.get());
+    assert_eq!(
+        *handled.borrow(),
+        [(t(1), 1, false), (t(2), 2, false), (t(3), 3, true)]
+    );
+}

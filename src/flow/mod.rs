@@ -5,7 +5,9 @@
 //! A [`Flow`] holds pipelines, each a name and a *factory* that builds the
 //! pipeline's future: a source, processors and outputs, typically a
 //! [`process_stream`](crate::process_stream) or a
-//! [`handle`](crate::sink::handle) chain. [`Flow::run`] starts every
+//! [`handle`](crate::sink::handle) chain (whose handlers can fail the
+//! pipeline with [`try_process_stream`](crate::try_process_stream) and
+//! [`try_handle`](crate::sink::try_handle)). [`Flow::run`] starts every
 //! pipeline as a task of the [`EventLoop`](crate::EventLoop) it runs on and
 //! watches them, as tokio's `JoinSet` hands back each task's outcome:
 //!

@@ -131,8 +131,8 @@ impl<T> fmt::Debug for LatePolicy<T> {
     }
 }
 
-type Past<T> = std::iter::Empty<(Timestamp, T)>;
-type Live<T> = futures_util::stream::Empty<(Timestamp, T)>;
+pub(super) type Past<T> = std::iter::Empty<(Timestamp, T)>;
+pub(super) type Live<T> = futures_util::stream::Empty<(Timestamp, T)>;
 
 /// Binds `handler` to a stream of timestamped events: first a past iterator,
 /// replayed in time order with every other source of the loop, then a live
