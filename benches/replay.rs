@@ -8,14 +8,17 @@
 //!   `timecast-simulated` runs them on `EventLoop::starting_at(t0)
 //!   .simulated()`, `timecast-realtime` on the default real-time loop with
 //!   every event before the wall clock (replayed as fast as possible, so it
-//!   shows what pacing costs over the past). `heap-merge` is the baseline: a
+//!   shows what pacing costs over the past), `timecast-fallible` the
+//!   simulated loop with [`try_process_stream`] and a handler returning
+//!   `Ok(())` (what checking for a failure costs). `heap-merge` is the baseline: a
 //!   k-way merge of the same 8 lazy iterators through a
 //!   `BinaryHeap<Reverse<(i64, u32, u64)>>` calling the same handler.
 //! - `replay/1x8000000`: one stream of 8M events, against a plain `for`
 //!   loop over the same iterator, and `clock-floor`: the same loop doing
 //!   the least any replay in virtual time adds per event, setting a clock
 //!   to the event's time (a handler may ask `now()`) and checking that no
-//!   pending timer comes first.
+//!   pending timer comes first; `shared-clock-floor` the same with the
+//!   clock in memory the handler could read, as a loop's is.
 //! - `timers/<pending>`: the hold model of a timer queue. `pending` tasks
 //!   each sleep 4M / `pending` times in turn, each sleep a pseudo-random
 //!   delay of up to a second, so exactly `pending` timers wait at every
@@ -53,7 +56,7 @@ use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{BatchSize, BenchmarkGroup, Criterion, SamplingMode, Throughput};
-use timecast::{process_stream, sleep, EventLoop, Timestamp};
+use timecast::{process_stream, sleep, try_process_stream, EventLoop, Timestamp};
 
 /// Streams of the multi-stream replay.
 const STREAMS: u64 = 8;
@@ -220,6 +223,23 @@ fn replay_timecast(mode: Mode, streams: u64, events: u64) -> u64 {
     sum.get()
 }
 
+/// Replays `streams` × `events` through `try_process_stream`s whose handler
+/// never fails, in simulated time; returns the sum.
+fn replay_fallible(streams: u64, events: u64) -> u64 {
+    let el = Mode::Simulated.event_loop();
+    let sum = Rc::new(Cell::new(0));
+    for stream in 0..streams {
+        let mut add = add_into(sum.clone());
+        let handler = move |ts: Timestamp, v: u64| {
+            add(ts, v);
+            Ok::<_, String>(())
+        };
+        el.spawn(try_process_stream(handler).past(past(stream, streams, events)));
+    }
+    el.run().expect("no handler panics");
+    sum.get()
+}
+
 /// Replays `streams` × `events` through a bare k-way merge; returns the sum.
 fn replay_heap_merge(streams: u64, events: u64) -> u64 {
     let sum = Rc::new(Cell::new(0));
@@ -281,6 +301,29 @@ fn replay_clock_floor(events: u64) -> u64 {
     sum.get()
 }
 
+/// [`replay_clock_floor`] with the clock where a loop keeps it: in memory
+/// the handler may read (`now()`), whose address the compiler does not
+/// know apart from the handler's own state. A store to it may then change
+/// what the handler reads, so the handler's state is loaded again after
+/// each event's store instead of staying in a register, as it does in the
+/// `for` loop and [`replay_clock_floor`]; returns the sum.
+fn replay_shared_clock_floor(events: u64) -> u64 {
+    let sum = Rc::new(Cell::new(0));
+    let mut handler = add_into(sum.clone());
+    let clock = Rc::new(Cell::new(i64::MIN));
+    let next_timer = Rc::new(Cell::new(i64::MAX));
+    let (clock, next_timer) = (black_box(&*clock), black_box(&*next_timer));
+    for (time, value) in past(0, 1, events) {
+        let at = time.unix_nanos();
+        if at >= next_timer.get() {
+            panic!("no timer is pending");
+        }
+        clock.set(at);
+        handler(time, value);
+    }
+    sum.get()
+}
+
 /// Configures a group of long iterations: ten flat samples.
 fn long_group<'a>(
     c: &'a mut Criterion,
@@ -307,12 +350,18 @@ fn bench_replay(c: &mut Criterion, streams: u64, events: u64) {
             b.iter(|| assert_eq!(replay_timecast(mode, streams, events), expected));
         });
     }
+    group.bench_function("timecast-fallible", |b| {
+        b.iter(|| assert_eq!(replay_fallible(streams, events), expected));
+    });
     if streams == 1 {
         group.bench_function("for-loop", |b| {
             b.iter(|| assert_eq!(replay_for_loop(events), expected));
         });
         group.bench_function("clock-floor", |b| {
             b.iter(|| assert_eq!(replay_clock_floor(events), expected));
+        });
+        group.bench_function("shared-clock-floor", |b| {
+            b.iter(|| assert_eq!(replay_shared_clock_floor(events), expected));
         });
     } else {
         group.bench_function("heap-merge", |b| {

@@ -254,6 +254,11 @@ where
 /// `Ok(())` once every event was handled. Its builder methods are
 /// [`ProcessStream`]'s.
 ///
+/// # Panics
+///
+/// As [`ProcessStream`]: configured after it was first polled, or polled
+/// again after it completed.
+///
 /// # Examples
 ///
 /// A live stream whose third value fails the handler: the stream's
