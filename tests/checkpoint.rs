@@ -335,3 +335,54 @@ fn try_pausable_pauses_while_down_and_resumes_with_ok_items() -> Result {
     assert!(matches!(s.next().now_or_never(), Some(None)));
     Ok(())
 }
+
+/// Handles configured with other dependencies share one checkpoint: a
+/// dependency added to a clone after the checkpoint was used joins it,
+/// from its stored record if there is one, and no handle's calls fail on
+/// a dependency another handle added.
+#[test]
+fn handles_configured_apart_share_the_checkpoint_without_a_panic() -> Result {
+    let store = Store::temporary()?;
+    let a = Checkpoint::<u64>::new("c").store(&store);
+    // Used before `b` adds its dependency.
+    assert!(!a.is_paused()?);
+    let b = a.clone().dependency(Dependency::new("weather"));
+    assert_eq!(b.dependency_state("weather")?.checkpoint_marker(), None);
+    let c = b.clone().dependency(Dependency::new("prices"));
+    run({
+        let (a, b, c) = (a.clone(), b.clone(), c.clone());
+        async move {
+            // `c` knows both dependencies, and finds "prices" down.
+            assert_eq!(c.check_pulse(at(10, 0), 1).await?, None);
+            assert!(!c.heartbeat(at(11, 0), "weather").await?.is_late);
+            assert_eq!(
+                c.check_pulse(at(11, 0), 2).await?,
+                Some(Duration::from_secs(3600))
+            );
+            // `a` knows neither: its pulse checks none, and is shared.
+            assert_eq!(a.check_pulse(at(11, 5), 3).await?, None);
+            assert!(a.is_paused()?);
+            // `b` knows "weather" only, which is up.
+            assert_eq!(b.check_pulse(at(11, 6), 4).await?, None);
+            assert!(matches!(
+                b.heartbeat(at(11, 6), "prices").await,
+                Err(StoreError::UnknownDependency { .. })
+            ));
+            assert!(!c.heartbeat(at(11, 7), "prices").await?.is_late);
+            assert!(!a.is_paused()?);
+            Ok::<_, StoreError>(())
+        }
+    })?;
+    assert_eq!(a.state()?, (Some(4), Some(at(11, 6))));
+    drop((a, b, c));
+
+    // Reopened: a handle with only "prices" finds its stored record.
+    let again = Checkpoint::<u64>::new("c").store(&store);
+    assert_eq!(again.state()?, (Some(4), Some(at(11, 6))));
+    let again = again.dependency(Dependency::new("prices"));
+    assert_eq!(
+        again.dependency_state("prices")?.checkpoint_marker(),
+        Some(at(11, 7))
+    );
+    Ok(())
+}

@@ -351,8 +351,12 @@ struct State<S> {
 ///   (in its pending batch, see [`CommitPolicy`](super::CommitPolicy)),
 ///   and a checkpoint of the same name continues where it stopped.
 ///
-/// A clone is a handle to the same checkpoint. Configure it fully before
-/// the first pulse or heartbeat.
+/// A clone is a handle to the same checkpoint: the markers and states are
+/// shared. The configuration (dependencies, callbacks, store) is each
+/// handle's own, copied by `clone` and changed by the builder methods for
+/// the handle they return; configure the checkpoint before cloning it.
+/// A dependency added to a handle after the checkpoint was first used
+/// joins the shared state then (with its stored record, if any).
 ///
 /// # Examples
 ///
@@ -590,47 +594,73 @@ where
         }))
     }
 
-    /// Loads the stored state once (reading the store with no lock held).
+    /// Loads the stored state once, and the stored state of each of this
+    /// handle's dependencies that the shared state does not hold yet (one
+    /// added to a clone after the first load), reading the store with no
+    /// lock held.
     fn load(&self) -> Result<(), StoreError> {
-        if self.state.lock().loaded {
-            return Ok(());
-        }
-        let mut dependent = (None, None);
+        let missing: Vec<&Dependency> = {
+            let s = self.state.lock();
+            let missing: Vec<_> = self
+                .config
+                .dependencies
+                .iter()
+                .filter(|d| Self::position(&s, &d.name).is_none())
+                .collect();
+            if s.loaded && missing.is_empty() {
+                return Ok(());
+            }
+            missing
+        };
+        let mut dependent = None;
         let mut dependencies = Vec::new();
-        if let Some(tables) = self.tables()? {
+        let tables = self.tables()?;
+        if let Some(tables) = &tables {
             if let Some((state, marker)) = tables.dependent.get(&0)? {
-                dependent = (state, marker.map(Timestamp::from_unix_nanos));
+                dependent = Some((state, marker.map(Timestamp::from_unix_nanos)));
             }
-            for d in &self.config.dependencies {
-                let (state, marker, down) = tables
-                    .dependencies
-                    .get(&d.name)?
-                    .unwrap_or((None, None, false));
-                dependencies.push(DependencyState {
-                    name: d.name.clone(),
-                    checkpoint_state: state,
-                    checkpoint_marker: marker.map(Timestamp::from_unix_nanos),
-                    is_down: down,
-                });
-            }
-        } else {
-            for d in &self.config.dependencies {
-                dependencies.push(DependencyState {
-                    name: d.name.clone(),
-                    checkpoint_state: None,
-                    checkpoint_marker: None,
-                    is_down: false,
-                });
-            }
+        }
+        for d in missing {
+            let stored = match &tables {
+                Some(tables) => tables.dependencies.get(&d.name)?,
+                None => None,
+            };
+            let (state, marker, down) = stored.unwrap_or((None, None, false));
+            dependencies.push(DependencyState {
+                name: d.name.clone(),
+                checkpoint_state: state,
+                checkpoint_marker: marker.map(Timestamp::from_unix_nanos),
+                is_down: down,
+            });
         }
         let mut state = self.state.lock();
         if !state.loaded {
             state.loaded = true;
-            state.state = dependent.0;
-            state.marker = dependent.1;
-            state.dependencies = dependencies;
+            if let Some((s, marker)) = dependent {
+                state.state = s;
+                state.marker = marker;
+            }
+        }
+        for d in dependencies {
+            // Unless another handle added it meanwhile.
+            if Self::position(&state, &d.name).is_none() {
+                state.dependencies.push(d);
+            }
         }
         Ok(())
+    }
+
+    /// Where the shared state holds the dependency `name`: every handle's
+    /// dependencies, once loaded (see [`load`](Self::load)), in the order
+    /// they were first loaded. An entry is never removed.
+    fn position(state: &State<S>, name: &str) -> Option<usize> {
+        state.dependencies.iter().position(|d| d.name == name)
+    }
+
+    /// [`position`](Self::position) of one of this handle's dependencies,
+    /// after [`load`](Self::load).
+    fn held(state: &State<S>, name: &str) -> usize {
+        Self::position(state, name).expect("a handle's dependencies are loaded before use")
     }
 
     /// Writes the dependent's state and the given dependencies to the store.
@@ -698,9 +728,10 @@ where
     /// assert!(matches!(c.dependency_state("wether"), Err(StoreError::UnknownDependency { .. })));
     /// ```
     pub fn dependency_state(&self, name: &str) -> Result<DependencyState<S>, StoreError> {
-        let i = self.index(Some(name))?;
+        self.index(Some(name))?;
         self.load()?;
-        Ok(self.state.lock().dependencies[i].clone())
+        let s = self.state.lock();
+        Ok(s.dependencies[Self::held(&s, name)].clone())
     }
 
     /// The dependent's last state and marker.
@@ -804,17 +835,21 @@ where
                     first.push(d.clone());
                 }
             }
-            let snapshot: Vec<_> = s
+            // This handle's dependencies: it knows their thresholds.
+            let snapshot: Vec<_> = self
+                .config
                 .dependencies
                 .iter()
-                .map(|d| (d.checkpoint_marker, d.is_down))
+                .map(|config| {
+                    let d = &s.dependencies[Self::held(&s, &config.name)];
+                    (config, d.checkpoint_marker, d.is_down)
+                })
                 .collect();
             (snapshot, first)
         };
         self.persist(true, &first)?;
         let mut downtime = None;
-        for (i, (dep_marker, was_down)) in snapshot.into_iter().enumerate() {
-            let config = &self.config.dependencies[i];
+        for (config, dep_marker, was_down) in snapshot {
             let Some(dep_marker) = dep_marker else {
                 continue;
             };
@@ -827,6 +862,7 @@ where
             }
             let went_down = {
                 let mut s = self.state.lock();
+                let i = Self::held(&s, &config.name);
                 let d = &mut s.dependencies[i];
                 d.is_down = true;
                 d.checkpoint_state = Some(state.clone());
@@ -883,11 +919,13 @@ where
         async move { this.beat(marker, index?).await }
     }
 
-    async fn beat(&self, marker: Timestamp, i: usize) -> Result<Heartbeat, StoreError> {
+    async fn beat(&self, marker: Timestamp, config: usize) -> Result<Heartbeat, StoreError> {
         self.load()?;
+        let config = &self.config.dependencies[config];
         let (saved, dependent_marker) = {
             let mut s = self.state.lock();
             let current = s.state.clone();
+            let i = Self::held(&s, &config.name);
             let d = &mut s.dependencies[i];
             if !d.is_down {
                 d.checkpoint_state = current;
@@ -903,8 +941,7 @@ where
                 dependency_marker: Some(marker),
             });
         }
-        let recovered =
-            dependent_marker.is_none_or(|m| self.config.dependencies[i].recovered(m, marker));
+        let recovered = dependent_marker.is_none_or(|m| config.recovered(m, marker));
         if !recovered {
             return Ok(Heartbeat {
                 is_late: true,
@@ -914,6 +951,7 @@ where
         }
         let (now, all_up, paused) = {
             let mut s = self.state.lock();
+            let i = Self::held(&s, &config.name);
             s.dependencies[i].is_down = false;
             let all_up = !s.dependencies.iter().any(|d| d.is_down);
             let paused = if all_up {
