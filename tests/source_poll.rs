@@ -213,3 +213,57 @@ fn under_a_flow_failures_are_reported_and_shutdown_stops_polling() {
         "2 requests in a row failed, the latest at 1970-01-01T00:01:00Z: request 3 failed"
     );
 }
+
+/// At the end of time the source ends, after its last tick before
+/// `Timestamp::MAX`, whether its requests succeed or fail: it neither
+/// stamps values at `MAX` forever nor retries at the same instant.
+#[test]
+fn the_source_ends_at_the_end_of_time() {
+    let start = Timestamp::MAX - Duration::from_secs(3);
+    let el = EventLoop::starting_at(start).simulated();
+    let got = el.block_on(
+        poll(Duration::from_secs(1), || async { Ok::<_, String>(()) })
+            .map(|(ts, ())| ts)
+            .collect::<Vec<_>>(),
+    );
+    let at = |s: u64| start + Duration::from_secs(s);
+    assert_eq!(got, [at(0), at(1), at(2), at(3)]);
+    assert_eq!(at(3), Timestamp::MAX);
+
+    let fetches = Rc::new(Cell::new(0));
+    let f = fetches.clone();
+    let el = EventLoop::starting_at(start).simulated();
+    let got = el.block_on(
+        poll(Duration::from_secs(1), move || {
+            f.set(f.get() + 1);
+            async { Err::<(), _>("down") }
+        })
+        .collect::<Vec<_>>(),
+    );
+    assert!(got.is_empty());
+    assert_eq!(fetches.get(), 4);
+}
+
+/// A request that never ends, timed out at the end of time by a timeout of
+/// `Duration::MAX`, from the start of time: the source ends, with no
+/// overflow of its tick count.
+#[test]
+fn a_request_timed_out_at_the_end_of_time_ends_the_source() {
+    let fetches = Rc::new(Cell::new(0));
+    let f = fetches.clone();
+    let el = EventLoop::starting_at(Timestamp::MIN).simulated();
+    let got = el.block_on(
+        poll(Duration::from_nanos(1), move || {
+            f.set(f.get() + 1);
+            async {
+                sleep(Duration::MAX).await;
+                Ok::<_, String>(())
+            }
+        })
+        .timeout(Duration::MAX)
+        .collect::<Vec<_>>(),
+    );
+    assert!(got.is_empty());
+    assert_eq!(fetches.get(), 1); // at the start of time; no tick is left after it
+    assert_eq!(el.now(), Timestamp::MAX);
+}

@@ -32,7 +32,9 @@ use crate::time::{now, sleep, sleep_until, Sleep, Timestamp};
 ///   (and to `tracing` under the `tracing` feature). The source never
 ///   stops because of a failed request.
 ///
-/// It never ends: drop it, or wrap it in
+/// It never ends but at the end of time (its last tick is the last one
+/// before [`Timestamp::MAX`], which is [`timer`](crate::timer)'s end too):
+/// drop it, or wrap it in
 /// [`PipelineContext::live`](crate::flow::PipelineContext::live) to end it
 /// at a flow's shutdown.
 ///
@@ -134,6 +136,8 @@ enum State<Fut> {
     Waiting(Sleep),
     /// A request in flight, and its deadline.
     Fetching(Pin<Box<Fut>>, Sleep),
+    /// The next tick would be past [`Timestamp::MAX`].
+    Done,
 }
 
 type OnError<E> = Box<dyn FnMut(PollError<E>)>;
@@ -290,15 +294,23 @@ impl<F, Fut, E> PollSource<F, Fut, E> {
     }
 
     /// Moves to the first tick after the current one that is not before
-    /// the clock.
+    /// the clock, or ends the source if that tick is past the end of time.
     fn schedule_next(&mut self, start: Timestamp) {
         let elapsed = now().checked_duration_since(start).unwrap_or_default();
         let every = self.every.as_nanos();
-        let due = elapsed.as_nanos().div_ceil(every);
-        self.tick = (self.tick + 1).max(u64::try_from(due).unwrap_or(u64::MAX));
-        let offset = self.every.as_nanos().saturating_mul(u128::from(self.tick));
-        let offset = Duration::from_nanos(u64::try_from(offset).unwrap_or(u64::MAX));
-        self.state = State::Waiting(sleep_until(start.saturating_add(offset)));
+        let due = u64::try_from(elapsed.as_nanos().div_ceil(every)).unwrap_or(u64::MAX);
+        let next = self.tick.checked_add(1).and_then(|tick| {
+            let tick = tick.max(due);
+            let offset = u64::try_from(every.checked_mul(u128::from(tick))?).ok()?;
+            Some((tick, start.checked_add(Duration::from_nanos(offset))?))
+        });
+        self.state = match next {
+            Some((tick, at)) => {
+                self.tick = tick;
+                State::Waiting(sleep_until(at))
+            }
+            None => State::Done,
+        };
     }
 }
 
@@ -315,6 +327,7 @@ where
         loop {
             let start = *this.start.get_or_insert_with(now);
             match &mut this.state {
+                State::Done => return Poll::Ready(None),
                 State::Idle => this.state = State::Waiting(sleep_until(start)),
                 State::Waiting(tick) => {
                     if Pin::new(tick).poll(cx).is_pending() {
