@@ -1885,7 +1885,7 @@ impl Supervisor {
                 self.set_state(index, PipelineState::Done);
             }
             Event::Restart(index) => {
-                self.slots[index].restarts += 1;
+                self.slots[index].restarts = self.slots[index].restarts.saturating_add(1);
                 self.start(index);
             }
             Event::GraceOver => {

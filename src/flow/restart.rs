@@ -148,6 +148,10 @@ impl Restart {
     /// end that would exceed it is final (Erlang/OTP's intensity). `n = 0`
     /// makes every end final.
     ///
+    /// The supervisor counts the restarts over the pipeline's life; with
+    /// `within` it keeps the instants of those in the period, one entry per
+    /// instant (at most `n`).
+    ///
     /// # Examples
     ///
     /// ```
@@ -276,15 +280,19 @@ pub(crate) enum Decision {
 ///
 /// # Invariants
 ///
-/// `recent` holds the times of the restarts decided within the last
-/// period, and at the latest end's instant (all of them, with no period),
-/// oldest first; `consecutive` counts restarts since the delay was last
-/// reset.
+/// With a limit and a period, `recent` holds the restarts decided within
+/// the last period and at the latest end's instant, oldest first, one entry
+/// per instant with its count (so a burst at one instant is one entry),
+/// and `counted` is the sum of their counts. With a limit and no period,
+/// `counted` counts every restart and `recent` is empty: nothing grows
+/// with the restarts. `consecutive` counts restarts since the delay was
+/// last reset.
 #[derive(Debug)]
 pub(crate) struct Backoff {
     policy: Restart,
     consecutive: u32,
-    recent: VecDeque<Timestamp>,
+    recent: VecDeque<(Timestamp, u64)>,
+    counted: u64,
 }
 
 impl Backoff {
@@ -293,6 +301,7 @@ impl Backoff {
             policy,
             consecutive: 0,
             recent: VecDeque::new(),
+            counted: 0,
         }
     }
 
@@ -308,18 +317,24 @@ impl Backoff {
                 // `now`: with a zero period, the restarts decided at this
                 // very instant still count.
                 let horizon = now.saturating_sub(period);
-                while self
-                    .recent
-                    .front()
-                    .is_some_and(|&t| t <= horizon && t < now)
-                {
+                while let Some(&(t, count)) = self.recent.front() {
+                    if t > horizon || t >= now {
+                        break;
+                    }
                     self.recent.pop_front();
+                    self.counted -= count;
                 }
             }
-            if self.recent.len() >= n as usize {
+            if self.counted >= u64::from(n) {
                 return Decision::GiveUp;
             }
-            self.recent.push_back(now);
+            self.counted += 1;
+            if self.policy.period.is_some() {
+                match self.recent.back_mut() {
+                    Some((t, count)) if *t == now => *count += 1,
+                    _ => self.recent.push_back((now, 1)),
+                }
+            }
         }
         if now.saturating_sub(self.policy.max) >= started {
             self.consecutive = 0;
@@ -333,6 +348,47 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bookkeeping_does_not_grow_with_the_restarts() {
+        // No period: a count.
+        let mut b = Backoff::new(
+            Restart::always()
+                .backoff(Duration::ZERO, Duration::ZERO)
+                .max_restarts(u32::MAX),
+        );
+        for i in 0..100_000 {
+            assert!(matches!(
+                b.decide(false, secs(i), secs(i)),
+                Decision::Restart(_)
+            ));
+        }
+        assert_eq!((b.recent.len(), b.counted), (0, 100_000));
+        // A period: a burst at one instant is one entry.
+        let policy = Restart::always()
+            .backoff(Duration::ZERO, Duration::ZERO)
+            .max_restarts(100_001)
+            .within(Duration::from_secs(3600));
+        let mut b = Backoff::new(policy);
+        for _ in 0..100_000 {
+            assert!(matches!(
+                b.decide(false, secs(5), secs(5)),
+                Decision::Restart(_)
+            ));
+        }
+        assert_eq!((b.recent.len(), b.counted), (1, 100_000));
+        assert!(matches!(
+            b.decide(false, secs(6), secs(6)),
+            Decision::Restart(_)
+        ));
+        assert_eq!(b.decide(false, secs(7), secs(7)), Decision::GiveUp);
+        // Past the period, the burst leaves it at once.
+        assert!(matches!(
+            b.decide(false, secs(3605), secs(3605)),
+            Decision::Restart(_)
+        ));
+        assert_eq!((b.recent.len(), b.counted), (2, 2));
+    }
 
     fn secs(s: i64) -> Timestamp {
         Timestamp::from_unix_secs(s)
