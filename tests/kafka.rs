@@ -391,6 +391,30 @@ fn an_undecodable_record_names_topic_partition_and_offset_and_stops_or_is_skippe
     Ok(())
 }
 
+/// The longest timeout (`Duration::MAX` is kept to librdkafka's longest):
+/// connecting, a group's first assignment, reading and committing all
+/// work, with no overflow of a deadline.
+#[test]
+fn a_timeout_of_duration_max_waits_as_long_as_librdkafka_can() -> Result {
+    let kafka = Kafka::builder(&broker::shared().addr())
+        .timeout(Duration::MAX)
+        .connect()?;
+    let name = fresh("long-timeout");
+    kafka.create_topic(&name, 1)?;
+    let topic = kafka.topic::<u64>(&name)?;
+    for i in 0..3u64 {
+        topic.publish(secs(i as i64), &i)?;
+    }
+    let mut reader = topic.subscribe("patient")?;
+    let got: Vec<u64> = (0..3)
+        .map(|_| next(&mut reader).map(|r| r.value))
+        .collect::<Result<_>>()?;
+    assert_eq!(got, [0, 1, 2]);
+    reader.commit(Position::new(0, 3))?;
+    assert_eq!(topic.watermarks()?, [(0, 3)]);
+    Ok(())
+}
+
 #[test]
 fn no_broker_at_start_is_a_clear_error_within_the_timeout() {
     let port = broker::free_port(); // nothing listens there

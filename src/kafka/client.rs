@@ -62,7 +62,11 @@ pub struct KafkaBuilder {
 impl KafkaBuilder {
     /// Waits at most `timeout` for a broker's answer: at connect, for
     /// metadata and offsets, commits, and a group's first assignment
-    /// (10 s by default).
+    /// (10 s by default). It is kept between 1 ms and
+    /// [`MAX_TIMEOUT`](Self::MAX_TIMEOUT), librdkafka's longest (its
+    /// timeouts are milliseconds in an `i32`): `Duration::MAX` waits about
+    /// 24.8 days, and an hour to create a topic (librdkafka's longest
+    /// there).
     ///
     /// # Examples
     ///
@@ -72,9 +76,12 @@ impl KafkaBuilder {
     /// let _b = timecast::kafka::Kafka::builder("127.0.0.1:9092").timeout(std::time::Duration::from_secs(1));
     /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.timeout = timeout.clamp(Duration::from_millis(1), Self::MAX_TIMEOUT);
         self
     }
+
+    /// The longest [`timeout`](Self::timeout): `i32::MAX` milliseconds.
+    pub const MAX_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
 
     /// Sets a librdkafka setting of every client the connection makes
     /// (producer and consumers), over the connector's defaults.
@@ -304,7 +311,9 @@ impl Kafka {
             .create()
             .map_err(|e| client("creating an admin client", Some(name), e))?;
         let new = NewTopic::new(name, count, TopicReplication::Fixed(1));
-        let options = AdminOptions::new().operation_timeout(Some(self.inner.timeout));
+        // librdkafka takes an operation's timeout up to an hour.
+        let timeout = self.inner.timeout.min(Duration::from_secs(3600));
+        let options = AdminOptions::new().operation_timeout(Some(timeout));
         let results = block_on(admin.create_topics([&new], &options))
             .map_err(|e| client("creating the topic", Some(name), e))?;
         for result in results {
