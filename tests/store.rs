@@ -685,6 +685,63 @@ fn a_table_name_that_is_empty_or_too_long_is_refused() -> Result {
     Ok(())
 }
 
+/// Names the store keeps for the tables of its logs and checkpoints are
+/// refused, with an error that says why: a table may not take one, nor a
+/// log or checkpoint name one of another's (a `/` in its name).
+#[test]
+fn names_the_store_keeps_for_itself_are_refused() -> Result {
+    use timecast::store::{Checkpoint, Dependency};
+
+    let store = Store::temporary()?;
+    let log = store.log::<u8>("l")?;
+    log.append(Timestamp::UNIX_EPOCH, &1)?;
+    log.group("g").commit(1)?;
+    for name in [
+        "timecast.logs",
+        "timecast.log/l",
+        "timecast.log/l/groups",
+        "timecast.x",
+    ] {
+        let refused = store.table::<String, u64>(name);
+        assert!(
+            matches!(refused, Err(StoreError::ReservedName { of: "table", .. })),
+            "{name}"
+        );
+    }
+    let refused = store.log::<u8>("l/groups").map(drop).unwrap_err();
+    assert!(matches!(
+        refused,
+        StoreError::ReservedName { of: "log", .. }
+    ));
+    assert_eq!(
+        refused.to_string(),
+        "log name \"l/groups\" holds a `/`, which the store keeps to name the log's own \
+         tables: use another name"
+    );
+    let c = Checkpoint::<u8>::new("c/dependencies")
+        .store(&store)
+        .dependency(Dependency::new("d"));
+    assert!(matches!(
+        c.state(),
+        Err(StoreError::ReservedName {
+            of: "checkpoint",
+            ..
+        })
+    ));
+    // The log is untouched.
+    assert_eq!((log.end(), log.group("g").committed()?), (1, Some(1)));
+    assert_eq!(
+        store
+            .table::<u8, u8>("timecast.")
+            .map(drop)
+            .unwrap_err()
+            .to_string(),
+        "table name \"timecast.\" starts with `timecast.`, which the store keeps for the \
+         tables of its logs and checkpoints: use another name"
+    );
+    Ok(())
+}
+
 /// A `u64` codec whose name holds a line break.
 struct Multiline;
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_core::Stream;
 use serde::{de::DeserializeOwned, Serialize};
 
-use super::{Store, StoreError, Table};
+use super::{Binary, Store, StoreError, Table};
 use std::sync::Arc;
 
 use crate::sync::Mutex;
@@ -588,9 +588,16 @@ where
             return Ok(None);
         };
         let name = &self.config.name;
+        if name.contains('/') {
+            return Err(StoreError::ReservedName {
+                name: name.chars().take(64).collect(),
+                of: "checkpoint",
+            });
+        }
         Ok(Some(Tables {
-            dependent: store.table(&format!("timecast.checkpoint/{name}"))?,
-            dependencies: store.table(&format!("timecast.checkpoint/{name}/dependencies"))?,
+            dependent: store.open_table(&format!("timecast.checkpoint/{name}"), Binary)?,
+            dependencies: store
+                .open_table(&format!("timecast.checkpoint/{name}/dependencies"), Binary)?,
         }))
     }
 

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use serde::{de::DeserializeOwned, Serialize};
 
-use super::codec::Codec;
+use super::codec::{Binary, Codec};
 use super::{ExactlyOnce, StoreError, Table};
 use crate::ops::Stateful;
 use crate::sync::{Arc, AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -243,7 +243,7 @@ impl CheckpointScope {
     {
         let table = self
             .store
-            .table::<u8, W::State>(&format!("{}{name}", self.prefix))?;
+            .open_table::<u8, W::State, _>(&format!("{}{name}", self.prefix), Binary)?;
         if let Some(state) = table.get(&0)? {
             operator.restore(state);
         }

@@ -195,6 +195,16 @@ pub enum StoreError {
         /// Its length, in bytes.
         len: usize,
     },
+    /// A name the store keeps for itself: a table's name that starts with
+    /// `timecast.` (the prefix of the tables that hold logs and
+    /// checkpoints), or a log's or checkpoint's name with a `/` (which
+    /// separates the names of their own tables).
+    ReservedName {
+        /// The name (cut short if long).
+        name: String,
+        /// What it is the name of: `"table"`, `"log"` or `"checkpoint"`.
+        of: &'static str,
+    },
     /// A stream that a table's values were sent on after the table is
     /// closed (for example a topic before the table in a pipeline's sinks).
     Closed,
@@ -261,6 +271,16 @@ impl fmt::Display for StoreError {
                 "table name {name:?} is {len} bytes long, and a table's name must be 1 to \
                  {} bytes: use another name",
                 super::MAX_KEY_LEN
+            ),
+            Self::ReservedName { name, of: "table" } => write!(
+                f,
+                "table name {name:?} starts with `timecast.`, which the store keeps for \
+                 the tables of its logs and checkpoints: use another name"
+            ),
+            Self::ReservedName { name, of } => write!(
+                f,
+                "{of} name {name:?} holds a `/`, which the store keeps to name the \
+                 {of}'s own tables: use another name"
             ),
             Self::CorruptKey { table, bytes } => write!(
                 f,

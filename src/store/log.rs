@@ -244,9 +244,10 @@ impl LogState {
 impl Shared {
     fn open(store: &Store, name: &str) -> Result<Shared, StoreError> {
         let records =
-            store.table_with::<u64, Entry, _>(&format!("timecast.log/{name}"), EntryCodec)?;
-        let groups = store.table::<String, u64>(&format!("timecast.log/{name}/groups"))?;
-        let metas = store.table::<String, Meta>("timecast.logs")?;
+            store.open_table::<u64, Entry, _>(&format!("timecast.log/{name}"), EntryCodec)?;
+        let groups =
+            store.open_table::<String, u64, _>(&format!("timecast.log/{name}/groups"), Binary)?;
+        let metas = store.open_table::<String, Meta, _>("timecast.logs", Binary)?;
         let meta = metas.get(&name.to_string())?;
         let (start, next, max) = Self::bounds(&records, meta.as_ref())?;
         let types = meta.map_or_else(Default::default, |m| (m.value, m.codec));
@@ -385,6 +386,12 @@ impl Store {
         T: 'static,
         C: Codec<T>,
     {
+        if name.contains('/') {
+            return Err(StoreError::ReservedName {
+                name: name.chars().take(64).collect(),
+                of: "log",
+            });
+        }
         let shared = {
             let mut logs = self.inner.logs.lock();
             match logs.get(name).and_then(std::sync::Weak::upgrade) {

@@ -439,6 +439,10 @@ impl Ord for PendingKey {
 /// The keyspace holding the table records.
 const META: &str = "timecast.tables";
 
+/// The prefix of the names of the store's own tables (those of logs and
+/// checkpoints), which users' tables may not take.
+pub(crate) const RESERVED: &str = "timecast.";
+
 impl Store {
     /// The memtable size of tables and logs unless
     /// [`set_memtable_size`](Self::set_memtable_size) says otherwise: 8 MiB.
@@ -563,7 +567,9 @@ impl Store {
     /// [`StoreError::TableTypes`] if the table exists with other key, value
     /// or codec types (the store records them when it creates the table);
     /// [`StoreError::TableName`] if `name` is empty or longer than
-    /// [`MAX_KEY_LEN`] bytes; [`StoreError::Io`] if the database fails.
+    /// [`MAX_KEY_LEN`] bytes; [`StoreError::ReservedName`] if it starts
+    /// with `timecast.`, the prefix of the store's own tables;
+    /// [`StoreError::Io`] if the database fails.
     ///
     /// # Examples
     ///
@@ -604,6 +610,27 @@ impl Store {
     /// # Ok::<_, timecast::store::StoreError>(())
     /// ```
     pub fn table_with<K, V, C>(&self, name: &str, codec: C) -> Result<Table<K, V, C>, StoreError>
+    where
+        K: Key + Send + Sync + 'static,
+        V: Send + Sync + 'static,
+        C: Codec<V>,
+    {
+        if name.starts_with(RESERVED) {
+            return Err(StoreError::ReservedName {
+                name: name.chars().take(64).collect(),
+                of: "table",
+            });
+        }
+        self.open_table(name, codec)
+    }
+
+    /// [`table_with`](Self::table_with) for the store's own tables, whose
+    /// names start with [`RESERVED`].
+    pub(crate) fn open_table<K, V, C>(
+        &self,
+        name: &str,
+        codec: C,
+    ) -> Result<Table<K, V, C>, StoreError>
     where
         K: Key + Send + Sync + 'static,
         V: Send + Sync + 'static,
