@@ -964,3 +964,56 @@ fn a_rollback_during_a_read_is_not_an_error() -> Result {
     assert_eq!(failure, None, "a tailing reader failed under rollbacks");
     Ok(())
 }
+
+/// A `try_process_stream` over a group's exactly-once reader stops at the
+/// failing record without reading on, so its checkpoint never commits it:
+/// a restart reads it again. Plain and async handlers, past and live.
+#[test]
+fn a_failing_handler_leaves_the_failing_record_uncommitted() -> Result {
+    use timecast::source::try_process_stream;
+    use timecast::store::Record;
+
+    type Item = std::result::Result<Record<u64>, StoreError>;
+    let fail_at_1 = |_ts: Timestamp, r: Item| match r {
+        Ok(r) if r.offset == 1 => Err(format!("record {}", r.offset)),
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    };
+    for run in ["plain", "async"] {
+        let store = Store::temporary()?;
+        let input = store.log::<u64>("in")?;
+        for i in 0..4u64 {
+            input.append(secs(i as i64 + 1), &i)?;
+        }
+        let reader = input.group("g").consume().checkpoint_every(2);
+        let el = EventLoop::starting_at(Timestamp::UNIX_EPOCH).simulated();
+        let outcome = if run == "plain" {
+            el.block_on(try_process_stream(fail_at_1).source(reader))
+        } else {
+            el.block_on(
+                try_process_stream(move |ts: Timestamp, r: Item| async move { fail_at_1(ts, r) })
+                    .source(reader),
+            )
+        };
+        assert_eq!(outcome, Err("record 1".to_string()), "{run}");
+        assert_eq!(input.group("g").committed()?, None, "{run}");
+    }
+
+    // Live: the first record appended fails, and is not committed.
+    let store = Store::temporary()?;
+    let input = store.log::<u64>("in")?;
+    let el = EventLoop::starting_at(Timestamp::UNIX_EPOCH).simulated();
+    let appender = input.clone();
+    el.spawn(async move {
+        sleep(Duration::from_secs(5)).await;
+        appender.append(secs(5), &0).unwrap();
+        appender.append(secs(6), &1).unwrap();
+    });
+    let outcome = el.block_on(
+        try_process_stream(|_ts: Timestamp, r: Item| Err::<(), _>(r.map(|r| r.offset)))
+            .source(input.group("g").consume().checkpoint_every(1)),
+    );
+    assert!(matches!(outcome, Err(Ok(0))));
+    assert_eq!(input.group("g").committed()?, None);
+    Ok(())
+}

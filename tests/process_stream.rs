@@ -1440,8 +1440,8 @@ fn random_merges_keep_key_order_with_wake_ups_spawns_and_timers() {
 // `try_process_stream`: a handler that can fail.
 
 /// A plain handler's error ends the stream at the failing event: nothing
-/// after it is handled, the past is pulled at most one event further,
-/// and the future resolves to the error at the failing event's time.
+/// after it is pulled or handled, and the future resolves to the error at
+/// the failing event's time.
 #[test]
 fn a_failing_plain_handler_stops_its_past_at_the_failing_event() {
     use timecast::source::try_process_stream;
@@ -1470,7 +1470,11 @@ fn a_failing_plain_handler_stops_its_past_at_the_failing_event() {
     });
     assert_eq!(outcome, (Err("bad value 10".to_string()), t(10)));
     assert_eq!(*handled.borrow(), (1..10).collect::<Vec<_>>());
-    assert!(pulled.get() <= 11, "{} events pulled", pulled.get());
+    assert_eq!(
+        pulled.get(),
+        10,
+        "nothing is pulled after the failing event"
+    );
 }
 
 /// An async handler fails after awaiting: the error is returned at its
@@ -1510,6 +1514,28 @@ fn a_failing_async_handler_drops_the_live_stream() {
     assert_eq!(outcome, (Err(3), t(3) + Duration::from_millis(500)));
     assert_eq!(*handled.borrow(), [1, 2]);
     assert_eq!(feed.consumer_count(), 0);
+}
+
+/// After a live event fails the handler, the stream takes nothing more:
+/// late events already waiting are neither diverted nor counted.
+#[test]
+fn a_failing_live_event_leaves_the_late_events_after_it_untouched() {
+    use timecast::source::try_process_stream;
+
+    let diverted = log();
+    let d = diverted.clone();
+    let el = sim();
+    let live = stream::iter([(t(20), 0), (t(5), 1), (t(6), 2), (t(7), 3)]);
+    let outcome = el.block_on(
+        try_process_stream(|_ts: Timestamp, v: i32| if v == 0 { Err("first") } else { Ok(()) })
+            .live(live)
+            .on_late(LatePolicy::divert(move |ts, v| {
+                d.borrow_mut().push((ts, v))
+            })),
+    );
+    assert_eq!(outcome, Err("first"));
+    assert!(diverted.borrow().is_empty());
+    assert_eq!(el.late_events(), 0);
 }
 
 /// A stream that fails does not stop the others: they are merged in time

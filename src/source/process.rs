@@ -222,8 +222,8 @@ struct Config<T, H, P, L> {
 /// stream are dropped unread. It is not a stream to resume: to stop at a
 /// point in time and go on later, stop the input, not this future. The same
 /// holds when the handler itself aborts the task that awaits it: no later
-/// event is handled, and a stream stopped on its last past event does not
-/// go live (`on_live_start` does not run).
+/// event is pulled or handled, and a stream stopped on its last past event
+/// does not go live (`on_live_start` does not run).
 ///
 /// # Panics
 ///
@@ -551,6 +551,12 @@ where
         // A plain handler's future is `Ready`: calling it did all the work.
         if let Some((time, value)) = queued.take() {
             drop(handler.call(time, value));
+            // The handler aborted the task (a failing `try_process_stream`
+            // handler does): it is cancelled on return, and the past is
+            // not pulled further.
+            if core.is_aborting() {
+                return false;
+            }
         }
         let next = past
             .as_mut()
@@ -565,6 +571,9 @@ where
                 return Some((key, time, value));
             }
             drop(handler.call(time, value));
+            if core.is_aborting() {
+                return None;
+            }
             // Nothing else came first: more events likely follow the
             // same way, in a loop of their own.
             let taken = past.take().expect("put back below");
@@ -623,6 +632,9 @@ where
         }
         // A plain handler's future is `Ready`: calling it did all the work.
         drop(handler.call(time, value));
+        if core.is_aborting() {
+            break None;
+        }
     };
     *seq = n;
     (past, next)
@@ -745,6 +757,9 @@ where
                 SourceEvent::new(&core, key).await;
             }
             handler.call(time, value).await;
+            if core.is_aborting() {
+                break;
+            }
         }
     }
     if core.is_aborting() {
@@ -781,5 +796,9 @@ where
         core.set_lateness(lateness);
         handler.call(time, value).await;
         core.set_lateness(None::<Duration>);
+        if core.is_aborting() {
+            // Cancelled when this poll returns: no later event is taken.
+            std::future::pending::<()>().await;
+        }
     }
 }

@@ -20,11 +20,13 @@ use crate::LatePolicy;
 /// resolves to the first `Err`.
 ///
 /// The handler is `FnMut(Timestamp, T) -> Result<(), E>`, or returns a
-/// future of one. Its first `Err` stops the source: no later event is
-/// handled (the past is not pulled further but for the event already
-/// taken, the live stream is dropped, `on_live_start` does not run if the
-/// past was not done), and the future resolves to `Err(e)`. A source that
-/// runs out with every event handled resolves to `Ok(())`.
+/// future of one. Its first `Err` stops the source: nothing after the
+/// failing event is pulled from the past or taken from the live stream
+/// (an exactly-once reader's checkpoint never commits the failing record,
+/// so a restart reads it again), the live stream is dropped, and
+/// `on_live_start` does not run if the past was not done; the future
+/// resolves to `Err(e)`. A source that runs out with every event handled
+/// resolves to `Ok(())`.
 ///
 /// Everything else is [`process_stream`]'s: the builder methods, the
 /// virtual clock, the replay that calls a plain handler with no poll in
