@@ -63,6 +63,12 @@ const WRITES: u64 = 160_000;
 /// Puts `WRITES` values into a new table of `store` created with a memtable
 /// of `memtable` bytes, each write its own commit. Returns the bytes live
 /// before, and the most live at once while writing.
+///
+/// The store flushes full memtables on its own threads, while the writes go
+/// on: a writer that keeps a core to itself outruns them on a machine with
+/// one core (or a busy one), and the memtable being written grows past its
+/// size until they catch up. A pause of a millisecond after each 1 MB gives
+/// them their turn, as a pipeline's pauses for input do.
 fn write(store: &Store, name: &str, memtable: u64) -> (usize, usize) {
     store.set_memtable_size(memtable);
     let table = store.table::<u64, String>(name).unwrap();
@@ -71,6 +77,9 @@ fn write(store: &Store, name: &str, memtable: u64) -> (usize, usize) {
     PEAK.store(before, Relaxed);
     for key in 0..WRITES {
         table.put(&key, &value).unwrap();
+        if key % 1_000 == 999 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
     (before, PEAK.load(Relaxed))
 }

@@ -32,8 +32,8 @@ use crate::time::{now, sleep, sleep_until, Sleep, Timestamp};
 ///   (and to `tracing` under the `tracing` feature). The source never
 ///   stops because of a failed request.
 ///
-/// It never ends but at the end of time (its last tick is the last one
-/// before [`Timestamp::MAX`], which is [`timer`](crate::timer)'s end too):
+/// It never ends but at the end of time (its last tick is the last one not
+/// after [`Timestamp::MAX`]):
 /// drop it, or wrap it in
 /// [`PipelineContext::live`](crate::flow::PipelineContext::live) to end it
 /// at a flow's shutdown.

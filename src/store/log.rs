@@ -345,6 +345,7 @@ impl Store {
     /// with another value type or codec; [`StoreError::TableName`] (naming
     /// one of the log's tables) if `name` is longer than
     /// [`MAX_KEY_LEN`](super::MAX_KEY_LEN) less 20 bytes;
+    /// [`StoreError::ReservedName`] if `name` holds a `/`;
     /// [`StoreError::Io`] if the database fails.
     ///
     /// # Examples

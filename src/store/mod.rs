@@ -69,7 +69,10 @@
 //! [`Store::set_memtable_size`] before the table or log is created. A
 //! table or log being written holds a few times that in the process's
 //! heap at its peak (about 35 MB at 8 MiB, for a log appended to without
-//! pause), and takes it back as it flushes; the block cache shared by all
+//! pause), and takes it back as it flushes. The flushes run on the store's
+//! own threads (two to four, whatever the cores): a writer that outruns
+//! them, on a machine whose cores are all busy, holds more until they catch
+//! up. The block cache shared by all
 //! of them holds up to 32 MiB of what was read from disk. A larger
 //! memtable makes reads of recent writes faster (about 20 % for point
 //! reads of a table that fits one) for a few times the memory.
@@ -518,8 +521,14 @@ impl Store {
                 source: Box::new(source),
             },
         };
+        // fjall starts a worker per core, up to 4. A single worker (one
+        // core, or a process limited to one) was seen to stop rotating full
+        // memtables while writes went on, so that they grew with what was
+        // written: two at least keep them to their size.
+        let workers = std::thread::available_parallelism().map_or(1, usize::from);
         let db = Database::builder(path)
             .temporary(temporary)
+            .worker_threads(workers.clamp(2, 4))
             .open()
             .map_err(open_error)?;
         let meta = db
