@@ -1,6 +1,6 @@
 //! [`try_process_stream`]: [`process_stream`] with a handler that can fail.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::fmt;
 use std::future::{ready, Future, Ready};
 use std::marker::PhantomData;
@@ -64,7 +64,6 @@ where
     E: 'static,
 {
     let failure = Rc::new(Failure {
-        failed: Cell::new(false),
         error: RefCell::new(None),
     });
     TryProcessStream {
@@ -146,10 +145,8 @@ where
 
     #[inline]
     fn call_checked(&mut self, time: Timestamp, value: T, failure: &Rc<Failure<E>>) -> Ready<()> {
-        if !failure.failed.get() {
-            if let Err(error) = self(time, value) {
-                failure.fail(error);
-            }
+        if let Err(error) = self(time, value) {
+            failure.fail(error);
         }
         ready(())
     }
@@ -170,7 +167,7 @@ where
         failure: &Rc<Failure<E>>,
     ) -> CheckedFuture<Fut, E> {
         CheckedFuture {
-            future: (!failure.failed.get()).then(|| Box::pin(self(time, value))),
+            future: Box::pin(self(time, value)),
             failure: failure.clone(),
         }
     }
@@ -180,9 +177,6 @@ where
 /// returns it.
 #[doc(hidden)]
 pub struct Failure<E> {
-    /// Set with the first error: later events, pulled before the source
-    /// stopped, are not handled.
-    failed: Cell<bool>,
     error: RefCell<Option<E>>,
 }
 
@@ -190,9 +184,8 @@ impl<E> Failure<E> {
     /// Records the handler's first error and stops the source's task: it
     /// is cancelled once it yields, and handles nothing more.
     fn fail(&self, error: E) {
-        if self.failed.replace(true) {
-            return;
-        }
+        // The source pulls nothing after the failing event, so this is its
+        // first error.
         *self.error.borrow_mut() = Some(error);
         crate::time::try_with_core(|core| {
             if let Some(task) = core.current_task() {
@@ -202,11 +195,10 @@ impl<E> Failure<E> {
     }
 }
 
-/// An async fallible handler's future, its error recorded; `None` for an
-/// event not handled, the handler having failed.
+/// An async fallible handler's future, its error recorded.
 #[doc(hidden)]
 pub struct CheckedFuture<Fut, E> {
-    future: Option<Pin<Box<Fut>>>,
+    future: Pin<Box<Fut>>,
     failure: Rc<Failure<E>>,
 }
 
@@ -217,11 +209,7 @@ where
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(future) = self.future.as_mut() else {
-            return Poll::Ready(());
-        };
-        let outcome = std::task::ready!(future.as_mut().poll(cx));
-        self.future = None;
+        let outcome = std::task::ready!(self.future.as_mut().poll(cx));
         if let Err(error) = outcome {
             self.failure.fail(error);
         }
@@ -433,7 +421,7 @@ impl<T, E, M, H, P, L> fmt::Debug for TryProcessStream<T, E, M, H, P, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TryProcessStream")
             .field("inner", &self.inner)
-            .field("failed", &self.failure.failed.get())
+            .field("failed", &self.failure.error.borrow().is_some())
             .finish()
     }
 }
@@ -441,15 +429,13 @@ impl<T, E, M, H, P, L> fmt::Debug for TryProcessStream<T, E, M, H, P, L> {
 impl<E> fmt::Debug for Failure<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Failure")
-            .field("failed", &self.failed.get())
+            .field("failed", &self.error.borrow().is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl<Fut, E> fmt::Debug for CheckedFuture<Fut, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CheckedFuture")
-            .field("done", &self.future.is_none())
-            .finish_non_exhaustive()
+        f.debug_struct("CheckedFuture").finish_non_exhaustive()
     }
 }

@@ -606,7 +606,7 @@ where
     /// added to a clone after the first load), reading the store with no
     /// lock held.
     fn load(&self) -> Result<(), StoreError> {
-        let missing: Vec<&Dependency> = {
+        let (loaded, missing): (bool, Vec<&Dependency>) = {
             let s = self.state.lock();
             let missing: Vec<_> = self
                 .config
@@ -617,12 +617,13 @@ where
             if s.loaded && missing.is_empty() {
                 return Ok(());
             }
-            missing
+            (s.loaded, missing)
         };
         let mut dependent = None;
         let mut dependencies = Vec::new();
         let tables = self.tables()?;
-        if let Some(tables) = &tables {
+        // The dependent's record is read once.
+        if let (false, Some(tables)) = (loaded, &tables) {
             if let Some((state, marker)) = tables.dependent.get(&0)? {
                 dependent = Some((state, marker.map(Timestamp::from_unix_nanos)));
             }
